@@ -1,0 +1,233 @@
+"""What every station can do, whatever protocol it speaks.
+
+A :class:`Station` is the frontend the engine talks to: it tracks state (a ``transitions`` machine),
+which part it holds, and refuses what its limits forbid; its subclass (the driver, in ``stations/``)
+speaks the bytes. The engine only ever calls the async methods below; :meth:`Station.emergency_stop` is
+the one synchronous, thread-safe call, because E-stop must work while the loop is busy.
+
+Station kinds are registered as entry points (group ``microfactory.stations``) that point at a
+:class:`StationKind`; see :mod:`microfactory.registry`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from transitions import Machine
+
+from microfactory.clock import Clock
+from microfactory.events import EventBus, EventKind
+
+if TYPE_CHECKING:
+    from microfactory.cell import StationConfig
+
+
+class StationState(StrEnum):
+    """Station life cycle as the operator sees it on a tile."""
+
+    OFFLINE = "offline"        # not connected (or link lost)
+    CONNECTING = "connecting"  # handshake in progress
+    IDLE = "idle"              # ready for a step
+    BUSY = "busy"              # running a step
+    HOLDING = "holding"        # hold requested, decelerating / pausing
+    HELD = "held"              # paused; resume continues the step
+    FAULTED = "faulted"        # a fault the station reported (lid open, level low, ...); needs reset
+    ALARM = "alarm"            # Grbl-style alarm lock-out; needs unlock or homing
+    STANDBY = "standby"        # energy-saving; wakes before the next step
+
+
+#: The station state table: (trigger, sources, destination). Anything not listed is refused.
+STATION_TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "link_up", "source": [StationState.OFFLINE], "dest": StationState.CONNECTING},
+    {"trigger": "ready", "source": [StationState.CONNECTING, StationState.STANDBY, StationState.BUSY,
+                                    StationState.HELD, StationState.HOLDING],
+     "dest": StationState.IDLE},
+    {"trigger": "start", "source": [StationState.IDLE], "dest": StationState.BUSY},
+    {"trigger": "finish", "source": [StationState.BUSY], "dest": StationState.IDLE},
+    {"trigger": "request_hold", "source": [StationState.BUSY], "dest": StationState.HOLDING},
+    {"trigger": "hold_complete", "source": [StationState.HOLDING, StationState.BUSY], "dest": StationState.HELD},
+    {"trigger": "resume", "source": [StationState.HELD, StationState.HOLDING], "dest": StationState.BUSY},
+    {"trigger": "fault", "source": "*", "dest": StationState.FAULTED},
+    {"trigger": "alarm", "source": "*", "dest": StationState.ALARM},
+    {"trigger": "clear", "source": [StationState.FAULTED, StationState.ALARM], "dest": StationState.IDLE},
+    {"trigger": "sleep", "source": [StationState.IDLE], "dest": StationState.STANDBY},
+    {"trigger": "wake", "source": [StationState.STANDBY], "dest": StationState.IDLE},
+    {"trigger": "link_down", "source": "*", "dest": StationState.OFFLINE},
+]
+
+
+class StationMachine:
+    """The per-station state machine, built with ``transitions`` from :data:`STATION_TRANSITIONS`.
+
+    ``queued=True`` so triggers fired from callbacks run in order; every change is published as a
+    ``station.state`` event. Illegal triggers raise ``transitions.MachineError``.
+    """
+
+    state: StationState
+
+    def __init__(self, station_id: str, bus: EventBus) -> None:
+        self.station_id = station_id
+        self._bus = bus
+        self.machine = Machine(
+            model=self,
+            states=list(StationState),
+            transitions=STATION_TRANSITIONS,
+            initial=StationState.OFFLINE,
+            queued=True,
+            auto_transitions=False,
+            after_state_change=self._published,
+            ignore_invalid_triggers=False,
+        )
+
+    def _published(self, *args: Any, **kwargs: Any) -> None:
+        self._bus.publish(EventKind.STATION_STATE, self.station_id, state=str(self.state),
+                          previous=str(self._previous))
+
+    def trigger_safely(self, name: str) -> bool:
+        """Fire ``name`` if it is allowed from the current state; return whether it fired."""
+        if not self.may(name):
+            return False
+        self._previous = self.state
+        self.trigger(name)  # type: ignore[attr-defined]
+        return True
+
+    def may(self, name: str) -> bool:
+        return bool(getattr(self, f"may_{name}")())
+
+    _previous: StationState = StationState.OFFLINE
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """One step for one station, as the engine hands it over.
+
+    ``action`` names what to do in the station's words (``gcode``, ``wash``, ``inspect``, ``home`` ...);
+    ``params`` are already expanded (no ``${...}`` left) and validated by the recipe loader; ``key`` is
+    the idempotency key the journal uses.
+    """
+
+    action: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    part: str | None = None
+    key: str = ""
+
+
+@dataclass
+class StepResult:
+    """What a step produced: ``ok`` false means the step failed (the engine applies the fault policy).
+
+    ``verdict`` is set by inspection steps (``pass``/``fail``); ``data`` carries measurements, firmware
+    answers, energy (J) and whatever else the journal should keep.
+    """
+
+    ok: bool
+    data: dict[str, Any] = field(default_factory=dict)
+    verdict: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class StationStatus:
+    """A snapshot of a station: its state plus whatever the protocol reports (position, temperature...)."""
+
+    state: StationState
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class Station(abc.ABC):
+    """Frontend of one station; drivers subclass it and implement the abstract methods.
+
+    Subclasses must publish ``station.progress`` while a step runs and raise
+    :class:`~microfactory.errors.StationFault` / :class:`~microfactory.errors.CommunicationError`
+    subclasses on failure — never return silently.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, config: StationConfig, *, bus: EventBus, clock: Clock) -> None:
+        self.config = config
+        self.id = config.id
+        self.bus = bus
+        self.clock = clock
+        self.state_machine = StationMachine(config.id, bus)
+        self.part: str | None = None
+        self.firmware: str = ""
+
+    @property
+    def state(self) -> StationState:
+        return self.state_machine.state
+
+    # -- life cycle -------------------------------------------------------------------------------
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Open the port, do the handshake, check the device's own limits against the cell file."""
+
+    @abc.abstractmethod
+    async def identify(self) -> str:
+        """Return the firmware id (recorded in every part's genealogy)."""
+
+    @abc.abstractmethod
+    async def status(self) -> StationStatus:
+        """Ask the device for its state now."""
+
+    @abc.abstractmethod
+    def check_step(self, step: StepRequest) -> list[str]:
+        """Pre-check ``step`` against this station's limits without any I/O; return the problems."""
+
+    @abc.abstractmethod
+    async def run_step(self, step: StepRequest) -> StepResult:
+        """Run one step to completion (it must already pass :meth:`check_step`)."""
+
+    @abc.abstractmethod
+    async def hold(self) -> None:
+        """Pause the running step (feed hold, wash pause); :meth:`resume` continues it."""
+
+    @abc.abstractmethod
+    async def resume(self) -> None:
+        """Continue after :meth:`hold`."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop the running step safely and flush what was queued."""
+
+    @abc.abstractmethod
+    async def reset(self) -> None:
+        """Clear a fault or alarm and bring the station back to idle (if the device allows)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Leave the device safe (motion stopped, heater off) and close the port."""
+
+    @abc.abstractmethod
+    def emergency_stop(self) -> None:
+        """Write the device's stop bytes at once; synchronous and safe from any thread."""
+
+    async def standby(self, on: bool) -> None:
+        """Enter (or leave) the device's energy-saving mode; the default only tracks state."""
+        self.state_machine.trigger_safely("sleep" if on else "wake")
+
+
+@dataclass(frozen=True)
+class StationKind:
+    """A registered station kind: the entry point ``microfactory.stations`` points at one of these.
+
+    ``capabilities(config)`` says what a configured station offers (``cut``, ``machine``, ``laser``,
+    ``spindle``, ``wash``, ``inspect`` ...), which recipes require; ``check(step, config)`` runs the same
+    pre-check as :meth:`Station.check_step` without a station; ``estimate_s(step, config)`` is the timing
+    model used by the dry run (process seconds); ``options`` validates the kind's own ``options:`` block
+    of the cell file (a pydantic model class or None).
+    """
+
+    name: str
+    station_class: type[Station]
+    capabilities: Any  # Callable[[StationConfig], frozenset[str]]
+    check: Any  # Callable[[StepRequest, StationConfig], list[str]]
+    estimate_s: Any  # Callable[[StepRequest, StationConfig], float]
+    options: Any = None
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)

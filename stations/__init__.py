@@ -1,0 +1,1 @@
+"""Station drivers, one per protocol: Grbl (cut, machine), SCPI-style wash, camera/vision."""

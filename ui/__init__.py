@@ -1,0 +1,1 @@
+"""The PyQt6 operator app: the only package that imports Qt."""
