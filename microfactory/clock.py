@@ -69,6 +69,6 @@ class ScaledClock:
         return f"ScaledClock(speed={self._speed:g})"
 
 
-def RealClock() -> ScaledClock:  # noqa: N802 - reads as a type at call sites
+def RealClock() -> ScaledClock:
     """The bench clock: process time equals wall time."""
     return ScaledClock(1.0)

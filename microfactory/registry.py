@@ -49,7 +49,7 @@ def simulator(name: str) -> Simulator:
     if name not in eps:
         raise MicrofactoryError(f"no simulator for station kind {name!r} (simulated kinds: {sorted(eps)})",
                                 hint="give a real port for this station, or install its simulator")
-    return _load(eps[name])  # type: ignore[no-any-return]
+    return _load(eps[name])
 
 
 def known_simulators() -> set[str]:
