@@ -9,6 +9,7 @@ Realtime bytes (e.g. Grbl's ``?``) are taken out of the stream wherever they app
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -61,10 +62,8 @@ class ScriptedPeer:
         self._stop.set()
         self._thread.join(2.0)
         for fd in (self._master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def send(self, data: bytes) -> None:
         """Push unsolicited bytes to the host (an ``ALARM:1``, a status report...)."""

@@ -42,7 +42,7 @@ def test_timeout_names_the_phase_and_port() -> None:
             finally:
                 await t.close()
 
-        with pytest.raises(StationTimeout, match="no handshake within 0.1 s") as err:
+        with pytest.raises(StationTimeout, match=r"no handshake within 0\.1 s") as err:
             run(go())
         assert peer.port in str(err.value)
 
