@@ -12,7 +12,7 @@ Station kinds are registered as entry points (group ``microfactory.stations``) t
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,6 +24,8 @@ from microfactory.events import EventBus, EventKind
 
 if TYPE_CHECKING:
     from microfactory.cell import StationConfig
+    from microfactory.simulation import SimulatorHandle
+    from microfactory.transport.trace import ByteTrace
 
 
 class StationState(StrEnum):
@@ -140,6 +142,25 @@ class StationStatus:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class PortHandle:
+    """How a driver reaches its device: it is handed this, it never opens a port by itself.
+
+    ``resolve()`` returns the device path (or camera source) to open *now*: a fixed path, the device that
+    carries a USB identity, or a simulator's current pty (which changes after an unplug/replug).
+    ``trace`` records every byte when the user asked for a trace; ``simulator`` is set for ``port: sim``
+    so tests and the app can inject faults.
+    """
+
+    resolve: Callable[[], str]
+    trace: ByteTrace | None = None
+    simulator: SimulatorHandle | None = None
+
+    @classmethod
+    def fixed(cls, path: str, trace: ByteTrace | None = None) -> PortHandle:
+        return cls(lambda: path, trace)
+
+
 class Station(abc.ABC):
     """Frontend of one station; drivers subclass it and implement the abstract methods.
 
@@ -150,8 +171,9 @@ class Station(abc.ABC):
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, config: StationConfig, *, bus: EventBus, clock: Clock) -> None:
+    def __init__(self, config: StationConfig, *, bus: EventBus, clock: Clock, port: PortHandle) -> None:
         self.config = config
+        self.port = port
         self.id = config.id
         self.bus = bus
         self.clock = clock
