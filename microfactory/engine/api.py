@@ -1,0 +1,325 @@
+"""The Python API for engineers, and the facade the GUI drives.
+
+Headless script (one asyncio loop, yours)::
+
+    from microfactory.engine.api import Controller, load_cell, load_recipe
+
+    cell = load_cell("recipes/cells/sim.yaml")
+    procedure = load_recipe("recipes/watch-plate.yaml", cell=cell, values={"thickness_mm": 0.8})
+    async with Controller(cell, speed=50, db="runs.sqlite") as ctl:
+        summary = await ctl.run_lot(procedure, parts=12)
+    print(summary.as_dict())
+
+GUI (the loop runs in a worker thread; never wait on the GUI thread)::
+
+    thread = EngineThread(Controller(cell, speed=1.0, db="runs.sqlite"))
+    thread.start()                                   # connects the stations in the worker
+    thread.subscribe(bridge.on_event)                # called in engine threads: re-emit as Qt signals
+    future = thread.run_lot(procedure, parts=10)     # concurrent.futures.Future[LotSummary]
+    thread.submit("hold")                            # Future[PackMLState]; StateError if refused
+    thread.answer(prompt_id, "retry")
+    thread.emergency_stop()                          # synchronous, bypasses every queue
+    thread.stop()
+
+Events published on ``controller.bus`` (kinds from :class:`microfactory.events.EventKind`):
+
+============== ========= =================================================================================
+kind           source    data
+============== ========= =================================================================================
+cell.state     ``cell``  state, previous, mode, allowed (commands accepted now)
+lot            ``lot``   lot, phase (started|progress|done), total, passed, scrapped, reworked, in_flight,
+                         elapsed_s, eta_s; on ``done`` also the :meth:`LotSummary.as_dict` fields
+part           part id   part, lot, state (queued|at_station|inspected|passed|rework|scrapped), step,
+                         station, reworks
+step           station   part, step, station, phase (intent|done|failed|retry), key, attempt, duration_s,
+                         verdict, reasons, ok
+prompt         ``cell``  id, text, choices, reason (manual|fault|interrupt), part, station, step, timeout_s
+prompt.answered ``cell`` id, answer
+alarm          station   code, text, severity, recovery, part, step
+energy         station   station, state (busy|idle|standby), watts, joules (cumulative for the lot)
+log            ``cell``  level, text (prompt timeouts, refused commands from other threads, standby)
+============== ========= =================================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from microfactory.cell import Cell
+from microfactory.cell import load_cell as _load_cell
+from microfactory.clock import ScaledClock
+from microfactory.engine.estimate import Estimate, estimate_lot
+from microfactory.engine.journal import Journal
+from microfactory.engine.lot import LotSummary, Prompt
+from microfactory.engine.packml import PackMLState, UnitMode
+from microfactory.engine.runner import Engine, validate_procedure
+from microfactory.errors import MicrofactoryError
+from microfactory.events import Event, EventBus, Subscriber, Subscription
+from microfactory.procedure import Procedure
+from microfactory.station import Station
+
+log = logging.getLogger("microfactory.engine.api")
+T = TypeVar("T")
+
+__all__ = ["Controller", "EngineThread", "Estimate", "LotSummary", "PackMLState", "Prompt", "UnitMode",
+           "load_cell", "load_recipe", "validate"]
+
+
+def load_cell(path: str | Path) -> Cell:
+    """Load and validate a cell file (see ``docs/cells.md``); raises ``ConfigError`` with file:line."""
+    return _load_cell(path)
+
+
+def load_recipe(path: str | Path, *, cell: Cell, values: Mapping[str, Any] | None = None) -> Procedure:
+    """Compile a recipe file against ``cell`` with parameter ``values`` (``--set NAME=VALUE``).
+
+    Delegates to the recipe package (``microfactory.recipe``); raises ``ConfigError`` with file:line.
+    """
+    try:
+        from microfactory import recipe as recipe_pkg  # late: written alongside the engine
+    except ImportError as exc:
+        raise MicrofactoryError("the recipe loader (microfactory.recipe) is not installed yet",
+                                hint="build a Procedure in Python, or update microfactory") from exc
+    loader: Callable[..., Procedure] | None = getattr(recipe_pkg, "compile_recipe", None) or getattr(
+        recipe_pkg, "load_recipe", None)
+    if loader is None:
+        raise MicrofactoryError("microfactory.recipe offers no compile_recipe/load_recipe function",
+                                hint="update microfactory: the recipe package is out of date")
+    return loader(path, cell=cell, values=dict(values or {}))
+
+
+def validate(procedure: Procedure, cell: Cell, stations: Mapping[str, Station] | None = None) -> list[str]:
+    """Every problem that would stop ``procedure`` on ``cell``: unknown stations, broken routes, limits.
+
+    With ``stations`` each station step is also pre-checked by ``Station.check_step`` (no I/O).
+    An empty list means the recipe may run.
+    """
+    return validate_procedure(procedure, cell, stations)
+
+
+class Controller:
+    """One cell: its stations, its engine, its journal. Use from one asyncio loop (or via EngineThread).
+
+    ``speed`` scales process time (1.0 on a real bench; 50 plays a simulated lot 50× faster).
+    ``db`` is the SQLite journal path (None: in memory). ``stations`` replaces the cell's own drivers
+    (tests pass fakes); otherwise :func:`microfactory.runtime.open_cell` builds them, starting
+    simulators for ``port: sim``.
+    """
+
+    def __init__(self, cell: Cell, *, speed: float = 1.0, db: str | Path | None = None,
+                 stations: Mapping[str, Station] | None = None, bus: EventBus | None = None,
+                 clock: ScaledClock | None = None) -> None:
+        self.cell = cell
+        self.clock = clock or ScaledClock(speed)
+        self.bus = bus or EventBus(self.clock)
+        self.journal = Journal(db if db is not None else ":memory:", bus=self.bus)
+        self._runtime: Any = None
+        self._given = dict(stations) if stations is not None else None
+        self.engine: Engine | None = None
+        if self._given is not None:
+            self.engine = Engine(self._given, cell=cell, bus=self.bus, clock=self.clock, journal=self.journal)
+
+    # -- life cycle -------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Connect every station (failures gathered per station); builds the engine."""
+        if self._given is None and self._runtime is None:
+            from microfactory import runtime  # late: the runtime imports the registry's drivers
+
+            self._runtime = runtime.open_cell(self.cell, bus=self.bus, clock=self.clock)
+            self.engine = Engine(self._runtime.stations, cell=self.cell, bus=self.bus, clock=self.clock,
+                                 journal=self.journal)
+            await self._runtime.connect()
+        elif self._given is not None:
+            for station in self._given.values():
+                await station.connect()
+        self._engine().bind_loop()
+
+    async def close(self) -> None:
+        """Leave every station safe, close ports and simulators, close the journal."""
+        try:
+            if self._runtime is not None:
+                await self._runtime.close()
+            elif self._given is not None:
+                for station in self._given.values():
+                    await station.close()
+        finally:
+            self.journal.close()
+
+    async def __aenter__(self) -> Controller:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    def _engine(self) -> Engine:
+        if self.engine is None:
+            raise MicrofactoryError("the controller is not connected",
+                                    hint="await controller.connect() first")
+        return self.engine
+
+    @property
+    def stations(self) -> Mapping[str, Station]:
+        return self._engine().stations
+
+    @property
+    def simulators(self) -> Mapping[str, Any]:
+        """Simulator handles by station id (``port: sim`` only), for fault injection."""
+        return dict(getattr(self._runtime, "simulators", {}) or {})
+
+    # -- running ----------------------------------------------------------------------------------
+    async def run_lot(self, procedure: Procedure, *, parts: int | None = None,
+                      lot_id: str | None = None) -> LotSummary:
+        """Run one lot of ``parts`` (default: the recipe's lot size) and return its summary.
+
+        Returns when the cell reaches Complete, Stopped or Aborted. Requires Idle (Complete and Stopped
+        are reset first). Raises ``StateError`` otherwise.
+        """
+        return await self._engine().run_lot(procedure, parts=parts, lot_id=lot_id)
+
+    def estimate(self, procedure: Procedure, *, parts: int | None = None) -> Estimate:
+        """Dry run against the stations' timing models: lot time, bottleneck, utilisation. No bytes."""
+        return estimate_lot(procedure, self.cell, parts=parts)
+
+    def validate(self, procedure: Procedure) -> list[str]:
+        return validate_procedure(procedure, self.cell, self.engine.stations if self.engine else None)
+
+    # -- operator ---------------------------------------------------------------------------------
+    def command(self, name: str) -> None:
+        """Send a PackML command (``hold``, ``unhold``, ``stop``, ``abort``, ``clear``, ``reset`` ...).
+
+        Thread-safe. On the engine's loop thread a refused command raises ``StateError`` at once; from
+        another thread use :meth:`EngineThread.submit` to get the answer as a future.
+        """
+        self._engine().command(name)
+
+    def answer(self, prompt_id: str, choice: str) -> None:
+        """Answer an open prompt (thread-safe). Unknown ids and choices raise ``StateError``."""
+        self._engine().answer(prompt_id, choice)
+
+    def emergency_stop(self) -> None:
+        """E-stop: stop bytes to every station *now* (any thread, bypasses queues), then Abort."""
+        self._engine().emergency_stop()
+
+    def set_mode(self, mode: str | UnitMode) -> None:
+        self._engine().set_mode(mode)
+
+    @property
+    def state(self) -> PackMLState:
+        return self._engine().cell.state
+
+    @property
+    def mode(self) -> UnitMode:
+        return self._engine().cell.mode
+
+    @property
+    def prompts(self) -> list[Prompt]:
+        """Open prompts, oldest first."""
+        return self._engine().open_prompts()
+
+    async def events(self, kinds: Iterable[str] | None = None) -> AsyncIterator[Event]:
+        """Iterate over events from now on, on the calling loop."""
+        async for event in self.bus.stream(kinds):
+            yield event
+
+
+class EngineThread:
+    """Runs a :class:`Controller` on its own asyncio loop in a daemon thread (``microfactory-engine``).
+
+    Every method is thread-safe and returns at once; results come back as
+    ``concurrent.futures.Future`` values and events through :meth:`subscribe`.
+    """
+
+    def __init__(self, controller: Controller, *, connect: bool = True) -> None:
+        self.controller = controller
+        self._connect = connect
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="microfactory-engine", daemon=True)
+        self._error: BaseException | None = None
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start the loop (and connect the stations); raise what connecting raised."""
+        self._thread.start()
+        if not self._ready.wait(timeout_s):
+            raise MicrofactoryError(f"the engine thread did not start within {timeout_s} s",
+                                    hint="check the station links (microfactory stations check)")
+        if self._error is not None:
+            raise self._error
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            if self._connect:
+                loop.run_until_complete(self.controller.connect())
+        except BaseException as exc:  # handed to start()'s caller
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def call(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
+        """Run a coroutine on the engine loop; the future resolves with its result."""
+        if self._loop is None:
+            raise MicrofactoryError("the engine thread is not running", hint="call start() first")
+
+        async def wrap() -> T:
+            return await coro
+
+        return asyncio.run_coroutine_threadsafe(wrap(), self._loop)
+
+    def _on_loop(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        async def run() -> T:
+            return fn()
+
+        return self.call(run())
+
+    def run_lot(self, procedure: Procedure, *, parts: int | None = None,
+                lot_id: str | None = None) -> concurrent.futures.Future[LotSummary]:
+        return self.call(self.controller.run_lot(procedure, parts=parts, lot_id=lot_id))
+
+    def submit(self, command: str) -> concurrent.futures.Future[PackMLState]:
+        """Send a PackML command; the future gives the state right after, or raises ``StateError``."""
+        def apply() -> PackMLState:
+            self.controller.command(command)
+            return self.controller.state
+
+        return self._on_loop(apply)
+
+    def answer(self, prompt_id: str, choice: str) -> concurrent.futures.Future[None]:
+        return self._on_loop(lambda: self.controller.answer(prompt_id, choice))
+
+    def emergency_stop(self) -> None:
+        """Synchronous: stop bytes go out from the calling thread, then Abort is queued."""
+        self.controller.emergency_stop()
+
+    def subscribe(self, callback: Subscriber, kinds: Iterable[str] | None = None) -> Subscription:
+        """Receive events in engine/driver threads: hand them to a queue or a Qt signal at once."""
+        return self.controller.bus.subscribe(callback, kinds)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Close the controller (stations safe, ports closed) and end the thread."""
+        if self._loop is None or not self._thread.is_alive():
+            return
+        fut = self.call(self.controller.close())
+        try:
+            fut.result(timeout_s)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout_s)
