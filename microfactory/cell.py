@@ -161,12 +161,29 @@ class Cell(_Strict):
     source: str = ""
 
 
+def _check_unique_ids(doc: yamlfile.Located) -> None:
+    """Point at the second station that reuses an id (the model check alone could only name the list)."""
+    stations = doc.root.get("stations") if isinstance(doc.root, dict) else None
+    if not isinstance(stations, list):
+        return
+    seen: dict[str, int] = {}
+    for index, st in enumerate(stations):
+        sid = st.get("id") if isinstance(st, dict) else None
+        if isinstance(sid, str) and sid in seen:
+            raise ConfigError([(doc.locate(("stations", index, "id")),
+                                f"station id {sid!r} appears twice (first as station {seen[sid] + 1})")],
+                              hint="give every station its own id")
+        if isinstance(sid, str):
+            seen[sid] = index
+
+
 def load_cell(path: str | Path) -> Cell:
     """Load and validate a cell file, raising :class:`ConfigError` with every located problem.
 
     Station kinds are checked against the installed registry too (an unknown kind names the known ones).
     """
     doc = yamlfile.load(path)
+    _check_unique_ids(doc)
     cell = yamlfile.validate(Cell, doc, hint="see docs/cells.md for the cell file format")
     from microfactory.registry import known_kinds  # late: the registry reads entry points
 
