@@ -1,0 +1,357 @@
+"""The serial link every byte-level simulator sits behind: a pty, a baud-rate/latency model, faults.
+
+A :class:`PtyLink` owns a pty (``os.openpty``) and one thread. The thread reads what the host writes to
+the slave end, makes those bytes visible to the :class:`Device` no faster than a UART at ``baud`` would
+(10 bits per byte, 8N1) plus a one-way ``latency``, and writes the device's answers back at the same rate.
+Pacing is scheduled by due times (``t_due = max(prev_due, arrival + latency) + 10/baud``), never by
+sleeping per byte, so wake-up jitter does not accumulate and throughput is bounded by the baud rate
+alone. Link time is wall time: it is never scaled by the simulated clock's speed.
+
+Faults (``drop``, ``garble``, ``silence``/``speak``, ``unplug``/``replug``) act on the link; a device adds
+its own (an alarm, an error on a line) through :meth:`Device.device_faults`. :meth:`PtyLink.inject` is
+thread-safe: it runs under the same lock the link thread holds while it calls the device.
+
+The pty and a client that closes and reopens it: the link keeps its own descriptor of the slave end
+open, so the master never sees EIO while no client is attached. Bytes the device sends while nobody has
+the port open wait in the pty's input queue (as in a USB-serial adapter's buffer); a client that wants a
+fresh start flushes its input after opening (pyserial ``reset_input_buffer``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import random
+import select
+import threading
+import time
+import tty
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger("simulators.link")
+
+BITS_PER_BYTE = 10  # start bit + 8 data bits + stop bit (8N1)
+_IDLE_WAKE_S = 0.05  # upper bound on one select() wait, so close() is noticed promptly
+
+
+class Device(Protocol):
+    """The device side of a link: receives host bytes at UART pace, sends lines through the link.
+
+    Every method is called on the link thread with :attr:`PtyLink.lock` held, so a device needs no
+    locking of its own as long as other threads reach it through :meth:`PtyLink.call`.
+    """
+
+    def attach(self, link: PtyLink) -> None:
+        """Called once, before :meth:`power_on`, with the link the device sends through."""
+        ...
+
+    def power_on(self) -> None:
+        """Start from power-up (first start and after a replug): reset state, send any banner."""
+        ...
+
+    def receive(self, data: bytes) -> None:
+        """Bytes that have just finished arriving over the wire (already paced)."""
+        ...
+
+    def poll(self, now: float) -> float | None:
+        """Advance internal time to ``now`` (``time.monotonic()`` s); return when to be polled next."""
+        ...
+
+    def device_faults(self) -> Mapping[str, Callable[..., None]]:
+        """Device-specific faults by name; each is called with the keyword parameters of ``inject``."""
+        ...
+
+
+@dataclass
+class _Chunk:
+    """Bytes crossing the wire: byte ``i`` is due at ``start + (i + 1) * byte_s`` (monotonic s)."""
+
+    start: float
+    data: bytes
+    done: int = 0
+
+    def due_count(self, now: float, byte_s: float) -> int:
+        if byte_s <= 0:
+            return len(self.data)
+        return max(0, min(len(self.data), int((now - self.start) / byte_s + 1e-9)))
+
+    def end(self, byte_s: float) -> float:
+        return self.start + len(self.data) * byte_s
+
+    def next_due(self, byte_s: float) -> float:
+        return self.start + (self.done + 1) * byte_s
+
+
+class _Direction:
+    """One direction of the wire: a queue of chunks paced at ``byte_s`` seconds per byte."""
+
+    def __init__(self, byte_s: float, latency_s: float) -> None:
+        self.byte_s = byte_s
+        self.latency_s = latency_s
+        self.chunks: deque[_Chunk] = deque()
+        self._last_due = 0.0
+
+    def push(self, data: bytes, now: float) -> None:
+        start = max(self._last_due, now + self.latency_s)
+        chunk = _Chunk(start, data)
+        self._last_due = chunk.end(self.byte_s)
+        self.chunks.append(chunk)
+
+    def take_due(self, now: float) -> bytes:
+        """Remove and return every byte whose due time has passed."""
+        out = bytearray()
+        while self.chunks:
+            chunk = self.chunks[0]
+            n = chunk.due_count(now, self.byte_s)
+            out += chunk.data[chunk.done:n]
+            chunk.done = max(chunk.done, n)
+            if chunk.done < len(chunk.data):
+                break
+            self.chunks.popleft()
+        return bytes(out)
+
+    def next_due(self) -> float | None:
+        return self.chunks[0].next_due(self.byte_s) if self.chunks else None
+
+    def clear(self) -> None:
+        self.chunks.clear()
+        self._last_due = 0.0
+
+
+class PtyLink:
+    """A pty with a simulated UART between the host and a :class:`Device`.
+
+    ``baud`` in bit/s (8N1: baud/10 bytes per second each way); ``latency_s`` a one-way delay in seconds
+    added in each direction; ``seed`` makes garbling reproducible; ``name`` labels the thread and logs.
+    """
+
+    LINK_FAULTS = ("drop", "garble", "silence", "speak", "unplug", "replug")
+
+    def __init__(self, device: Device, *, baud: int = 115200, latency_s: float = 0.0, seed: int = 0,
+                 name: str = "sim") -> None:
+        if baud <= 0:
+            raise ValueError(f"baud must be > 0, got {baud}")
+        if latency_s < 0:
+            raise ValueError(f"latency must be >= 0 s, got {latency_s}")
+        self.device = device
+        self.baud = baud
+        self.latency_s = latency_s
+        self.name = name
+        self.lock = threading.RLock()
+        self._byte_s = BITS_PER_BYTE / baud
+        self._inbound = _Direction(self._byte_s, latency_s)
+        self._outbound = _Direction(self._byte_s, latency_s)
+        self._rng = random.Random(seed)
+        self._drop = 0
+        self._garble = 0
+        self._silent = False
+        self._master: int | None = None
+        self._slave: int | None = None
+        self._port = ""
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._backlog = bytearray()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._open_pty()
+        self._thread = threading.Thread(target=self._run, name=f"sim-link-{name}", daemon=True)
+        with self.lock:
+            device.attach(self)
+            device.power_on()
+        self._thread.start()
+
+    # ---- public API -------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> str:
+        """Path of the slave end the host opens (changes on replug); empty while unplugged."""
+        return self._port
+
+    @property
+    def plugged(self) -> bool:
+        return self._master is not None
+
+    def send(self, data: bytes) -> None:
+        """Queue raw bytes to the host (paced); dropped while silent or unplugged."""
+        if self._silent or self._master is None or not data:
+            return
+        self._outbound.push(data, time.monotonic())
+        if threading.current_thread() is not self._thread:
+            self._wake()
+
+    def send_line(self, text: str, *, answer: bool = False) -> None:
+        """Queue ``text + "\\r\\n"``. ``answer=True`` marks a final answer (``ok``/``error``), which
+        ``drop`` and ``garble`` act on; unsolicited lines (status, alarms, banners) are left alone."""
+        data = (text + "\r\n").encode("latin-1")
+        if answer and self._drop > 0:
+            self._drop -= 1
+            log.info("%s: fault drop: answer %r not sent (%d more)", self.name, text, self._drop)
+            return
+        if answer and self._garble > 0:
+            self._garble -= 1
+            data = self._garbled(data)
+            log.info("%s: fault garble: answer %r sent as %r (%d more)", self.name, text, data, self._garble)
+        self.send(data)
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` under the link lock (read or change device state from another thread)."""
+        with self.lock:
+            result = fn()
+        self._wake()
+        return result
+
+    def faults(self) -> list[str]:
+        """Every fault name :meth:`inject` accepts: the link's and the device's."""
+        return sorted({*self.LINK_FAULTS, *self.device.device_faults()})
+
+    def inject(self, fault: str, **params: Any) -> None:
+        """Inject ``fault`` (see the module docstring); unknown names raise ``ValueError``.
+
+        ``drop``/``garble`` take ``n`` (answers affected, default 1).
+        """
+        device_faults = self.device.device_faults()
+        if fault not in self.LINK_FAULTS and fault not in device_faults:
+            raise ValueError(f"unknown fault {fault!r} for simulator {self.name!r}; known: {self.faults()}")
+        log.info("%s: inject %s %s", self.name, fault, params)
+        with self.lock:
+            if fault in device_faults:
+                device_faults[fault](**params)
+            elif fault == "drop":
+                self._drop += int(params.get("n", 1))
+            elif fault == "garble":
+                self._garble += int(params.get("n", 1))
+            elif fault == "silence":
+                self._silent = True
+                self._outbound.clear()
+            elif fault == "speak":
+                self._silent = False
+            elif fault == "unplug":
+                self._close_pty()
+            elif fault == "replug" and self._master is None:
+                self._open_pty()
+                self.device.power_on()
+        self._wake()
+
+    def wake(self) -> None:
+        """Make the link thread poll the device now (after a state change from another thread)."""
+        self._wake()
+
+    def close(self) -> None:
+        """Stop the thread and close the pty (idempotent)."""
+        self._stop.set()
+        self._wake()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2.0)
+        with self.lock:
+            self._close_pty()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # ---- pty ----------------------------------------------------------------------------------------
+
+    def _open_pty(self) -> None:
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        tty.setraw(master)
+        os.set_blocking(master, False)
+        self._master, self._slave = master, slave
+        self._port = os.ttyname(slave)
+        self._inbound.clear()
+        self._outbound.clear()
+        self._backlog.clear()
+        log.info("%s: pty %s (%d baud, latency %.1f ms)", self.name, self._port, self.baud,
+                 self.latency_s * 1e3)
+
+    def _close_pty(self) -> None:
+        if self._master is None:
+            return
+        log.info("%s: unplug %s", self.name, self._port)
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)  # type: ignore[arg-type]
+        self._master = self._slave = None
+        self._port = ""
+        self._backlog.clear()
+        self._inbound.clear()
+        self._outbound.clear()
+
+    def _garbled(self, data: bytes) -> bytes:
+        body = bytearray(data[:-2])
+        if body:
+            i = self._rng.randrange(len(body))
+            body[i] ^= 1 << self._rng.randrange(7)
+        body.insert(self._rng.randrange(len(body) + 1), self._rng.choice(b"\x00\xff#%&\x7f"))
+        return bytes(body) + b"\r\n"
+
+    # ---- thread -------------------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _run(self) -> None:
+        next_poll: float | None = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            deadline = min(t for t in (now + _IDLE_WAKE_S, next_poll, self._inbound.next_due(),
+                                       self._outbound.next_due()) if t is not None)
+            master = self._master
+            readers = [self._wake_r] + ([master] if master is not None else [])
+            try:
+                ready, _, _ = select.select(readers, [], [], max(0.0, deadline - now))
+            except (OSError, ValueError):  # the pty was closed under us by unplug
+                ready = []
+            if self._wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self._wake_r, 4096)
+            with self.lock:
+                if master is not None and master in ready and master == self._master:
+                    self._read_host(master)
+                next_poll = self._step(time.monotonic())
+
+    def _read_host(self, master: int) -> None:
+        try:
+            data = os.read(master, 4096)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # EIO: no slave open anywhere (cannot happen while we hold ours)
+            log.debug("%s: read from master failed: %s", self.name, exc)
+            return
+        if data:
+            self.bytes_in += len(data)
+            self._inbound.push(data, time.monotonic())
+
+    def _step(self, now: float) -> float | None:
+        arrived = self._inbound.take_due(now)
+        if arrived:
+            self.device.receive(arrived)
+        next_poll = self.device.poll(now)
+        self._write_host(now)
+        return next_poll
+
+    def _write_host(self, now: float) -> None:
+        if self._master is None:
+            self._outbound.clear()
+            return
+        data = bytes(self._backlog) + self._outbound.take_due(now)
+        self._backlog.clear()
+        if not data:
+            return
+        try:
+            written = os.write(self._master, data)
+        except BlockingIOError:
+            written = 0
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            written = len(data)  # nobody listening: the bytes are lost on the wire
+        self.bytes_out += written
+        if written < len(data):  # the host is not reading and the pty queue is full: wait
+            self._backlog += data[written:]
