@@ -1,0 +1,285 @@
+"""The wash driver proven by its bytes: every answer and error path against a scripted washer on a pty."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import pytest
+
+from microfactory.cell import StationConfig, Timeouts
+from microfactory.clock import ScaledClock
+from microfactory.errors import InterlockOpen, ProtocolError, SafetyRefusal, StationFault, StationTimeout
+from microfactory.events import EventBus, EventKind, EventRecorder
+from microfactory.station import PortHandle, StationState, StepRequest
+from microfactory.testing import Exchange, ScriptedPeer
+from stations.wash import WashStation
+
+IDN = b"Microfactory Sim,USW-1,SN42,1.0.0\r\n"
+OK = b'0,"No error"\r\n'
+HANDSHAKE: list[tuple[bytes, bytes]] = [(b"*CLS\n*IDN?\n", IDN), (b"SYST:ERR?\n", OK)]
+INTERLOCKS_OK = [(b"SYST:LID?\n", b"CLOSED\r\n"), (b"SYST:LEV?\n", b"OK\r\n"), (b"SYST:ERR?\n", OK)]
+MANUAL = {"temperature_c": 25, "time_s": 30, "power_pct": 50}
+SETTINGS = [(b"WASH:TEMP 25\nWASH:TIME 30\nWASH:POW 50\n*OPC?\n", b"1\r\n"), (b"SYST:ERR?\n", OK)]
+START = [(b"WASH:STAR\n", b""), (b"SYST:ERR?\n", OK)]
+
+
+def poll(phase: str, remaining: float, temp: float, watts: float) -> list[tuple[bytes, bytes]]:
+    return [(b"WASH:STAT?\n", phase.encode() + b"\r\n"), (b"WASH:REM?\n", f"{remaining:g}\r\n".encode()),
+            (b"MEAS:TEMP?\n", f"{temp:g}\r\n".encode()), (b"SYST:POW?\n", f"{watts:g}\r\n".encode())]
+
+
+def make_station(port: str, *, speed: float = 100.0, answer_s: float = 0.5, **options: Any) -> WashStation:
+    config = StationConfig(id="wash", kind="wash", port=port, options=options,
+                           timeouts=Timeouts(answer_s=answer_s, connect_s=1.0))
+    clock = ScaledClock(speed)
+    return WashStation(config, bus=EventBus(clock), clock=clock, port=PortHandle.fixed(port))
+
+
+def exchange(script: Sequence[Exchange | tuple[bytes, bytes]],
+             body: Callable[[WashStation], Awaitable[Any]], *, connect: bool = True,
+             **kw: Any) -> tuple[Any, ScriptedPeer, WashStation]:
+    """Run ``body(station)`` against ``script`` (after the handshake) and verify every byte."""
+    full = [*HANDSHAKE, *script] if connect else list(script)
+    with ScriptedPeer(full) as peer:
+        station = make_station(peer.port, **kw)
+
+        async def go() -> Any:
+            try:
+                if connect:
+                    await station.connect()
+                return await body(station)
+            finally:
+                await station.transport.close()
+                station.transport.shutdown()
+
+        try:
+            result = asyncio.run(asyncio.wait_for(go(), 15))
+        finally:
+            peer.wait_done(1.0)
+        peer.verify()
+        return result, peer, station
+
+
+def test_connect_reads_identity_and_clears_the_error_queue() -> None:
+    _, _, station = exchange([], lambda st: asyncio.sleep(0))
+    assert station.firmware == "Microfactory Sim,USW-1,SN42,1.0.0"
+    assert station.identity is not None and station.identity.serial == "SN42"
+
+
+def test_a_full_cycle_publishes_progress_status_and_energy() -> None:
+    script = [*INTERLOCKS_OK, *SETTINGS, *START,
+              *poll("HEAT", 100, 23, 400), *poll("WASH", 50, 25, 60), *poll("DONE", 0, 25, 8)]
+
+    async def body(st: WashStation) -> Any:
+        recorder = EventRecorder(st.bus)
+        result = await st.run_step(StepRequest("wash", MANUAL, part="p1"))
+        return result, recorder
+
+    (result, recorder), _, station = exchange(script, body)
+    assert result.ok
+    assert result.data["energy_j"] > 0
+    assert result.data["max_temperature_c"] == 25
+    assert result.data["firmware"].startswith("Microfactory Sim")
+    phases = [e.get("phase") for e in recorder.of_kind(EventKind.STATION_STATUS)]
+    assert phases == ["HEAT", "WASH", "DONE"]
+    progress = recorder.of_kind(EventKind.STATION_PROGRESS)
+    assert progress[-1].get("remaining_s") == 0.0 and progress[-1].get("done") > 0
+    states = [e.get("state") for e in recorder.of_kind(EventKind.STATION_STATE)]
+    assert states == ["busy", "idle"]
+    assert station.state is StationState.IDLE
+
+
+def test_a_program_is_selected_by_name() -> None:
+    script = [*INTERLOCKS_OK, (b"WASH:PROG MAIN\n*OPC?\n", b"1\r\n"), (b"SYST:ERR?\n", OK), *START,
+              *poll("DONE", 0, 55, 8)]
+    (result), _, _ = exchange(script, lambda st: st.run_step(StepRequest("wash", {"program": "main"})))
+    assert result.ok and result.data["program"] == "MAIN" and result.data["temperature_c"] == 55
+
+
+@pytest.mark.parametrize(("params", "limit", "value"), [
+    ({"temperature_c": 85, "time_s": 30, "power_pct": 50}, "temperature_c", 85),
+    ({"temperature_c": 40, "time_s": 0, "power_pct": 50}, "time_s", 0),
+    ({"temperature_c": 40, "time_s": 30, "power_pct": 101}, "power_pct", 101),
+    ({"program": "SOAK"}, "program", "SOAK"),
+])
+def test_out_of_range_settings_are_refused_before_anything_is_sent(params: dict[str, Any], limit: str,
+                                                                      value: object) -> None:
+    async def body(st: WashStation) -> None:
+        await st.run_step(StepRequest("wash", params))
+
+    with pytest.raises(SafetyRefusal) as err:
+        exchange([], body)
+    assert err.value.limit == limit and err.value.value == value
+    assert str(value) in str(err.value)
+
+
+def test_refusal_sends_no_byte_at_all() -> None:
+    with ScriptedPeer(HANDSHAKE) as peer:
+        station = make_station(peer.port)
+
+        async def go() -> None:
+            await station.connect()
+            sent = len(peer.received)
+            with pytest.raises(SafetyRefusal):
+                await station.run_step(StepRequest("wash", {**MANUAL, "temperature_c": 19}))
+            await asyncio.sleep(0.05)
+            assert len(peer.received) == sent
+            await station.transport.close()
+
+        asyncio.run(go())
+        peer.verify()
+
+
+def test_a_nonzero_error_after_settings_raises_with_code_and_text() -> None:
+    script = [*INTERLOCKS_OK, (SETTINGS[0][0], b"1\r\n"), (b"SYST:ERR?\n", b'-222,"Data out of range"\r\n'),
+              (b"SYST:ERR?\n", OK)]
+    with pytest.raises(StationFault) as err:
+        exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
+    assert err.value.code == "-222" and "Data out of range" in err.value.text
+    assert err.value.recovery
+
+
+@pytest.mark.parametrize(("lid", "level", "hint"), [("OPEN", "OK", "close the lid and press Reset"),
+                                                     ("CLOSED", "LOW", "top up the bath")])
+def test_interlocks_refuse_the_start(lid: str, level: str, hint: str) -> None:
+    script = [(b"SYST:LID?\n", lid.encode() + b"\r\n"), (b"SYST:LEV?\n", level.encode() + b"\r\n"),
+              (b"SYST:ERR?\n", OK)]
+    with pytest.raises(InterlockOpen) as err:
+        exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
+    assert err.value.hint == hint
+
+
+def test_lid_open_at_start_faults_with_the_recovery() -> None:
+    script = [*INTERLOCKS_OK, *SETTINGS, (b"WASH:STAR\n", b""),
+              (b"SYST:ERR?\n", b'-221,"Settings conflict;lid open"\r\n'), (b"SYST:ERR?\n", OK)]
+
+    async def body(st: WashStation) -> None:
+        try:
+            await st.run_step(StepRequest("wash", MANUAL))
+        finally:
+            assert st.state is StationState.FAULTED
+
+    with pytest.raises(StationFault) as err:
+        exchange(script, body)
+    assert err.value.code == "-221" and err.value.recovery == "close the lid and press Reset"
+
+
+def test_fault_mid_cycle_reads_the_error_queue_for_why() -> None:
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, *poll("WASH", 40, 25, 60), *poll("FAULT", 0, 25, 8),
+              (b"SYST:ERR?\n", b'-310,"System error;level low"\r\n'), (b"SYST:ERR?\n", OK)]
+    with pytest.raises(StationFault) as err:
+        exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
+    assert err.value.code == "-310" and "level low" in err.value.text
+    assert err.value.recovery == "top up the bath and press Reset"
+
+
+def test_garbled_identity_raises_protocol_error_with_the_bytes() -> None:
+    script = [(b"*CLS\n*IDN?\n", b"Micro\xff\x00factory\r\n")]
+    with pytest.raises(ProtocolError) as err:
+        exchange(script, lambda st: st.connect(), connect=False)
+    assert err.value.received is not None and b"Micro" in err.value.received
+
+
+def test_one_garbled_poll_answer_is_retried() -> None:
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, (b"WASH:STAT?\n", b"W#SH\r\n"), *poll("DONE", 0, 25, 8)]
+    (result), _, _ = exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
+    assert result.ok
+
+
+def test_silence_times_out_and_the_station_goes_offline() -> None:
+    async def body(st: WashStation) -> None:
+        try:
+            await st.status()
+        finally:
+            assert st.state is StationState.OFFLINE
+
+    with pytest.raises(StationTimeout, match="WASH:STAT"):
+        exchange([(b"WASH:STAT?\n", b"")], body, answer_s=0.2)
+
+
+def test_standby_and_power() -> None:
+    script = [(b"SYST:STBY ON\n", b""), (b"SYST:ERR?\n", OK), (b"SYST:POW?\n", b"1.5\r\n"),
+              (b"SYST:STBY OFF\n", b""), (b"SYST:ERR?\n", OK)]
+
+    async def body(st: WashStation) -> list[object]:
+        await st.standby(True)
+        seen: list[object] = [st.state, await st.power()]
+        await st.standby(False)
+        return [*seen, st.state]
+
+    result, _, _ = exchange(script, body)
+    assert result == [StationState.STANDBY, 1.5, StationState.IDLE]
+
+
+def test_emergency_stop_writes_abort_past_the_queue() -> None:
+    async def body(st: WashStation) -> None:
+        st.emergency_stop()
+        await asyncio.sleep(0.05)
+
+    _, peer, _ = exchange([(b"WASH:ABOR\n", b"")], body)
+    assert peer.received.endswith(b"WASH:ABOR\n")
+
+
+def test_stop_mid_cycle_returns_a_failed_step() -> None:
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, *poll("WASH", 40, 25, 60),
+              (b"WASH:ABOR\n", b""), (b"SYST:ERR?\n", OK), *poll("IDLE", 0, 25, 8)]
+
+    async def body(st: WashStation) -> Any:
+        task = asyncio.create_task(st.run_step(StepRequest("wash", MANUAL)))
+        async for _ in st.bus.stream([EventKind.STATION_STATUS], until=lambda e: True):
+            pass
+        await st.stop()
+        return await task
+
+    result, _, station = exchange(script, body, speed=1.0, poll_s=0.2)
+    assert not result.ok and "stopped by the operator" in result.reasons[0]
+    assert station.state is StationState.IDLE
+
+
+def test_hold_lets_the_cycle_finish_then_holds() -> None:
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, *poll("WASH", 40, 25, 60), *poll("DONE", 0, 25, 8)]
+
+    async def body(st: WashStation) -> Any:
+        task = asyncio.create_task(st.run_step(StepRequest("wash", MANUAL)))
+        async for _ in st.bus.stream([EventKind.STATION_STATUS], until=lambda e: True):
+            pass
+        await st.hold()
+        assert st.state is StationState.HOLDING
+        result = await task
+        held = st.state
+        await st.resume()
+        return result, held, st.state
+
+    (result, held, after), _, _ = exchange(script, body, speed=1.0, poll_s=0.2)
+    assert result.ok and held is StationState.HELD and after is StationState.IDLE
+
+
+def test_long_form_headers_for_a_unit_that_wants_them() -> None:
+    script = [(b"*CLS\n*IDN?\n", IDN), (b"SYSTEM:ERROR?\n", OK),
+              (b"SYSTEM:STBY ON\n", b""), (b"SYSTEM:ERROR?\n", OK)]
+
+    async def body(st: WashStation) -> None:
+        await st.connect()
+        await st.standby(True)
+
+    exchange(script, body, connect=False, long_form=True)
+
+
+def test_reset_acknowledges_a_fault_when_the_interlocks_are_clear() -> None:
+    script = [(b"WASH:ABOR\n*CLS\n", b""), *INTERLOCKS_OK]
+
+    async def body(st: WashStation) -> StationState:
+        st.state_machine.trigger_safely("fault")
+        await st.reset()
+        return st.state
+
+    state, _, _ = exchange(script, body)
+    assert state is StationState.IDLE
+
+
+def test_close_leaves_the_washer_safe() -> None:
+    script = [(b"SYST:STBY ON\n", b""), (b"SYST:ERR?\n", OK)]
+    _, _, station = exchange(script, lambda st: st.close())
+    assert station.state is StationState.OFFLINE
