@@ -214,11 +214,11 @@ class Controller:
 
     @property
     def state(self) -> PackMLState:
-        return self._engine().cell.state
+        return self._engine().machine.state
 
     @property
     def mode(self) -> UnitMode:
-        return self._engine().cell.mode
+        return self._engine().machine.mode
 
     @property
     def prompts(self) -> list[Prompt]:

@@ -1,15 +1,176 @@
-"""Run journal (stub while the engine lands)."""
+"""The run journal: SQLite in WAL mode, append-only, written before and after every step.
+
+Why before *and* after: an intent row (with its idempotency key) is committed before a single byte goes
+to the station, and the completion row after the station answers. A process that crashes between the two
+leaves an intent without a completion — on restart that step is *in doubt* and must be asked about,
+never silently run twice (:meth:`Journal.in_doubt`).
+
+Tables: ``runs`` (one per lot run: recipe, version, cell), ``parts`` (final state per part),
+``steps`` (intent/completion per key, with station, firmware, verdict and data: the genealogy of every
+part), ``events`` (the bus, minus high-rate progress/status). Times are process seconds of the engine's
+clock plus the wall time (UTC ISO) for people.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from microfactory.events import EventBus
+from microfactory.events import Event, EventBus, EventKind
+
+log = logging.getLogger("microfactory.engine.journal")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    lot TEXT PRIMARY KEY, recipe TEXT NOT NULL, version TEXT NOT NULL, cell TEXT NOT NULL,
+    parts INTEGER NOT NULL, parameters TEXT NOT NULL, started_s REAL, started_at TEXT,
+    ended_s REAL, ended_at TEXT, state TEXT, summary TEXT);
+CREATE TABLE IF NOT EXISTS parts (
+    part TEXT PRIMARY KEY, lot TEXT NOT NULL, state TEXT NOT NULL, reworks INTEGER NOT NULL DEFAULT 0,
+    energy_j REAL NOT NULL DEFAULT 0, updated_s REAL);
+CREATE TABLE IF NOT EXISTS steps (
+    key TEXT PRIMARY KEY, lot TEXT NOT NULL, part TEXT NOT NULL, step TEXT NOT NULL, station TEXT,
+    firmware TEXT, attempt INTEGER NOT NULL, request TEXT NOT NULL, intent_s REAL NOT NULL,
+    intent_at TEXT NOT NULL, done_s REAL, ok INTEGER, verdict TEXT, data TEXT);
+CREATE INDEX IF NOT EXISTS steps_part ON steps(part);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER, t REAL NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, data TEXT NOT NULL);
+"""
+
+#: High-rate kinds the journal does not keep (they are live display only).
+SKIPPED_KINDS = frozenset({EventKind.STATION_PROGRESS.value, EventKind.STATION_STATUS.value})
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One row of ``steps``: the genealogy of one step served to one part."""
+
+    key: str
+    lot: str
+    part: str
+    step: str
+    station: str | None
+    firmware: str | None
+    attempt: int
+    intent_s: float
+    done_s: float | None
+    ok: bool | None
+    verdict: str | None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)
 
 
 class Journal:
+    """Append-only SQLite journal. ``path`` ``":memory:"`` for tests; otherwise a file (WAL mode).
+
+    Writers: the engine loop (steps, runs, parts) and the bus subscriber (events, from any thread);
+    one lock serialises them on one connection.
+    """
+
     def __init__(self, path: str | Path, *, bus: EventBus | None = None) -> None:
         self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._subscription = bus.subscribe(self._on_event) if bus is not None else None
+
+    def _write(self, sql: str, args: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._db.execute(sql, args).fetchall())
+
+    # -- runs and parts ---------------------------------------------------------------------------
+    def begin_run(self, lot: str, *, recipe: str, version: str, cell: str, parts: int,
+                  parameters: dict[str, Any], t: float) -> None:
+        self._write("INSERT OR REPLACE INTO runs (lot, recipe, version, cell, parts, parameters, started_s, "
+                    "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (lot, recipe, version, cell, parts, _json(parameters), t, _now()))
+
+    def end_run(self, lot: str, *, state: str, summary: dict[str, Any], t: float) -> None:
+        self._write("UPDATE runs SET ended_s = ?, ended_at = ?, state = ?, summary = ? WHERE lot = ?",
+                    (t, _now(), state, _json(summary), lot))
+
+    def part(self, part: str, lot: str, state: str, *, reworks: int, energy_j: float, t: float) -> None:
+        self._write("INSERT INTO parts (part, lot, state, reworks, energy_j, updated_s) VALUES (?,?,?,?,?,?) "
+                    "ON CONFLICT(part) DO UPDATE SET state=excluded.state, reworks=excluded.reworks, "
+                    "energy_j=excluded.energy_j, updated_s=excluded.updated_s",
+                    (part, lot, state, reworks, energy_j, t))
+
+    # -- steps ------------------------------------------------------------------------------------
+    def intent(self, key: str, *, lot: str, part: str, step: str, station: str | None, firmware: str,
+               attempt: int, request: dict[str, Any], t: float) -> None:
+        """Record that ``step`` is about to be sent. Raises ``sqlite3.IntegrityError`` on a reused key:
+        a key is never run twice."""
+        self._write("INSERT INTO steps (key, lot, part, step, station, firmware, attempt, request, intent_s, "
+                    "intent_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (key, lot, part, step, station, firmware, attempt, _json(request), t, _now()))
+
+    def done(self, key: str, *, ok: bool, verdict: str | None, data: dict[str, Any], t: float) -> None:
+        """Record the step's completion (after the station answered, or failed)."""
+        self._write("UPDATE steps SET done_s = ?, ok = ?, verdict = ?, data = ? WHERE key = ?",
+                    (t, int(ok), verdict, _json(data), key))
+
+    def steps(self, part: str | None = None) -> list[StepRecord]:
+        """Genealogy: every step row (of one part), in intent order."""
+        where, args = ("WHERE part = ?", (part,)) if part else ("", ())
+        rows = self._read("SELECT key, lot, part, step, station, firmware, attempt, intent_s, done_s, ok, "
+                          f"verdict FROM steps {where} ORDER BY rowid", args)
+        return [StepRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
+                           None if r[9] is None else bool(r[9]), r[10]) for r in rows]
+
+    def in_doubt(self, lot: str | None = None) -> list[StepRecord]:
+        """Steps with an intent and no completion: sent (maybe) but never confirmed."""
+        return [r for r in self.steps() if r.done_s is None and (lot is None or r.lot == lot)]
+
+    def completed(self, key: str) -> bool:
+        return bool(self._read("SELECT 1 FROM steps WHERE key = ? AND done_s IS NOT NULL", (key,)))
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT lot, recipe, state, summary FROM runs ORDER BY rowid")
+        return [{"lot": r[0], "recipe": r[1], "state": r[2],
+                 "summary": json.loads(r[3]) if r[3] else None} for r in rows]
+
+    def part_states(self, lot: str) -> dict[str, str]:
+        rows = self._read("SELECT part, state FROM parts WHERE lot = ?", (lot,))
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    # -- events -----------------------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        if event.kind in SKIPPED_KINDS:
+            return
+        try:
+            self._write("INSERT INTO events (seq, t, kind, source, data) VALUES (?,?,?,?,?)",
+                        (event.seq, event.t, event.kind, event.source, _json(dict(event.data))))
+        except sqlite3.ProgrammingError:
+            log.warning("journal closed; event %s from %s not stored", event.kind, event.source)
+
+    def event_count(self, kind: str | None = None) -> int:
+        if kind is None:
+            return int(self._read("SELECT COUNT(*) FROM events")[0][0])
+        return int(self._read("SELECT COUNT(*) FROM events WHERE kind = ?", (kind,))[0][0])
 
     def close(self) -> None:
-        pass
+        if self._subscription is not None:
+            self._subscription.cancel()
+            self._subscription = None
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,319 @@
+"""Serving one step to one part: journal intent → station → journal completion → fault policy → route.
+
+The intent row (idempotency key ``lot/part/step/visit/attempt``) is written *before* anything is sent
+to the station and the completion row after it answers or fails. Fault policies: ``retry`` N times then
+``then``; ``scrap`` the part; ``hold`` the cell and ask the operator (retry / scrap / abort) — an
+unanswered question keeps the cell held; ``abort`` the cell. Manual steps are prompts (done / scrap);
+their ``timeout_s`` only holds the cell and warns, it never answers.
+
+Also here: standby. A station idle for ``standby_after_s`` (its own, else the cell's) is put in standby;
+it is woken when a part starts the step before the one that needs it, and at the latest right before
+its own step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from microfactory.engine.energy import PowerState
+from microfactory.engine.packml import Command, PackMLState
+from microfactory.engine.parts import Visit
+from microfactory.engine.prompts import WITHDRAWN
+from microfactory.engine.scheduler import Dispatch, Outcome
+from microfactory.errors import MicrofactoryError, StationFault
+from microfactory.events import EventKind, Severity
+from microfactory.procedure import DONE, SCRAP, FaultAction, Step, StepKind
+from microfactory.station import Station, StationState, StepRequest, StepResult
+
+if TYPE_CHECKING:
+    from microfactory.engine.runner import Engine
+
+log = logging.getLogger("microfactory.engine.steps")
+S = PackMLState
+HELDISH = frozenset({S.HOLDING, S.HELD, S.UNHOLDING})
+LEAVING = frozenset({S.STOPPING, S.STOPPED, S.ABORTING, S.ABORTED, S.CLEARING})
+RETRY = "retry"
+
+
+class StepServer:
+    """Runs steps for one :class:`Engine` (always on its loop)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.e = engine
+        self.last_end_s = 0.0
+        self._visits: dict[tuple[str, str], int] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._waking: dict[str, asyncio.Task[None]] = {}
+
+    def reset(self) -> None:
+        self.last_end_s = 0.0
+        self._visits.clear()
+        self.cancel_timers()
+        for sid in self.e.stations:
+            self._arm_standby(sid)
+
+    # -- one step ---------------------------------------------------------------------------------
+    async def serve(self, d: Dispatch) -> None:
+        """Run ``d.step`` for ``d.part`` until it passes, fails, is scrapped or abandoned; then route."""
+        e, part, step = self.e, d.part, d.step
+        visit = self._visits[(part.id, step.id)] = self._visits.get((part.id, step.id), 0) + 1
+        self._wake_ahead(step)
+        start = e.clock.now()
+        outcome = Outcome.ABANDON
+        station = e.stations.get(step.station) if step.station else None
+        try:
+            attempt = 0
+            while True:
+                key = f"{e.lot}/{part.id}/{step.id}/{visit}/{attempt}"
+                result = await self._attempt(d, key, attempt)
+                if result is None:
+                    break
+                if result.ok:
+                    outcome = {"fail": Outcome.FAIL, "scrap": Outcome.SCRAP}.get(result.verdict or "",
+                                                                                  Outcome.PASS)
+                    break
+                decision = await self._on_fault(d, attempt, result)
+                if decision != RETRY:
+                    outcome = Outcome(decision)
+                    break
+                attempt += 1
+                if station is not None and station.state in (StationState.FAULTED, StationState.ALARM):
+                    await station.reset()
+        except asyncio.CancelledError:
+            outcome = Outcome.ABANDON
+            raise
+        except Exception as exc:  # a bug or an unexpected device error: report it and abort the cell
+            log.exception("step %s for part %s failed unexpectedly", step.id, part.id)
+            e.bus.publish(EventKind.ALARM, step.station or "cell", code="ENGINE", text=repr(exc),
+                          severity=Severity.CRITICAL, recovery="report this bug; Clear and Reset the cell",
+                          part=part.id, step=step.id)
+            if Command.ABORT in e.machine.allowed():
+                e.machine.command(Command.ABORT)
+        finally:
+            now = e.clock.now()
+            if outcome != Outcome.ABANDON:
+                self.last_end_s = now
+            part.visits.append(Visit(step.id, step.station, outcome.value, start, now,
+                                     station.firmware if station else ""))
+            e.settle_part(part.id, outcome)
+
+    async def _attempt(self, d: Dispatch, key: str, attempt: int) -> StepResult | None:
+        """One try; None when the step was withdrawn (stop/abort under a prompt or a held station)."""
+        e, part, step = self.e, d.part, d.step
+        station = e.stations.get(step.station) if step.station else None
+        source = step.station or "cell"
+        request = replace(step.request, part=part.id, key=key)
+        e.journal.intent(key, lot=e.lot, part=part.id, step=step.id, station=step.station,
+                         firmware=station.firmware if station else "", attempt=attempt,
+                         request={"action": request.action, "params": dict(request.params)}, t=e.clock.now())
+        e.bus.publish(EventKind.STEP, source, part=part.id, step=step.id, station=step.station,
+                      phase="intent", key=key, attempt=attempt)
+        t0 = e.clock.now()
+        result: StepResult | None
+        try:
+            if station is not None:
+                result = await self._on_station(station, request, step)
+            elif step.kind == StepKind.MANUAL:
+                result = await self._manual(d)
+            else:
+                await e.clock.sleep(step.duration_s)
+                result = StepResult(ok=True)
+        except asyncio.CancelledError:
+            e.journal.done(key, ok=False, verdict=None, data={"aborted": True}, t=e.clock.now())
+            e.bus.publish(EventKind.STEP, source, part=part.id, step=step.id, station=step.station,
+                          phase="failed", key=key, attempt=attempt, ok=False, reasons=["aborted"])
+            raise
+        except (MicrofactoryError, TimeoutError) as exc:
+            if e.machine.state in LEAVING:
+                result = None
+            else:
+                result = StepResult(ok=False, reasons=[str(exc)])
+                e.bus.publish(EventKind.ALARM, source, code=getattr(exc, "code", type(exc).__name__),
+                              text=str(exc), severity=Severity.ERROR, recovery=getattr(exc, "hint", ""),
+                              part=part.id, step=step.id)
+        dur = e.clock.now() - t0
+        ok = result is not None and result.ok
+        data: dict[str, Any] = {"duration_s": dur}
+        if result is not None:
+            data.update(result.data, reasons=result.reasons)
+            result.duration_s = result.duration_s or dur
+        else:
+            data["withdrawn"] = True
+        e.journal.done(key, ok=ok, verdict=result.verdict if result else None, data=data, t=e.clock.now())
+        e.bus.publish(EventKind.STEP, source, part=part.id, step=step.id, station=step.station,
+                      phase="done" if ok else "failed", key=key, attempt=attempt, ok=ok, duration_s=dur,
+                      verdict=result.verdict if result else None,
+                      reasons=result.reasons if result else ["withdrawn"])
+        return result
+
+    async def _on_station(self, station: Station, request: StepRequest, step: Step) -> StepResult:
+        e, sid = self.e, station.id
+        self._cancel_timer(sid)
+        await self.wake(sid)
+        e.serving[sid] = request.part or ""
+        e.power(sid, PowerState.BUSY, request.part)
+        t0 = e.clock.now()
+        try:
+            result = await self._watched(station, station.run_step(request), step)
+        finally:
+            e.serving.pop(sid, None)
+            e.acting.held.discard(sid)
+            e.power(sid, PowerState.IDLE)
+            if e.meter is not None:
+                e.meter.use[sid].steps += 1
+            self._arm_standby(sid)
+        measured = result.data.get("energy_j")
+        if isinstance(measured, int | float) and e.meter is not None and request.part:
+            estimated = e.meter.watts_busy(sid) * (e.clock.now() - t0)
+            e.meter.measured(sid, request.part, estimated, float(measured))
+        return result
+
+    async def _watched(self, station: Station, run: Any, step: Step) -> StepResult:
+        """Await the station's step with a process-time watchdog that does not count held time."""
+        e = self.e
+        limit = step.timeout_s or station.config.timeouts.step_s
+        task: asyncio.Task[StepResult] = asyncio.ensure_future(run)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=e.clock.wall(limit))
+                if done:
+                    return task.result()
+                if e.machine.state not in HELDISH:
+                    await station.stop()
+                    raise StationFault(station.id, "TIMEOUT", f"step {step.id!r} ran longer than {limit:g} s",
+                                       recovery="check the station; retry or scrap the part")
+        finally:
+            if not task.done():
+                task.cancel()
+
+    async def _manual(self, d: Dispatch) -> StepResult | None:
+        e, step = self.e, d.step
+        prompt, future = e.prompts.ask(step.prompt or f"Manual step {step.id!r} for part {d.part.id}",
+                                       ("done", "scrap"), "manual", part=d.part.id, step=step.id,
+                                       timeout_s=step.timeout_s)
+        if step.timeout_s:
+            done, _ = await asyncio.wait({future}, timeout=e.clock.wall(step.timeout_s))
+            if not done:
+                e.bus.publish(EventKind.LOG, "cell", level="warning", prompt=prompt.id,
+                              text=f"prompt {prompt.id} ({prompt.text}) unanswered after "
+                                   f"{step.timeout_s:g} s: holding the cell until someone answers")
+                e.hold_for(prompt.id)
+        choice = await future
+        e.release(prompt.id)
+        if choice == WITHDRAWN:
+            return None
+        return StepResult(ok=True, verdict="scrap" if choice == "scrap" else None)
+
+    async def _on_fault(self, d: Dispatch, attempt: int, result: StepResult) -> str:
+        """Apply the step's fault policy; return ``retry`` or an :class:`Outcome` value."""
+        e, part, step = self.e, d.part, d.step
+        policy = step.fault_policy
+        action = policy.action
+        if action == FaultAction.RETRY:
+            if attempt < policy.retries:
+                e.bus.publish(EventKind.STEP, step.station or "cell", part=part.id, step=step.id,
+                              station=step.station, phase="retry", attempt=attempt + 1)
+                return RETRY
+            action = policy.then
+        if action == FaultAction.SCRAP:
+            return Outcome.SCRAP.value
+        if action in (FaultAction.ABORT, FaultAction.RETRY):
+            if Command.ABORT in e.machine.allowed():
+                e.apply(Command.ABORT)
+            return Outcome.ABANDON.value
+        reasons = "; ".join(result.reasons) or "failed"
+        prompt, future = e.prompts.ask(
+            f"Step {step.id!r} failed for part {part.id} on {step.station or 'the bench'}: {reasons}. "
+            "Retry the step, scrap the part, or abort the cell?", ("retry", "scrap", "abort"), "fault",
+            part=part.id, station=step.station, step=step.id)
+        e.hold_for(prompt.id)
+        choice = await future
+        e.release(prompt.id)
+        if choice == "retry":
+            return RETRY if await self._until_execute() else Outcome.ABANDON.value
+        if choice == "scrap":
+            return Outcome.SCRAP.value
+        if choice == "abort" and Command.ABORT in e.machine.allowed():
+            e.apply(Command.ABORT)
+        return Outcome.ABANDON.value
+
+    async def _until_execute(self) -> bool:
+        while self.e.machine.state != S.EXECUTE:
+            if self.e.machine.state in LEAVING:
+                return False
+            await self.e.state_change()
+        return True
+
+    # -- standby ----------------------------------------------------------------------------------
+    def _standby_after(self, sid: str) -> float | None:
+        cfg = getattr(self.e.stations[sid], "config", None)
+        own = getattr(cfg, "standby_after_s", None)
+        cell = self.e.cell_config
+        return own or (cell.cell.standby_after_s if cell is not None else None)
+
+    def _arm_standby(self, sid: str) -> None:
+        after = self._standby_after(sid)
+        loop = self.e._loop
+        if not after or loop is None:
+            return
+        self._cancel_timer(sid)
+        self._timers[sid] = loop.call_later(self.e.clock.wall(after), self._sleep, sid)
+
+    def _cancel_timer(self, sid: str) -> None:
+        handle = self._timers.pop(sid, None)
+        if handle is not None:
+            handle.cancel()
+
+    def cancel_timers(self) -> None:
+        for sid in list(self._timers):
+            self._cancel_timer(sid)
+
+    def _sleep(self, sid: str) -> None:
+        self._timers.pop(sid, None)
+        if sid in self.e.serving or self.e.machine.state not in (S.EXECUTE, S.SUSPENDED, S.HELD):
+            return
+        loop = self.e._loop
+        assert loop is not None
+        loop.create_task(self._enter_standby(sid))
+
+    async def _enter_standby(self, sid: str) -> None:
+        if sid in self.e.serving or sid in self._waking:
+            return
+        await self.e.stations[sid].standby(True)
+        self.e.power(sid, PowerState.STANDBY)
+
+    def _wake_ahead(self, step: Step) -> None:
+        """Wake the station of the next step now, so it is ready when the part gets there."""
+        proc = self.e.procedure
+        if proc is None or step.on_pass in (DONE, SCRAP):
+            return
+        nxt = proc.step(step.on_pass).station
+        if nxt and self.e.meter is not None and self.e.meter.state(nxt) == PowerState.STANDBY:
+            loop = self.e._loop
+            assert loop is not None
+            loop.create_task(self.wake(nxt))
+
+    async def wake(self, sid: str) -> None:
+        """Leave standby (once, even when asked twice at the same time)."""
+        meter = self.e.meter
+        station = self.e.stations[sid]
+        if sid in self._waking:
+            await self._waking[sid]
+            return
+        metered = meter is not None and meter.state(sid) == PowerState.STANDBY
+        if station.state != StationState.STANDBY and not metered:
+            return
+
+        async def wake_up() -> None:
+            await station.standby(False)
+            self.e.power(sid, PowerState.IDLE)
+
+        task = asyncio.ensure_future(wake_up())
+        self._waking[sid] = task
+        try:
+            await task
+        finally:
+            self._waking.pop(sid, None)
