@@ -183,7 +183,8 @@ class Compilation:
                                       f"(stations: {known}); name one of those or remove station:"))
                 return step.station
             caps = self.capabilities(config)
-            if not (caps & set(needs_any)) or not needs_all <= caps:
+            kind_loaded = not isinstance(load_kind(config.kind), str)  # else the cell problem says why
+            if kind_loaded and (not (caps & set(needs_any)) or not needs_all <= caps):
                 self.problems.append((self.recipe.locate("procedure", index, "station"),
                                       f"station {config.id!r} offers {', '.join(sorted(caps)) or 'nothing'}, "
                                       f"but a {step.kind} step needs {want}; name another station"))
