@@ -1,0 +1,180 @@
+"""One reader per Grbl port: every line is classified once and routed to whoever waits for it.
+
+Grbl's answers (``ok``/``error:N``) come back in the order lines were sent, interleaved with pushed
+messages (status reports, alarms, ``[MSG:]``, the reset banner). :class:`GrblChannel` keeps a FIFO of the
+lines sent and not yet answered: each answer resolves the oldest entry, and the pushed lines that arrive
+before it (a ``$$`` listing, ``[VER:]``) are attached to that entry. Status reports, alarms and banners go
+to callbacks. A garbled line never crashes the reader: it is counted and kept for the error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from microfactory.errors import CommunicationError, Disconnected, ProtocolError, StationTimeout
+from microfactory.transport.line import LineTransport
+from stations.grbl.codec import GrblLine, LineKind, classify
+
+log = logging.getLogger("stations.grbl")
+
+RESET = b"\x18"
+
+
+@dataclass
+class Answer:
+    """The final answer to one line sent: ``line`` is ``ok`` or ``error:N``; ``pushed`` the messages that
+    came before it (the body of ``$$``, ``$I``, ``$G``, ``$#``)."""
+
+    sent: str
+    line: GrblLine
+    pushed: list[GrblLine] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.line.kind is LineKind.OK
+
+
+@dataclass
+class _Pending:
+    sent: str
+    future: asyncio.Future[Answer]
+    pushed: list[GrblLine] = field(default_factory=list)
+
+
+class GrblChannel:
+    """Lines to Grbl and their answers, over one :class:`LineTransport`."""
+
+    def __init__(self, transport: LineTransport, *, on_status: Callable[[GrblLine], None] | None = None,
+                 on_alarm: Callable[[GrblLine], None] | None = None,
+                 on_banner: Callable[[GrblLine], None] | None = None,
+                 on_message: Callable[[GrblLine], None] | None = None) -> None:
+        self.transport = transport
+        self.on_status = on_status
+        self.on_alarm = on_alarm
+        self.on_banner = on_banner
+        self.on_message = on_message
+        self._pending: deque[_Pending] = deque()
+        self._reader: asyncio.Task[None] | None = None
+        self.recent: deque[str] = deque(maxlen=8)
+        self.garbled: list[ProtocolError] = []
+        self.lines_seen = 0
+        self.banner = asyncio.Event()
+        self.closed_error: CommunicationError | None = None
+
+    # -- life cycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the reader task (on the running loop)."""
+        self.closed_error = None
+        self._reader = asyncio.get_running_loop().create_task(self._read(), name="grbl-reader")
+
+    async def stop(self) -> None:
+        """Stop the reader task and fail what was still waiting for an answer."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+        self.fail_pending(Disconnected("the port was closed", port=self.transport.port))
+
+    @property
+    def in_flight(self) -> int:
+        """Lines sent and not yet answered."""
+        return len(self._pending)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                text = await self.transport.readline(None, phase="line")
+                self._dispatch(text)
+        except CommunicationError as exc:
+            self.closed_error = exc
+            self.fail_pending(exc)
+
+    def _dispatch(self, text: str) -> None:
+        self.recent.append(text)
+        try:
+            line = classify(text, port=self.transport.port)
+        except ProtocolError as exc:
+            log.warning("%s: %s", self.transport.name, exc.message)
+            self.garbled.append(exc)
+            return
+        self.lines_seen += 1
+        kind = line.kind
+        if kind.is_answer:
+            if not self._pending:
+                log.warning("%s: %r answers no line sent (ignored)", self.transport.name, text)
+                return
+            entry = self._pending.popleft()
+            if not entry.future.done():
+                entry.future.set_result(Answer(entry.sent, line, entry.pushed))
+        elif kind is LineKind.STATUS:
+            if self.on_status:
+                self.on_status(line)
+        elif kind is LineKind.ALARM:
+            if self._pending:
+                self._pending[0].pushed.append(line)
+            if self.on_alarm:
+                self.on_alarm(line)
+        elif kind is LineKind.BANNER:
+            self.fail_pending(ProtocolError("Grbl reset (banner received) before answering",
+                                            port=self.transport.port, received=text.encode(),
+                                            hint="the machine was reset; check for an alarm"))
+            self.banner.set()
+            if self.on_banner:
+                self.on_banner(line)
+        elif kind is not LineKind.EMPTY:
+            if self._pending:
+                self._pending[0].pushed.append(line)
+            if self.on_message:
+                self.on_message(line)
+
+    def fail_pending(self, exc: BaseException) -> None:
+        """Fail every line still waiting for an answer (after a soft reset or a lost port)."""
+        while self._pending:
+            entry = self._pending.popleft()
+            if not entry.future.done():
+                entry.future.set_exception(exc)
+                entry.future.exception()  # mark retrieved: a dropped stream must not warn at exit
+
+    # -- sending ----------------------------------------------------------------------------------
+    async def send(self, line: str) -> asyncio.Future[Answer]:
+        """Write ``line`` + ``\\n`` and return the future of its answer (not awaited here).
+
+        The FIFO entry is queued before the bytes leave, so an answer can never overtake its entry.
+        """
+        if self.closed_error is not None:
+            raise self.closed_error
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(line, future))
+        try:
+            await self.transport.write_line(line)
+        except BaseException:
+            with contextlib.suppress(ValueError):
+                self._pending.remove(next(p for p in self._pending if p.future is future))
+            raise
+        return future
+
+    async def command(self, line: str, *, timeout_s: float, phase: str = "") -> Answer:
+        """Send one line and wait for its answer (send-response); raise :class:`StationTimeout`."""
+        future = await self.send(line)
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            raise StationTimeout(f"no answer to {line!r} within {timeout_s:g} s"
+                                 + (f" ({phase})" if phase else ""), port=self.transport.port, sent=line,
+                                 received=self.received_tail(),
+                                 hint="is the machine powered, and is it a Grbl 1.1 at the configured baud?"
+                                 ) from None
+
+    def realtime(self, data: bytes) -> bool:
+        """Write a realtime byte at once (any thread); False if the port is not open."""
+        return self.transport.write_realtime(data)
+
+    def received_tail(self) -> bytes:
+        """The last lines received, for error messages ("received ...")."""
+        return "\n".join(self.recent).encode("latin-1", errors="replace")

@@ -1,0 +1,128 @@
+"""Status polling: ``?`` at 5–20 Hz, and the difference between "busy moving" and "dead".
+
+While Grbl moves, an ``ok`` can take as long as a whole segment; that is not a fault as long as the
+machine still answers ``?``. The poller writes ``?`` as a realtime byte at ``rate_hz`` and records when
+the last report came; if no report comes within ``status_timeout_s`` of a ``?``, the machine is dead
+(:attr:`StatusPoller.failure` is set to a :class:`StationTimeout` and :attr:`StatusPoller.dead` fires).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from microfactory.errors import StationTimeout
+from stations.grbl.codec import StatusReport
+
+log = logging.getLogger("stations.grbl")
+
+MIN_RATE_HZ, MAX_RATE_HZ = 5.0, 20.0
+
+
+class StatusPoller:
+    """Polls ``?`` and hands each report to waiters; ``write`` sends one realtime byte."""
+
+    def __init__(self, write: Callable[[bytes], bool], *, rate_hz: float = 10.0,
+                 status_timeout_s: float = 1.0, port: str = "") -> None:
+        if not MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ:
+            raise ValueError(f"status poll rate must be {MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz, got {rate_hz:g}")
+        self._write = write
+        self.period_s = 1.0 / rate_hz
+        self.status_timeout_s = status_timeout_s
+        self.port = port
+        self.last: StatusReport | None = None
+        self.last_t = 0.0
+        self.dead = asyncio.Event()
+        self.failure: StationTimeout | None = None
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._paused = 0
+        self.count = 0
+
+    def start(self) -> None:
+        """Start polling on the running loop."""
+        if self._task is None or self._task.done():
+            self.dead.clear()
+            self.failure = None
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="grbl-poller")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Suspend the dead-man check (during a soft reset Grbl is silent for a moment)."""
+        self._paused += 1
+        try:
+            yield None
+        finally:
+            self._paused -= 1
+            self.last_t = time.monotonic()
+
+    def report(self, status: StatusReport) -> None:
+        """Called by the channel for every status report (on the loop)."""
+        self.last = status
+        self.last_t = time.monotonic()
+        self.count += 1
+        asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _run(self) -> None:
+        self.last_t = time.monotonic()
+        unanswered_since: float | None = None  # first '?' not yet followed by a report
+        while True:
+            now = time.monotonic()
+            if unanswered_since is None or self.last_t >= unanswered_since:
+                unanswered_since = now
+            self._write(b"?")
+            await asyncio.sleep(self.period_s)
+            if self._paused:
+                unanswered_since = None
+                continue
+            if self.last_t < unanswered_since and time.monotonic() - unanswered_since > self.status_timeout_s:
+                self.failure = StationTimeout(
+                    f"no status report within {self.status_timeout_s:g} s "
+                    "(the machine stopped answering '?')",
+                    port=self.port, sent=b"?",
+                    hint="check power and cable; a busy machine still answers '?', so it is not just moving")
+                log.error("%s", self.failure)
+                self.dead.set()
+                await self._notify()
+                return
+
+    async def wait_for(self, predicate: Callable[[StatusReport], bool], timeout_s: float,
+                       *, what: str = "status") -> StatusReport:
+        """Wait for a report matching ``predicate``; raise :class:`StationTimeout` or the dead failure."""
+        count = self.count
+
+        async def matched() -> StatusReport:
+            async with self._changed:
+                while True:
+                    if self.failure is not None:
+                        raise self.failure
+                    if self.count != count and self.last is not None and predicate(self.last):
+                        return self.last
+                    await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(matched(), timeout_s)
+        except TimeoutError:
+            seen = self.last.label if self.last else "no report"
+            raise StationTimeout(f"{what} not reached within {timeout_s:g} s (last state {seen})",
+                                 port=self.port) from None
+
+    async def fresh(self, timeout_s: float) -> StatusReport:
+        """The next report after now (asks at once rather than waiting for the next poll)."""
+        count = self.count
+        self._write(b"?")
+        return await self.wait_for(lambda _s: self.count > count, timeout_s, what="a status report")
