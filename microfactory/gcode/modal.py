@@ -95,8 +95,8 @@ class ModalState:
             off = self.offsets[name]
             if off != ZERO:
                 p = WCS_NAMES.index(name) + 1
-                words = " ".join(f"{a}{_num(v)}" for a, v in zip(AXES, off, strict=True))
-                lines.append(f"G10 L2 P{p} {words}")
+                values = " ".join(f"{a}{_num(v)}" for a, v in zip(AXES, off, strict=True))
+                lines.append(f"G10 L2 P{p} {values}")
         lines.append(self.wcs)
         lines.append(f"G43.1 Z{_num(self.tool_length)}" if self.tool_length else "G49")
         if self.g92 != ZERO and None not in self.position:

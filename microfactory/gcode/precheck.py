@@ -325,7 +325,9 @@ class _Checker:
         if mode in ("G2", "G3"):
             self.arc(b, scale, target, inverse_time)
         else:
-            self.check_point(target, column, "")
+            pos = s.position  # an axis that does not move was checked when it got there
+            self.check_point(tuple(None if t == p else t for t, p in zip(target, pos, strict=True)),  # type: ignore[arg-type]
+                             column, "")
             self.linear(target, mode, inverse_time)
         s.position = target
 
@@ -378,6 +380,19 @@ class _Checker:
                          column, "arc reaches ")
         self.time_arc(arc, inverse_time)
 
+    def grow(self, point: MaybeVec) -> None:
+        """Grow the extents by the known coordinates of ``point`` (mm, machine)."""
+        lo, hi = self.lo, self.hi
+        for i in range(3):
+            value = point[i]
+            if value is None:
+                continue
+            cur_lo, cur_hi = lo[i], hi[i]
+            if cur_lo is None or value < cur_lo:
+                lo[i] = value
+            if cur_hi is None or value > cur_hi:
+                hi[i] = value
+
     def check_point(self, point: MaybeVec, column: int | None, prefix: str) -> None:
         """Refuse each known coordinate outside the envelope and grow the extents."""
         lo, hi, bounds = self.lo, self.hi, self._bounds
@@ -411,6 +426,7 @@ class _Checker:
 
     def linear(self, target: MaybeVec, mode: str, inverse_time: float | None) -> None:
         start = self.s.position
+        self.grow(start)
         d = [0.0 if (a is None or b is None) else b - a for a, b in zip(start, target, strict=True)]
         length = math.sqrt(d[0] * d[0] + d[1] * d[1] + d[2] * d[2])
         if length == 0.0:
