@@ -276,13 +276,14 @@ class Compilation:
                 self.problems.append((self.recipe.locate(*where, "program"),
                                       f"cannot read G-code file {path}: {exc}; is it a text file?"))
                 text = ""
-            source, first_line, name = str(path), 1, path.name
+            source, first_line, name, indent = str(path), 1, path.name, 0
         else:
             loc = self.recipe.locate(*where, "gcode")
             text = str(settings["gcode"])
             source, name = str(self.recipe.path), f"{step.id} (inline)"
             first_line = (loc.line or 0) + 1
-        program = self._template(text, source, first_line, variables, where)
+            indent = _indent_of(self.recipe.path, first_line)
+        program = self._template(text, source, first_line, variables, where, indent)
         params: dict[str, Any] = {"program": program, "source": source, "first_line": first_line,
                                   "name": name}
         if step.kind == StepKind.CUT:
@@ -295,13 +296,13 @@ class Compilation:
         return params
 
     def _template(self, text: str, source: str, first_line: int, variables: Mapping[str, Any],
-                  where: Sequence[str | int]) -> list[str]:
+                  where: Sequence[str | int], indent: int = 0) -> list[str]:
         lines = text.splitlines()
         out: list[str] = []
         for n, line in enumerate(lines):
             unknown = [(name, col) for name, col in references(line) if name not in variables]
             for name, col in unknown:
-                self.problems.append((SourceLocation(source, first_line + n, col, _field(where)),
+                self.problems.append((SourceLocation(source, first_line + n, col + indent, _field(where)),
                                       f"unknown parameter ${{{name}}} in the G-code (known: "
                                       f"{', '.join(sorted(variables)) or 'none'}); declare it under "
                                       "parameters: or fix the spelling"))
@@ -331,6 +332,17 @@ def load_kind(name: str) -> StationKind | str:
         return f"station kind {name!r} cannot be loaded ({exc.message})"
     except (ImportError, AttributeError) as exc:
         return f"station kind {name!r} cannot be loaded ({type(exc).__name__}: {exc})"
+
+
+def _indent_of(path: Path, line: int) -> int:
+    """Leading spaces of ``line`` (1-based) in ``path``: the indent of an inline G-code block."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 0
+    if not 0 < line <= len(lines):
+        return 0
+    return len(lines[line - 1]) - len(lines[line - 1].lstrip(" "))
 
 
 def _field(parts: Sequence[str | int]) -> str:
