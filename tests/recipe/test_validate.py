@@ -42,7 +42,8 @@ def test_a_line_out_of_the_envelope_points_at_the_program_line(examples: Path, c
     [problem] = report.problems
     assert (problem.file, problem.line) == (str(nc), index + 1)
     assert problem.field == "procedure[3].machine.program"
-    assert "station 'mill'" in problem.message and "X 215.000 mm is outside the envelope X 0..80" in problem.message
+    assert "station 'mill'" in problem.message
+    assert "X 215.000 mm is outside the envelope X 0..80" in problem.message
 
 
 def test_inline_program_lines_map_back_into_the_recipe(tmp_path: Path, cell_file: Path) -> None:
@@ -133,7 +134,8 @@ def test_cli_json_lists_every_problem(examples: Path, cell_file: Path,
     assert any("NAME=VALUE" in p["message"] for p in doc["problems"])
 
 
-def test_cli_text_says_nothing_ran(tmp_path: Path, cell_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_text_says_nothing_ran(tmp_path: Path, cell_file: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
     recipe = write(tmp_path / "r.yaml", "recipe: {id: r, name: R, version: 1}\nprocedure: []\n")
     code, out = run_cli(capsys, str(recipe), "--cell", str(cell_file))
     assert code == 2
