@@ -1,0 +1,94 @@
+"""A Grbl 1.1h controller (the cut and machine stations) simulated behind a pty.
+
+``SIMULATOR.start(options, clock)`` opens a pty and returns a :class:`GrblHandle`; the driver opens
+``handle.port`` like ``/dev/ttyUSB0``. Options (a cell file's ``sim:`` block, or ``--set key=value``):
+
+``baud`` (bit/s, default 115200) · ``latency_ms`` (one-way, default 0) · ``motion`` (false: blocks
+complete at once; ``zero_motion_time: true`` means the same) · ``settings`` (``{130: 200, 32: 1}``) ·
+``identity``/``serial`` (the USB-like identity, also shown by ``$I``) · ``version`` (the ``[VER:...]``
+string) · ``envelope`` (``{x: [0, 200], y: [0, 150], z: [-50, 0]}`` mm; default ``0..$13x``) · ``home``
+(``[x, y, z]`` mm, where ``$H`` ends) · ``seed`` (garbling).
+
+Motion time is process time (divided by ``clock.speed``); link time (baud, latency) is wall time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from microfactory.clock import Clock
+from simulators.grbl.device import GrblDevice, GrblOptions, parse_options
+from simulators.grbl.gcode import Vec
+from simulators.link import PtyLink
+
+__all__ = ["SIMULATOR", "GrblDevice", "GrblHandle", "GrblOptions", "GrblSimulator"]
+
+
+class GrblHandle:
+    """A running Grbl simulator: the :class:`~microfactory.simulation.SimulatorHandle` plus test probes.
+
+    Probes (thread-safe snapshots): :attr:`received_lines` (every line the device took from its buffer,
+    without terminator), :attr:`position` (machine mm), :attr:`state` (as a status report shows it),
+    :attr:`settings`; :attr:`link` exposes byte counters (``bytes_in``/``bytes_out``).
+    """
+
+    def __init__(self, link: PtyLink, device: GrblDevice) -> None:
+        self.link = link
+        self.device = device
+
+    @property
+    def port(self) -> str:
+        return self.link.port
+
+    @property
+    def identity(self) -> str:
+        return self.device.options.identity
+
+    def inject(self, fault: str, **params: Any) -> None:
+        """Link faults ``drop``/``garble`` (``n``), ``silence``/``speak``, ``unplug``/``replug``;
+        device faults ``alarm`` (``code``), ``error_on_line`` (``line``, ``code``), ``door`` (``open``)."""
+        self.link.inject(fault, **params)
+
+    def faults(self) -> list[str]:
+        return self.link.faults()
+
+    def close(self) -> None:
+        self.link.close()
+
+    @property
+    def received_lines(self) -> list[str]:
+        return list(self.link.call(lambda: list(self.device.received_lines)))
+
+    @property
+    def position(self) -> Vec:
+        result: Vec = self.link.call(self.device.position)
+        return result
+
+    @property
+    def state(self) -> str:
+        return str(self.link.call(self.device.state_text))
+
+    @property
+    def settings(self) -> dict[int, float]:
+        return dict(self.link.call(lambda: dict(self.device.settings)))
+
+    def __enter__(self) -> GrblHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class GrblSimulator:
+    """The factory registered under ``microfactory.simulators`` as ``grbl``."""
+
+    def start(self, options: Mapping[str, Any], clock: Clock) -> GrblHandle:
+        device = GrblDevice(parse_options(options), speed=clock.speed)
+        link = PtyLink(device, baud=int(options.get("baud", 115200)),
+                       latency_s=float(options.get("latency_ms", 0.0)) / 1000.0,
+                       seed=int(options.get("seed", 0)), name=f"grbl:{device.options.identity}")
+        return GrblHandle(link, device)
+
+
+SIMULATOR = GrblSimulator()

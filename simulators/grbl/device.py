@@ -1,0 +1,616 @@
+"""Grbl 1.1h as seen from its serial port: receive buffer, realtime bytes, states, answers.
+
+The :class:`GrblDevice` sits behind a :class:`~simulators.link.PtyLink`, which calls it on the link thread
+with bytes paced at the baud rate. What it models, as real Grbl does:
+
+- a 127-byte serial receive buffer (``Bf`` reports ``128 - used``); bytes beyond it are lost and logged;
+- realtime bytes (``?`` ``!`` ``~`` ctrl-X, 0x84 door, 0x85 jog cancel, 0x90–0x9D overrides) taken out of
+  the stream on arrival and acted on at once, even while the buffer is full;
+- one line parsed at a time; a motion line is answered ``ok`` once its block enters the 15-block planner,
+  so a full planner holds the answer back and the host's character count backs up; spindle, coolant and
+  dwell lines wait for the planner to empty first (not M3/M4/S in laser mode ``$32=1``);
+- states Idle, Run, Hold:0/1, Jog, Alarm, Door:0–2, Check, Home, Sleep; soft limits (``$20=1``) against an
+  envelope (default ``0..$130``, ``0..$131``, ``0..$132`` mm: the simulator uses positive machine space
+  instead of Grbl's homed negative space) end in ``ALARM:2`` and the critical ``[MSG:Reset to continue]``
+  lock, as real Grbl: only ctrl-X leaves it, then ``$X``/``$H`` unlock.
+
+Line endings: ``\\n``, ``\\r`` or ``\\r\\n`` end a line (``\\r\\n`` counts once).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from simulators.grbl.gcode import AXES, GcodeError, Move, ParsedLine, Parser, Vec, split_words
+from simulators.grbl.motion import Block, Planner
+from simulators.grbl.reports import StatusCounters, offsets_report
+from simulators.grbl.settings import DEFAULTS, SettingError, check_setting, format_setting
+
+if TYPE_CHECKING:
+    from simulators.link import PtyLink
+
+log = logging.getLogger("simulators.grbl")
+
+RX_BUFFER = 128
+RX_USABLE = RX_BUFFER - 1
+LINE_MAX = 79  # characters after stripping spaces and comments (Grbl's 80-byte line buffer)
+BANNER = "\r\nGrbl 1.1h ['$' for help]"
+UNLOCK_HINT = "[MSG:'$H'|'$X' to unlock]"
+HELP = "[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]"
+
+
+class State(enum.Enum):
+    IDLE = "Idle"
+    RUN = "Run"
+    HOLD = "Hold"
+    JOG = "Jog"
+    ALARM = "Alarm"
+    DOOR = "Door"
+    CHECK = "Check"
+    HOME = "Home"
+    SLEEP = "Sleep"
+
+
+@dataclass
+class GrblOptions:
+    """What a cell file's ``sim:`` block sets for a Grbl simulator (see :mod:`simulators.grbl`)."""
+
+    motion: bool = True  # False: blocks complete at once (link benchmarks)
+    identity: str = "SIM-GRBL-0001"
+    version: str = "1.1h.20190825"
+    envelope: tuple[tuple[float, float], ...] | None = None  # per axis (min, max) mm
+    home: Vec = (0.0, 0.0, 0.0)
+    settings: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """A line accepted but not yet answered (waiting for the planner, a sync, a dwell or homing)."""
+
+    parsed: ParsedLine | None
+    moves: list[Move]
+    sync: bool
+    dwell_until: float | None = None
+    homing: bool = False
+
+
+class GrblDevice:
+    """The Grbl firmware model; every method runs on the link thread under the link lock."""
+
+    def __init__(self, options: GrblOptions, speed: float = 1.0) -> None:
+        self.options = options
+        self.speed = speed
+        self.settings: dict[int, float] = {**DEFAULTS, **options.settings}
+        self.build_info = options.identity
+        self.received_lines: list[str] = []
+        self.alarm_code = 0
+        self.door_open = False
+        self.parser = Parser()
+        self.planner = Planner(speed, instant=not options.motion)
+        self._link: PtyLink | None = None
+        self._rx = bytearray()
+        self._error_lines: list[list[int]] = []  # [lines to go, code]
+        self._reset_state()
+
+    # ---- Device protocol --------------------------------------------------------------------------
+
+    def attach(self, link: PtyLink) -> None:
+        self._link = link
+
+    def power_on(self) -> None:
+        self._reset_state()
+        self.planner = Planner(self.speed, instant=not self.options.motion)
+        self.state = State.ALARM if self.settings[22] else State.IDLE
+        self._banner()
+
+    def receive(self, data: bytes) -> None:
+        for byte in data:
+            if byte == 0x18:
+                self._soft_reset(self._now)
+            elif self.critical:
+                if byte == ord("?"):
+                    self._send(self._status(self._now))
+            elif byte in _REALTIME:
+                _REALTIME[byte](self)
+            elif byte >= 0x80:
+                self._override(byte)
+            elif len(self._rx) < RX_USABLE:
+                self._rx.append(byte)
+            else:
+                self.rx_overflows += 1
+                log.warning("grbl: receive buffer full (%d bytes): byte %r lost", RX_USABLE, bytes([byte]))
+
+    def poll(self, now: float) -> float | None:
+        self._now = now
+        self.planner.update(now)
+        self._update_state(now)
+        self._run_lines(now)
+        self._update_state(now)
+        wakes = [t for t in (self.planner.next_event(), self._pending.dwell_until if self._pending else None)
+                 if t is not None]
+        return min(wakes) if wakes else None
+
+    def device_faults(self) -> Mapping[str, Callable[..., None]]:
+        return {"alarm": self._fault_alarm, "error_on_line": self._fault_error_on_line,
+                "door": self._fault_door}
+
+    # ---- what tests read --------------------------------------------------------------------------
+
+    def position(self) -> Vec:
+        """Machine position now (mm)."""
+        return self.planner.current(self._now)
+
+    def state_text(self) -> str:
+        """The state as a status report shows it (``Idle``, ``Hold:1``, ``Door:0`` ...)."""
+        if self.state is State.HOLD:
+            return f"Hold:{int(self.planner.held or not self.planner.busy)}"
+        if self.state is State.DOOR:
+            return f"Door:{self._door_sub()}"
+        return self.state.value
+
+    # ---- state ------------------------------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        self._now = 0.0
+        self.state = State.IDLE
+        self.critical = False
+        self.rx_overflows = 0
+        self._rx.clear()
+        self._pending: _Pending | None = None
+        self._overflow = False
+        self._skip_lf = False
+        self.spindle = 5
+        self.spindle_speed = 0.0
+        self.overrides = [100, 100, 100]
+        self.counters = StatusCounters()
+
+    def _send(self, text: str, *, answer: bool = False) -> None:
+        if self._link is not None:
+            self._link.send_line(text, answer=answer)
+
+    def _answer(self, code: int = 0) -> None:
+        self._send("ok" if code == 0 else f"error:{code}", answer=True)
+
+    def _banner(self) -> None:
+        self._send(BANNER)
+        if self.state is State.ALARM:
+            self._send(UNLOCK_HINT)
+
+    def _alarm(self, code: int, now: float, *, critical: bool = False) -> None:
+        self.parser.position = self.planner.clear(now)
+        self._rx.clear()
+        self._pending = None
+        self.state = State.ALARM
+        self.alarm_code = code
+        self.spindle = 5
+        self._send(f"ALARM:{code}")
+        if critical:
+            self.critical = True
+            self._send("[MSG:Reset to continue]")
+
+    def _soft_reset(self, now: float) -> None:
+        moving = self.planner.moving or self.state in (State.RUN, State.JOG, State.HOME)
+        was = self.state
+        pos = self.planner.clear(now)
+        self._reset_state()
+        self._now = now
+        self.parser.reset(pos)
+        if was is State.HOME:
+            self._alarm(6, now)
+        elif moving:
+            self._alarm(3, now)
+        self.state = State.ALARM if was in (State.ALARM, State.SLEEP) or moving else State.IDLE
+        self._banner()
+        if self.door_open and self.state is State.IDLE:
+            self._enter_door(now)
+
+    def _update_state(self, now: float) -> None:
+        busy = self.planner.busy
+        if self.state is State.IDLE and busy:
+            self.state = State.RUN
+        elif self.state in (State.RUN, State.JOG) and not busy:
+            if self.state is State.JOG:
+                self.parser.position = self.planner.position
+            self.state = State.IDLE
+        elif self.state is State.HOME and not busy:
+            self.state = State.IDLE
+            self.parser.position = self.planner.position
+            if self._pending is not None and self._pending.homing:
+                self._pending = None
+                self._answer()
+
+    def _door_sub(self) -> int:
+        if self.planner.moving:
+            return 2
+        return 1 if self.door_open else 0
+
+    # ---- realtime ---------------------------------------------------------------------------------
+
+    def _status_request(self) -> None:
+        self._send(self._status(self._now))
+
+    def _status(self, now: float) -> str:
+        pos = self.planner.current(now)
+        mask = int(self.settings[10])
+        wco = self.parser.wco()
+        fields = [self.state_text()]
+        if mask & 1:
+            fields.append("MPos:" + ",".join(f"{p:.3f}" for p in pos))
+        else:
+            fields.append("WPos:" + ",".join(f"{p - w:.3f}" for p, w in zip(pos, wco, strict=True)))
+        if mask & 2:
+            fields.append(f"Bf:{self.planner.free},{RX_BUFFER - len(self._rx)}")
+        spindle = 0.0 if self.spindle == 5 else min(self.spindle_speed, self.settings[30])
+        fields.append(f"FS:{self.planner.rate(now):.0f},{spindle * self.overrides[2] / 100:.0f}")
+        if self.door_open:
+            fields.append("Pn:D")
+        busy = self.state in (State.RUN, State.HOLD, State.JOG, State.HOME, State.DOOR)
+        fields += self.counters.extras(busy, wco, self.overrides, self.spindle, self.parser.modal.coolant)
+        return "<" + "|".join(fields) + ">"
+
+    def _feed_hold(self) -> None:
+        if self.state is State.JOG:
+            self._jog_cancel()
+        elif self.state in (State.RUN, State.IDLE):
+            self.planner.hold(self._now)
+            self.state = State.HOLD
+
+    def _cycle_start(self) -> None:
+        resumable = (self.state is State.HOLD and self.planner.held) or (
+            self.state is State.DOOR and not self.door_open and not self.planner.moving)
+        if resumable:
+            self.planner.resume(self._now)
+            self.state = State.RUN if self.planner.busy else State.IDLE
+
+    def _jog_cancel(self) -> None:
+        if self.state is State.JOG:
+            self.planner.hold(self._now, flush=True)
+
+    def _door(self) -> None:
+        self.door_open = True
+        self._enter_door(self._now)
+
+    def _enter_door(self, now: float) -> None:
+        if self.state in (State.IDLE, State.RUN, State.HOLD, State.JOG):
+            self.planner.hold(now, flush=self.state is State.JOG)
+            self.state = State.DOOR
+
+    def _override(self, byte: int) -> None:
+        f, r, s = self.overrides
+        f = {0x90: 100, 0x91: f + 10, 0x92: f - 10, 0x93: f + 1, 0x94: f - 1}.get(byte, f)
+        r = {0x95: 100, 0x96: 50, 0x97: 25}.get(byte, r)
+        s = {0x99: 100, 0x9A: s + 10, 0x9B: s - 10, 0x9C: s + 1, 0x9D: s - 1}.get(byte, s)
+        new = [min(200, max(10, f)), r, min(200, max(10, s))]
+        if new != self.overrides:
+            self.overrides = new
+            self.counters.ovr = 0
+
+    # ---- lines ------------------------------------------------------------------------------------
+
+    def _run_lines(self, now: float) -> None:
+        while not self.critical and self.state is not State.SLEEP:
+            if self._pending is not None:
+                if not self._advance(self._pending, now):
+                    return
+                self._pending = None
+            raw = self._take_line()
+            if raw is None:
+                return
+            self._line(raw, now)
+
+    def _take_line(self) -> bytes | None:
+        if self._skip_lf and self._rx[:1] == b"\n":
+            del self._rx[:1]
+        self._skip_lf = False
+        ends = [i for i in (self._rx.find(b"\n"), self._rx.find(b"\r")) if i >= 0]
+        if not ends:
+            if len(self._rx) >= RX_USABLE:  # Grbl has moved these into its line buffer: too long
+                self._overflow = True
+                self._rx.clear()
+            return None
+        i = min(ends)
+        raw = bytes(self._rx[:i])
+        self._skip_lf = self._rx[i] == ord("\r")
+        del self._rx[: i + 1]
+        return raw
+
+    def _line(self, raw: bytes, now: float) -> None:
+        text = raw.decode("latin-1")
+        self.received_lines.append(text)
+        line = strip_line(text)
+        if self._overflow or len(line) > LINE_MAX:
+            self._overflow = False
+            self._answer(11)
+        elif not line:
+            self._answer()
+        elif line.startswith("$"):
+            self._system(line, now)
+        else:
+            self._gcode(line, now)
+
+    def _gcode(self, line: str, now: float) -> None:
+        if self.state in (State.ALARM, State.JOG, State.SLEEP):
+            self._answer(9)
+            return
+        for entry in self._error_lines:
+            entry[0] -= 1
+        fired = [e for e in self._error_lines if e[0] <= 0]
+        if fired:
+            self._error_lines = [e for e in self._error_lines if e[0] > 0]
+            self._answer(fired[0][1])
+            return
+        try:
+            parsed = self.parser.parse(line)
+        except GcodeError as exc:
+            log.info("grbl: %r → %s", line, exc)
+            self._answer(exc.code)
+            return
+        if self.state is not State.CHECK and any(not self._inside(m.end) for m in parsed.moves):
+            log.warning("grbl: %r leaves the soft-limit envelope: ALARM:2", line)
+            self._alarm(2, now, critical=True)
+            return
+        coolant_before = self.parser.modal.coolant
+        self.parser.commit(parsed)
+        if self.state is State.CHECK:
+            self._answer()
+            return
+        laser = bool(self.settings[32])
+        sync = parsed.sync and not (laser and not parsed.dwell_s and not parsed.pause
+                                    and not parsed.program_end and parsed.modal.coolant == coolant_before)
+        self._pending = _Pending(parsed, list(parsed.moves), sync)
+
+    def _advance(self, p: _Pending, now: float) -> bool:
+        """Move a pending line on; True once it is answered."""
+        if p.homing:
+            return False
+        if p.sync:
+            if self.planner.busy:
+                return False
+            p.sync = False
+        parsed = p.parsed
+        assert parsed is not None
+        if parsed.dwell_s > 0:
+            if p.dwell_until is None:
+                p.dwell_until = now + (parsed.dwell_s / self.speed if self.options.motion else 0.0)
+            if now < p.dwell_until:
+                return False
+        while p.moves:
+            if self.planner.free == 0:
+                return False
+            block = self._block(p.moves.pop(0))
+            if block.length > 0:
+                self.planner.push(block, now)
+        self.spindle, self.spindle_speed = parsed.modal.spindle, parsed.modal.speed
+        self._answer()
+        if parsed.pause:
+            self._feed_hold()
+        return True
+
+    def _block(self, move: Move, *, jog: bool = False, rate: float | None = None) -> Block:
+        delta = [move.end[i] - move.start[i] for i in range(3)]
+        if move.center is not None:
+            delta[move.plane[0]] = delta[move.plane[1]] = 1.0
+        norm = math.sqrt(sum(d * d for d in delta)) or 1.0
+        unit = [abs(d) / norm for d in delta]
+        v_max = min((self.settings[110 + i] / u for i, u in enumerate(unit) if u > 1e-9), default=1.0)
+        a_max = min((self.settings[120 + i] / u for i, u in enumerate(unit) if u > 1e-9), default=1.0)
+        block = Block(move, 1.0, a_max, jog=jog)
+        if rate is not None:
+            feed = rate
+        elif move.feed is None:
+            feed = v_max * self.overrides[1] / 100
+        elif move.inverse_time_min:
+            feed = block.length / move.inverse_time_min
+        else:
+            feed = move.feed * (1.0 if jog else self.overrides[0] / 100)
+        block.rate = min(feed, v_max) / 60.0
+        return block
+
+    def _inside(self, point: Vec) -> bool:
+        if not self.settings[20]:
+            return True
+        return all(lo - 1e-6 <= p <= hi + 1e-6 for p, (lo, hi) in zip(point, self.envelope(), strict=True))
+
+    def envelope(self) -> tuple[tuple[float, float], ...]:
+        """Soft-limit travel per axis (min, max) in machine mm."""
+        if self.options.envelope is not None:
+            return self.options.envelope
+        return tuple((0.0, self.settings[130 + i]) for i in range(3))
+
+    # ---- $ commands -------------------------------------------------------------------------------
+
+    def _system(self, line: str, now: float) -> None:
+        body = line[1:]
+        if body == "":
+            self._send(HELP)
+        elif body.startswith("J="):
+            self._answer(self._jog(body[2:], now))
+            return
+        elif body in ("$", "G", "C", "X"):
+            code = self._simple_system(body, now)
+            if code >= 0:
+                self._answer(code)
+            return
+        elif self.state not in (State.IDLE, State.ALARM):
+            self._answer(8)
+            return
+        elif body == "#":
+            for text in offsets_report(self.parser.offsets):
+                self._send(text)
+        elif body == "H":
+            code = self._home(now)
+            if code:
+                self._answer(code)
+            return
+        elif body == "SLP":
+            self._answer()
+            self.parser.position = self.planner.clear(now)
+            self.state, self.spindle = State.SLEEP, 5
+            self._send("[MSG:Sleeping]")
+            return
+        elif body == "I":
+            self._send(f"[VER:{self.options.version}:{self.build_info}]")
+            self._send(f"[OPT:V,{self.planner.capacity},{RX_BUFFER}]")
+        elif body.startswith("I="):
+            self.build_info = line[3:]
+        elif body == "N":
+            self._send("$N0=")
+            self._send("$N1=")
+        elif body.startswith(("N0=", "N1=", "RST=")):
+            if body == "RST=$":
+                self.settings = {**DEFAULTS, **self.options.settings}
+        else:
+            self._answer(self._write_setting(body))
+            return
+        self._answer()
+
+    def _simple_system(self, body: str, now: float) -> int:
+        if body == "$":
+            if self.state in (State.RUN, State.HOLD):
+                return 8
+            for number, value in sorted(self.settings.items()):
+                self._send(format_setting(number, value))
+        elif body == "G":
+            self._send(self.parser.modal.gc_line())
+        elif body == "C":
+            if self.state is State.CHECK:
+                self._send("[MSG:Disabled]")
+                self._answer()
+                self._soft_reset(now)
+                return -1
+            if self.state is not State.IDLE:
+                return 8
+            self.state = State.CHECK
+            self._send("[MSG:Enabled]")
+        elif body == "X" and self.state is State.ALARM:
+            if self.door_open:
+                return 13
+            self._send("[MSG:Caution: Unlocked]")
+            self.state = State.IDLE
+        return 0
+
+    def _write_setting(self, body: str) -> int:
+        number_text, eq, value_text = body.partition("=")
+        if not eq or not number_text.isdigit():
+            return 3
+        try:
+            value = float(value_text)
+        except ValueError:
+            return 2
+        try:
+            check_setting(self.settings, int(number_text), value)
+        except SettingError as exc:
+            return exc.code
+        self.settings[int(number_text)] = value
+        log.info("grbl: $%s=%g", number_text, value)
+        return 0
+
+    def _home(self, now: float) -> int:
+        if not self.settings[22]:
+            return 5
+        if self.door_open:
+            return 13
+        start = self.planner.current(now)
+        move = Move(start, self.options.home, None)
+        self.state = State.HOME
+        self._pending = _Pending(None, [], False, homing=True)
+        block = self._block(move, rate=self.settings[25])
+        if block.length > 0:
+            self.planner.push(block, now)
+        return 0
+
+    def _jog(self, text: str, now: float) -> int:
+        if self.state not in (State.IDLE, State.JOG):
+            return 8
+        try:
+            words = split_words(text)
+        except GcodeError as exc:
+            return exc.code
+        if any(w not in "GXYZFN" or (w == "G" and v not in (20, 21, 53, 90, 91)) for w, v in words):
+            return 16
+        if not any(w == "F" for w, _ in words):
+            return 22
+        jog_parser = Parser()
+        jog_parser.offsets, jog_parser.position = self.parser.offsets, self.parser.position
+        jog_parser.modal = replace(self.parser.modal, motion=1, feed_mode=94)
+        try:
+            parsed = jog_parser.parse("G1" + text)
+        except GcodeError as exc:
+            return exc.code
+        if not parsed.moves:
+            return 0
+        move = parsed.moves[0]
+        if self.settings[20] and not self._inside(move.end):
+            return 15
+        self.parser.position = move.end
+        self.planner.push(self._block(move, jog=True), now)
+        self.state = State.JOG
+        return 0
+
+    # ---- faults -----------------------------------------------------------------------------------
+
+    def _fault_alarm(self, code: int = 1) -> None:
+        """``ALARM:code`` now; 1 (hard limit) and 2 (soft limit) also need a reset, as real Grbl."""
+        self._alarm(int(code), self._now, critical=int(code) in (1, 2))
+
+    def _fault_error_on_line(self, line: int = 1, code: int = 20) -> None:
+        """Answer ``error:code`` to the ``line``-th G-code line from now (1 = the next one)."""
+        self._error_lines.append([int(line), int(code)])
+
+    def _fault_door(self, open: bool = True) -> None:
+        """Open (``open=True``) or close the safety door."""
+        if open:
+            self._door()
+        else:
+            self.door_open = False
+
+
+_REALTIME: dict[int, Callable[[GrblDevice], None]] = {
+    ord("?"): GrblDevice._status_request,
+    ord("!"): GrblDevice._feed_hold,
+    ord("~"): GrblDevice._cycle_start,
+    0x84: GrblDevice._door,
+    0x85: GrblDevice._jog_cancel,
+}
+
+
+def strip_line(text: str) -> str:
+    """Upper case, no spaces, no ``( )`` or ``;`` comments: what Grbl keeps of a line."""
+    out: list[str] = []
+    in_paren = False
+    for ch in text:
+        if in_paren:
+            in_paren = ch != ")"
+        elif ch == "(":
+            in_paren = True
+        elif ch == ";":
+            break
+        elif ch > " " and ch != "\x7f":
+            out.append(ch.upper())
+    return "".join(out)
+
+
+def parse_options(options: Mapping[str, Any]) -> GrblOptions:
+    """Build :class:`GrblOptions` from a ``sim:`` mapping (unknown keys are left to the link)."""
+    settings = {int(str(k).lstrip("$")): float(v) for k, v in dict(options.get("settings") or {}).items()}
+    envelope = options.get("envelope")
+    env = None
+    if envelope is not None:
+        env = tuple((float(envelope[a][0]), float(envelope[a][1])) if a in envelope else (-1e9, 1e9)
+                    for a in (x.lower() for x in AXES))
+    motion = _truthy(options.get("motion", True)) and not _truthy(options.get("zero_motion_time", False))
+    home = tuple(float(x) for x in options.get("home", (0.0, 0.0, 0.0)))
+    return GrblOptions(motion=motion, identity=str(options.get("identity", options.get("serial",
+                       "SIM-GRBL-0001"))), version=str(options.get("version", "1.1h.20190825")),
+                       envelope=env, home=(home[0], home[1], home[2]), settings=settings)
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
