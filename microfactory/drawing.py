@@ -139,7 +139,8 @@ class Drawing(_Strict):
         tx, ty = points[self.datum.toward or ""]
         a = math.atan2(ty - oy, tx - ox)
         c, s = math.cos(a), math.sin(a)
-        return {k: ((x - ox) * c + (y - oy) * s, -(x - ox) * s + (y - oy) * c) for k, (x, y) in points.items()}
+        return {k: ((x - ox) * c + (y - oy) * s, -(x - ox) * s + (y - oy) * c)
+                for k, (x, y) in points.items()}
 
 
 HINT = "see docs/drawings.md for the drawing format"

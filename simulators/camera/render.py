@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from simulators.camera.scene import Scene
+from simulators.camera.scene import Disc, Scene
 
 SHIFT = 8  # fixed-point bits for OpenCV's sub-pixel drawing
 
@@ -115,7 +115,8 @@ class Placement:
 
     def to_mm(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ex, ey = x - self.cx, -(y - self.cy)
-        return (self.c * ex + self.sn * ey) * self.s + self.cu, (-self.sn * ex + self.c * ey) * self.s + self.cv
+        u = (self.c * ex + self.sn * ey) * self.s + self.cu
+        return u, (-self.sn * ex + self.c * ey) * self.s + self.cv
 
 
 def _box(d: np.ndarray) -> np.ndarray:
@@ -215,13 +216,16 @@ def distort(image: np.ndarray, optics: Optics) -> np.ndarray:
     if k1 == 0 and k2 == 0:
         return image
     h, w = image.shape
-    cam = np.array([[optics.focal_px, 0, (w - 1) / 2], [0, optics.focal_px, (h - 1) / 2], [0, 0, 1]])
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    pts = np.stack([xs.ravel(), ys.ravel()], axis=1).reshape(-1, 1, 2)
-    und = cv2.undistortPointsIter(pts, cam, np.array([k1, k2, 0, 0, 0], np.float64), None, cam,
-                                  (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 20, 1e-6))
-    mx = und[:, 0, 0].reshape(h, w).astype(np.float32)
-    my = und[:, 0, 1].reshape(h, w).astype(np.float32)
+    f, cx, cy = optics.focal_px, (w - 1) / 2, (h - 1) / 2
+    xd = ((np.arange(w, dtype=np.float64) - cx) / f)[None, :]
+    yd = ((np.arange(h, dtype=np.float64) - cy) / f)[:, None]
+    xu, yu = xd + 0 * yd, yd + 0 * xd
+    for _ in range(8):  # fixed point: x_d = x_u (1 + k1 r_u² + k2 r_u⁴)
+        r2 = xu * xu + yu * yu
+        scale = 1 + k1 * r2 + k2 * r2 * r2
+        xu, yu = xd / scale, yd / scale
+    mx = (xu * f + cx).astype(np.float32)
+    my = (yu * f + cy).astype(np.float32)
     return cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -254,3 +258,12 @@ def render(scene: Scene, optics: Optics = Optics(), pose: Pose = Pose(), dust: l
         truth.defects.append(DefectTruth(d.cls, (x0, y0, math.ceil(float(xs.max())) - x0 + 1,
                                                  math.ceil(float(ys.max())) - y0 + 1), d.hole))
     return Frame(image, truth)
+
+
+def dot_grid(cols: int = 11, rows: int = 9, pitch_mm: float = 1.0, dot_mm: float = 0.5) -> Scene:
+    """A calibration target: opaque dots on glass in a ``cols × rows`` grid, ``pitch_mm`` apart."""
+    scene = Scene()
+    for j in range(rows):
+        for i in range(cols):
+            scene.added.append(Disc(dot_mm / 2 + i * pitch_mm, dot_mm / 2 + j * pitch_mm, dot_mm / 2))
+    return scene

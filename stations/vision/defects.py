@@ -1,0 +1,128 @@
+"""Defects: chips and burrs from edge residuals, cracks and debris from the silhouette's clear zones.
+
+* **Chips / burrs** — each dense edge trace carries, per profile, the distance of the measured edge from
+  the fitted ideal edge. Smoothed over 3 profiles (1 px apart), a run reaching ``chip_mm`` inward (into
+  the material) is a chip, ``burr_mm`` outward a burr. A profile with no clean crossing at all (the edge
+  moved by more than the profile's reach) counts too, classed by whether it saw only light or only dark.
+* **Cracks** — light through the part: pixels of the part's interior (6 px clear of every fitted edge)
+  brighter than the dark level by ``crack_contrast`` of the backlight.
+* **Debris** — in-focus dark particles on the backlight in a hole or in a band around the outline: darker
+  than 45 % of the backlight. Out-of-focus dust on the backlight dims it by far less, so it never counts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from microfactory.drawing import DefectLimits
+from stations.vision.edges import Line, runs
+from stations.vision.measure import EdgeTrace
+
+INTERIOR_MARGIN_PX = 6
+BAND_MARGIN_PX = 4
+DEBRIS_BAND_MM = 0.4
+DEBRIS_LEVEL = 0.45
+
+
+@dataclass(frozen=True)
+class Defect:
+    """A defect found: class, bounding box (x, y, w, h in px), size (mm or mm²) and where it is."""
+
+    cls: str
+    bbox: tuple[int, int, int, int]
+    size: float
+    unit: str
+    where: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"class": self.cls, "bbox": list(self.bbox), "size": round(self.size, 5),
+                "unit": self.unit, "where": self.where}
+
+
+def _bbox(x: np.ndarray, y: np.ndarray, pad: int = 2) -> tuple[int, int, int, int]:
+    x0, y0 = math.floor(float(x.min())) - pad, math.floor(float(y.min())) - pad
+    return x0, y0, math.ceil(float(x.max())) + pad - x0 + 1, math.ceil(float(y.max())) + pad - y0 + 1
+
+
+def edge_defects(trace: EdgeTrace, limits: DefectLimits, mm_per_px: float, level: float) -> list[Defect]:
+    """Chips and burrs along one edge trace; ``level`` is the mid-level (DN) between part and backlight."""
+    res = np.where(trace.ok, trace.residual, 0.0)
+    smooth = np.convolve(res, np.ones(3) / 3, mode="same")
+    lost = ~trace.ok
+    # an edge that moved out of reach: a profile that saw only light is missing material (a chip)
+    lost_light = lost & (trace.dark > level)
+    chip = (smooth <= -limits.chip_mm / mm_per_px) | lost_light
+    burr = (smooth >= limits.burr_mm / mm_per_px) | (lost & ~lost_light)
+    found: list[Defect] = []
+    for cls, flags, sign in (("chip", chip, -1.0), ("burr", burr, 1.0)):
+        for a, b in runs(flags):
+            if b - a < 2 and not lost[a:b].any():
+                continue
+            depth = float(np.max(sign * smooth[a:b])) if trace.ok[a:b].any() else 0.0
+            if lost[a:b].any():
+                depth = max(depth, 6.0)
+            found.append(Defect(cls, _bbox(trace.x[a:b], trace.y[a:b]), depth * mm_per_px, "mm", trace.name))
+    return found
+
+
+def _polygon(sides: list[Line], grow: float) -> np.ndarray:
+    """Corners of the outline moved ``grow`` px outward (negative: inward), as int32 points."""
+    moved = [Line(s.x0 + s.nx * grow, s.y0 + s.ny * grow, s.dx, s.dy, s.nx, s.ny, s.rms, s.n) for s in sides]
+    return np.array([moved[i - 1].intersect(moved[i]) for i in range(4)], np.float64)
+
+
+def area_defects(image: np.ndarray, sides: list[Line], holes: list[tuple[float, float, float, str]],
+                 dark: float, bright: float, limits: DefectLimits, mm_per_px: float) -> list[Defect]:
+    """Cracks (light inside the part) and debris (dark on the backlight near the part).
+
+    ``holes``: (x, y, r, name) in px. Works in the part's bounding box only.
+    """
+    band = DEBRIS_BAND_MM / mm_per_px
+    outer = _polygon(sides, band)
+    h, w = image.shape
+    x0, y0 = max(0, int(outer[:, 0].min())), max(0, int(outer[:, 1].min()))
+    x1, y1 = min(w, int(outer[:, 0].max()) + 2), min(h, int(outer[:, 1].max()) + 2)
+    roi = image[y0:y1, x0:x1]
+    shift = np.array([x0, y0], np.float64)
+    f = 16.0
+
+    def pts(p: np.ndarray) -> list[np.ndarray]:
+        return [np.round((p - shift) * f).astype(np.int32)]
+
+    interior = np.zeros(roi.shape, np.uint8)
+    cv2.fillPoly(interior, pts(_polygon(sides, -INTERIOR_MARGIN_PX)), 255, cv2.LINE_8, 4)
+    clear = np.zeros(roi.shape, np.uint8)
+    cv2.fillPoly(clear, pts(outer), 255, cv2.LINE_8, 4)
+    cv2.fillPoly(clear, pts(_polygon(sides, BAND_MARGIN_PX)), 0, cv2.LINE_8, 4)
+    for x, y, r, _ in holes:
+        c = (round((x - x0) * f), round((y - y0) * f))
+        cv2.circle(interior, c, round((r + INTERIOR_MARGIN_PX) * f), 0, -1, cv2.LINE_8, 4)
+        if r > BAND_MARGIN_PX + 1:
+            cv2.circle(clear, c, round((r - BAND_MARGIN_PX) * f), 255, -1, cv2.LINE_8, 4)
+    found: list[Defect] = []
+    span = bright - dark
+    lit = cv2.threshold(roi, dark + limits.crack_contrast * span, 255, cv2.THRESH_BINARY)[1]
+    found += _blobs(cv2.bitwise_and(lit, interior), (x0, y0), "crack", limits.crack_area_mm2, mm_per_px)
+    shade = cv2.threshold(roi, dark + DEBRIS_LEVEL * span, 255, cv2.THRESH_BINARY_INV)[1]
+    found += _blobs(cv2.bitwise_and(shade, clear), (x0, y0), "debris", limits.debris_area_mm2, mm_per_px)
+    return found
+
+
+def _blobs(mask: np.ndarray, origin: tuple[int, int], cls: str, min_area_mm2: float, s: float
+           ) -> list[Defect]:
+    if cv2.countNonZero(mask) == 0:
+        return []
+    bx, by, bw, bh = cv2.boundingRect(cv2.findNonZero(mask))
+    sub = mask[by:by + bh, bx:bx + bw]
+    n, _, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
+    found = []
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if area * s * s >= min_area_mm2:
+            found.append(Defect(cls, (x + bx + origin[0], y + by + origin[1], w, h), area * s * s, "mm2",
+                                "part" if cls == "crack" else "backlight"))
+    return found
