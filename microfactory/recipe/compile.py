@@ -116,11 +116,7 @@ class Compilation:
         if config.id not in self._capabilities:
             caps = set(config.capabilities)
             kind = load_kind(config.kind)
-            if isinstance(kind, str):
-                self.problems.append((self.cell_locate(config.id, "kind"),
-                                      f"station {config.id!r}: {kind}, so its capabilities are unknown; "
-                                      "install the package that provides the kind (pip install -e .)"))
-            else:
+            if not isinstance(kind, str):  # an unloadable kind is reported where a step needs it
                 caps |= set(kind.capabilities(config))
             self._capabilities[config.id] = frozenset(caps)
         return self._capabilities[config.id]
@@ -139,15 +135,20 @@ class Compilation:
         return self._cell_doc.locate(("stations", index, *parts))
 
     def _unloaded(self) -> list[str]:
-        """Stations whose kind could not be loaded (their capabilities are unknown)."""
-        return [s.id for s in self.cell.stations if isinstance(load_kind(s.kind), str)]
+        """``station (why its kind cannot be loaded)`` for each station whose capabilities are unknown."""
+        out = []
+        for s in self.cell.stations:
+            kind = load_kind(s.kind)
+            if isinstance(kind, str):
+                out.append(f"{s.id} ({kind})")
+        return out
 
     def _no_station(self, loc: SourceLocation, what: str, fix: str) -> None:
         unloaded = self._unloaded()
         if unloaded:
-            text = (f"the cell {self.cell.cell.id!r} has no known station {what}: station(s) "
-                    f"{', '.join(unloaded)} may fit but their kind cannot be loaded (see the cell file "
-                    "problem); fix that first")
+            text = (f"the cell {self.cell.cell.id!r} has no known station {what}; these may fit but their "
+                    f"kind cannot be loaded: {'; '.join(unloaded)}; install or fix the package that "
+                    "provides the kind (pip install -e .)")
         else:
             text = (f"the cell {self.cell.cell.id!r} has no station {what} (it has {self._describe_cell()}); "
                     f"{fix}")
