@@ -7,8 +7,9 @@ templates, and every step becomes a :class:`~microfactory.station.StepRequest` i
 
 - ``gcode`` (cut, machine): ``program`` (list of lines, ``${...}`` expanded), ``source`` (file the lines
   came from), ``first_line`` (line in ``source`` of ``program[0]``; line ``n`` of the program is
-  ``first_line + n``), ``name``, ``laser`` and ``laser_power`` (S) for cuts, ``feed`` (mm/min),
-  ``spindle`` (rpm), ``tool``;
+  ``first_line + n``; a station kind's check reports ``source:N`` with ``N`` the 1-based index into
+  ``program``, validation maps it back), ``name``, ``laser`` and ``laser_power`` (S) for cuts,
+  ``feed`` (mm/min), ``spindle`` (rpm), ``tool``;
 - ``wash``: ``program`` or ``temperature_c`` (°C), ``time_s`` (s), ``power_pct`` (%);
 - ``inspect``: ``drawing`` (absolute path), ``tolerances`` (feature → ± mm), ``defects`` (class → mm);
 - ``manual`` / ``transfer``: ``prompt``, ``duration_s`` (s); no station.

@@ -156,7 +156,12 @@ def _station_check(report: ValidationReport, recipe: Recipe, index: int, step: S
 
 
 def _locate_message(message: str, step: Step, where: SourceLocation) -> tuple[SourceLocation, str]:
-    """Place a check message: ``file:line: text`` about the program maps back to its source line."""
+    """Place a check message ``<source>:N: text`` at its source line.
+
+    Station kinds report ``N`` as the 1-based line of the ``program`` list they were handed (the Grbl
+    pre-check does); that is source line ``first_line + N - 1`` (the same for a program file, and the
+    line inside the recipe file for inline G-code).
+    """
     m = _LOCATED.match(message)
     params = step.request.params
     source = str(params.get("source", ""))
@@ -164,9 +169,8 @@ def _locate_message(message: str, step: Step, where: SourceLocation) -> tuple[So
         return where, message
     file, line = m.group("file"), int(m.group("line"))
     col = int(m.group("col")) if m.group("col") else None
-    if file == source or (os.path.isabs(file) and Path(file).resolve() == Path(source).resolve()):
-        return SourceLocation(source, line, col, where.field), m.group("text")
-    if file in (params.get("name"), "<program>", Path(source).name):
+    names = {source, str(params.get("name", "")), Path(source).name, "<program>", "program"}
+    if file in names or (os.path.isabs(file) and Path(file).resolve() == Path(source).resolve()):
         first = int(params.get("first_line", 1))
         return SourceLocation(source, first + line - 1, col, where.field), m.group("text")
     return where, message

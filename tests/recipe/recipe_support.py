@@ -29,7 +29,7 @@ def _grbl_check(step: StepRequest, config: StationConfig) -> list[str]:
     problems: list[str] = []
     if step.action != "gcode" or envelope is None:
         return problems
-    name = str(step.params["name"])
+    name = str(step.params["source"])
     for n, line in enumerate(step.params["program"], start=1):
         code = re.sub(r"\(.*?\)", "", line)
         for axis, value in _AXIS.findall(code):
