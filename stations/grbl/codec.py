@@ -201,10 +201,12 @@ def parse_status(text: str, *, port: str = "") -> StatusReport:
         substate = int(sub)
     values: dict[str, object] = {"state": name, "substate": substate}
     extra: dict[str, str] = {}
+    seen: set[str] = set()
     for item in fields:
         key, colon, value = item.partition(":")
-        if not colon or not key.isalpha() or key in values:
+        if not colon or not key.isalpha() or key in seen:
             raise _garbled(text, port, f"bad or repeated field {item!r}")
+        seen.add(key)
         _field(key, value, values, extra, text, port)
     return StatusReport(extra=extra, **values)  # type: ignore[arg-type]
 
