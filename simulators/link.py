@@ -153,6 +153,7 @@ class PtyLink:
         self._master: int | None = None
         self._slave: int | None = None
         self._port = ""
+        self._last_port = ""
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -234,7 +235,7 @@ class PtyLink:
             elif fault == "unplug":
                 self._close_pty()
             elif fault == "replug" and self._master is None:
-                self._open_pty()
+                self._open_pty(avoid=self._last_port)
                 self.device.power_on()
         self._wake()
 
@@ -256,8 +257,15 @@ class PtyLink:
 
     # ---- pty ----------------------------------------------------------------------------------------
 
-    def _open_pty(self) -> None:
+    def _open_pty(self, avoid: str = "") -> None:
+        """Open a pty; ``avoid`` a path (the unplugged one), as a re-enumerated USB device gets a new one."""
+        rejected: list[int] = []
         master, slave = os.openpty()
+        while os.ttyname(slave) == avoid and len(rejected) < 8:
+            rejected += [master, slave]
+            master, slave = os.openpty()
+        for fd in rejected:
+            os.close(fd)
         tty.setraw(slave)
         tty.setraw(master)
         os.set_blocking(master, False)
@@ -277,6 +285,7 @@ class PtyLink:
             with contextlib.suppress(OSError):
                 os.close(fd)  # type: ignore[arg-type]
         self._master = self._slave = None
+        self._last_port = self._port
         self._port = ""
         self._backlog.clear()
         self._inbound.clear()
