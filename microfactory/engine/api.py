@@ -82,17 +82,9 @@ def load_recipe(path: str | Path, *, cell: Cell, values: Mapping[str, Any] | Non
 
     Delegates to the recipe package (``microfactory.recipe``); raises ``ConfigError`` with file:line.
     """
-    try:
-        from microfactory import recipe as recipe_pkg  # late: written alongside the engine
-    except ImportError as exc:
-        raise MicrofactoryError("the recipe loader (microfactory.recipe) is not installed yet",
-                                hint="build a Procedure in Python, or update microfactory") from exc
-    loader: Callable[..., Procedure] | None = getattr(recipe_pkg, "compile_recipe", None) or getattr(
-        recipe_pkg, "load_recipe", None)
-    if loader is None:
-        raise MicrofactoryError("microfactory.recipe offers no compile_recipe/load_recipe function",
-                                hint="update microfactory: the recipe package is out of date")
-    return loader(path, cell=cell, values=dict(values or {}))
+    from microfactory.recipe import compile_recipe  # late: keeps `import api` light for the GUI
+
+    return compile_recipe(Path(path), cell, dict(values or {}))
 
 
 def validate(procedure: Procedure, cell: Cell, stations: Mapping[str, Station] | None = None) -> list[str]:

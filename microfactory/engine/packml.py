@@ -71,7 +71,7 @@ class UnitMode(StrEnum):
 
 
 S = PackMLState
-STATE_COMPLETE = "state_complete"
+STATE_COMPLETE = "sc"  # PackML "state complete"; not a method name, to keep the model's own
 
 #: States a Stop command may come from (everything but Stopping/Stopped and the abort branch).
 _STOPPABLE = [S.IDLE, S.STARTING, S.EXECUTE, S.HOLDING, S.HELD, S.UNHOLDING, S.SUSPENDING, S.SUSPENDED,
@@ -143,7 +143,7 @@ class CellMachine:
         self._previous = initial
         self.machine = Machine(
             model=self, states=list(PackMLState), transitions=TRANSITIONS, initial=initial,
-            queued=True, auto_transitions=False, ignore_invalid_triggers=False,
+            queued=True, auto_transitions=False, ignore_invalid_triggers=False, send_event=True,
             before_state_change=self._remember, after_state_change=self._changed,
             on_exception=self._failed_callback,
         )

@@ -275,19 +275,30 @@ class Engine:
                 self._start(d)
             if sched.finished and not self.tasks:
                 self.machine.command(Command.COMPLETE)
+            elif not self.tasks:
+                self._starved()
         elif state == S.HELD and self._release_pending and not self.hold_reasons:
             self._release_pending = False
             self.machine.command(Command.UNHOLD)
+
+    def _starved(self) -> None:
+        """Parts wait but no station can take them (faulted/offline): say so and hold, never spin."""
+        down = ", ".join(sorted(self.unavailable())) or "none"
+        self.bus.publish(EventKind.ALARM, "cell", code="STARVED", severity=Severity.ERROR,
+                         text=f"parts are waiting but their stations are unavailable ({down})",
+                         recovery="reset or reconnect the station, then Unhold")
+        self.apply(Command.HOLD)
 
     def _start(self, d: Dispatch) -> None:
         assert self._loop is not None
         task = self._loop.create_task(self.steps.serve(d), name=f"step {d.part.id}/{d.step.id}")
         self.tasks[d.part.id] = task
         pid = d.part.id
-        task.add_done_callback(lambda _t: self._ended(pid))
+        task.add_done_callback(lambda done: self._ended(pid, done))
 
-    def _ended(self, part_id: str) -> None:
-        self.tasks.pop(part_id, None)
+    def _ended(self, part_id: str, task: asyncio.Task[None]) -> None:
+        if self.tasks.get(part_id) is task:  # the part may already run its next step
+            del self.tasks[part_id]
         self.kick()
 
     def settle_part(self, part_id: str, outcome: Outcome) -> None:

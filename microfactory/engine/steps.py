@@ -76,12 +76,13 @@ class StepServer:
                                                                                   Outcome.PASS)
                     break
                 decision = await self._on_fault(d, attempt, result)
+                if station is not None and station.state in (StationState.FAULTED, StationState.ALARM) \
+                        and e.machine.state not in LEAVING:
+                    await station.reset()  # the part's fate is decided; the station must serve the next
                 if decision != RETRY:
                     outcome = Outcome(decision)
                     break
                 attempt += 1
-                if station is not None and station.state in (StationState.FAULTED, StationState.ALARM):
-                    await station.reset()
         except asyncio.CancelledError:
             outcome = Outcome.ABANDON
             raise

@@ -1,0 +1,6 @@
+"""Engine tests import their helpers from engine_support (next to this file)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
