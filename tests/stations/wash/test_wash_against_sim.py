@@ -140,3 +140,18 @@ def test_dropped_poll_answers_are_survived() -> None:
         return await st.run_step(StepRequest("wash", QUICK))
 
     assert on_cell(body, answer_s=0.3).ok
+
+
+def test_unplugged_washer_goes_offline_and_reset_reconnects_after_replug() -> None:
+    async def body(st: WashStation) -> Any:
+        sim = st.port.simulator
+        assert sim is not None
+        sim.inject("unplug")
+        await asyncio.wait_for(st.transport.lost.wait(), 5)
+        offline = st.state
+        sim.inject("replug")
+        await st.reset()
+        return offline, st.state, (await st.status()).fields["phase"]
+
+    offline, after, phase = on_cell(body)
+    assert offline is StationState.OFFLINE and after is StationState.IDLE and phase == "IDLE"

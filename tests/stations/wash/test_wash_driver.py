@@ -283,3 +283,18 @@ def test_close_leaves_the_washer_safe() -> None:
     script = [(b"SYST:STBY ON\n", b""), (b"SYST:ERR?\n", OK)]
     _, _, station = exchange(script, lambda st: st.close())
     assert station.state is StationState.OFFLINE
+
+
+def test_hold_aborts_when_the_cell_asks_for_it() -> None:
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, *poll("WASH", 40, 25, 60),
+              (b"WASH:ABOR\n", b""), (b"SYST:ERR?\n", OK), *poll("IDLE", 0, 25, 8)]
+
+    async def body(st: WashStation) -> Any:
+        task = asyncio.create_task(st.run_step(StepRequest("wash", MANUAL)))
+        async for _ in st.bus.stream([EventKind.STATION_STATUS], until=lambda e: True):
+            pass
+        await st.hold()
+        return await task, st.state
+
+    (result, state), _, _ = exchange(script, body, speed=1.0, poll_s=0.2, hold_aborts=True)
+    assert not result.ok and "hold" in result.reasons[0] and state is StationState.HELD
