@@ -140,3 +140,12 @@ def test_cli_text_says_nothing_ran(tmp_path: Path, cell_file: Path,
     code, out = run_cli(capsys, str(recipe), "--cell", str(cell_file))
     assert code == 2
     assert f"{recipe}:2:" in out and "NOT valid" in out
+
+
+def test_the_documented_example_is_valid(examples: Path, cell_file: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "recipes.md").read_text(encoding="utf-8")
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    recipe = write(examples / "documented.yaml", block)
+    report = validate_recipe(recipe, cell_file)
+    assert report.problems == []
+    assert report.procedure is not None and report.procedure.step("inspect").on_fail == "deburr"
