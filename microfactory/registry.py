@@ -63,7 +63,7 @@ def command_entry_points() -> list[EntryPoint]:
 def _load(ep: EntryPoint) -> Any:
     try:
         return ep.load()
-    except ImportError as exc:
+    except (ImportError, AttributeError) as exc:
         raise MicrofactoryError(f"cannot load {ep.group} entry point {ep.name!r} ({ep.value}): {exc}",
                                 hint="reinstall microfactory (pip install -e .) or the package providing it"
                                 ) from exc
