@@ -113,6 +113,11 @@ def _routes(recipe: Recipe) -> Iterator[Problem]:
             yield (recipe.locate("procedure", i, "on_pass"),
                    "on_pass goes back to the same step, so the part never leaves it; route it onwards")
         rework = step.on_fail not in (None, *ROUTE_ENDS)
+        if rework and (step.on_pass or recipe.next_step(i)) == step.on_fail:
+            yield (recipe.locate("procedure", i, "on_pass" if step.on_pass else "on_fail"),
+                   f"a good part would go to the rework step {step.on_fail!r} too (on_pass "
+                   f"{'is' if step.on_pass else 'defaults to the next step,'} {step.on_fail!r}); "
+                   "add on_pass: done or the step good parts go to")
         if rework and step.max_rework == 0:
             yield (recipe.locate("procedure", i, "on_fail"),
                    f"on_fail reworks the part at {step.on_fail!r} but max_rework is 0, so the route is "

@@ -121,7 +121,8 @@ def _load(report: ValidationReport, load: Any) -> Any:
         return load()
     except ConfigError as exc:
         for loc, text in exc.problems:
-            report.add(loc, f"{text}; {exc.hint}" if exc.hint and len(exc.problems) == 1 else text)
+            # schema messages ("Field required") say what is wrong; the hint says where the format is
+            report.add(loc, f"{text}; {exc.hint}" if exc.hint and ";" not in text else text)
         return None
 
 

@@ -137,3 +137,18 @@ procedure:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_recipe(tmp_path / "nope.yaml")
+
+
+def test_good_parts_must_not_fall_into_the_rework_step(tmp_path: Path) -> None:
+    found = problems_of(tmp_path, HEAD + """\
+procedure:
+  - id: check
+    inspect: {drawing: d.yaml}
+    on_fail: fix
+    max_rework: 1
+  - id: fix
+    manual: {prompt: deburr}
+    on_pass: check
+""")
+    assert any("a good part would go to the rework step 'fix' too" in t and "on_pass: done" in t
+               for _, t in found)
