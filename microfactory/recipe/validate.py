@@ -120,7 +120,8 @@ def _load(report: ValidationReport, load: Any) -> Any:
     try:
         return load()
     except ConfigError as exc:
-        for loc, text in exc.problems:
+        for loc, raw in exc.problems:
+            text = raw.removeprefix("Value error, ")  # pydantic's prefix says nothing to an operator
             # schema messages ("Field required") say what is wrong; the hint says where the format is
             report.add(loc, f"{text}; {exc.hint}" if exc.hint and ";" not in text else text)
         return None
