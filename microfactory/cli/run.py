@@ -1,0 +1,302 @@
+"""``microfactory run`` / ``simulate`` / ``demo``: run a lot, dry-run a lot, or watch the demo bench.
+
+``run RECIPE --cell CELL`` shows live progress (parts done, each station's state, ETA) and ends with a
+summary (good / rework / scrap, cycle time, throughput, energy per part). Operator prompts (manual steps,
+fault decisions) are asked on the terminal; nothing is answered for you. Ctrl-C holds the cell and asks
+whether to continue, stop or abort (a second Ctrl-C aborts). Exit 0 when the lot completed, 1 when it
+stopped or aborted.
+
+``simulate RECIPE --cell CELL --parts N`` is the dry run: lot time, bottleneck, utilisation, no bytes.
+
+``demo`` runs a lot of the watch plate (with its rework loop) on the simulated bench
+(``recipes/cells/sim.yaml``): every station is a simulator behind a pty, speaking its real protocol; a
+simulated operator answers the manual "load the blank" steps after their expected time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from microfactory.cell import Cell
+from microfactory.engine.api import Controller, load_cell, load_recipe
+from microfactory.engine.estimate import estimate_lot
+from microfactory.engine.lot import LotSummary
+from microfactory.engine.prompts import WITHDRAWN
+from microfactory.events import Event, EventKind
+from microfactory.procedure import Procedure
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+DEMO_CELL = RECIPES / "cells" / "sim.yaml"
+DEMO_RECIPE = RECIPES / "watch-plate-rework.yaml"
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run``, ``simulate`` and ``demo``."""
+    run = subparsers.add_parser("run", help="run a lot of a recipe on a cell",
+                                description="Run a lot with live progress; Ctrl-C holds and asks.")
+    _common(run)
+    run.add_argument("--speed", type=float, default=1.0, metavar="K",
+                     help="process-time speed factor (simulated stations only; 1 on a real bench)")
+    run.add_argument("--db", default="microfactory-runs.sqlite", metavar="PATH",
+                     help="SQLite run journal (default: %(default)s)")
+    run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    run.set_defaults(func=handle_run)
+
+    sim = subparsers.add_parser("simulate", help="dry-run a lot: time, bottleneck, utilisation",
+                                description="Play the recipe against the stations' timing models; "
+                                            "no station is contacted.")
+    _common(sim)
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.set_defaults(func=handle_simulate)
+
+    demo = subparsers.add_parser("demo", help="a whole lot on the simulated bench (start here)",
+                                 description="Watch-plate lot through cut → machine → wash → inspect on "
+                                             "recipes/cells/sim.yaml, with simulated defects.")
+    demo.add_argument("--parts", type=int, default=12, metavar="N", help="parts in the lot (default 12)")
+    demo.add_argument("--speed", type=float, default=100.0, metavar="K",
+                      help="simulation speed factor (default 100)")
+    demo.add_argument("--db", default=":memory:", metavar="PATH", help="SQLite run journal (default: none)")
+    demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    demo.set_defaults(func=handle_demo)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", metavar="RECIPE", help="recipe file (YAML, see docs/recipes.md)")
+    parser.add_argument("--cell", required=True, metavar="CELL", help="cell file (see docs/cells.md)")
+    parser.add_argument("--parts", type=int, default=None, metavar="N", help="parts (default: lot size)")
+    parser.add_argument("--set", dest="values", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter value (repeatable)")
+
+
+def _values(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"error: --set expects NAME=VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+# -- handlers -------------------------------------------------------------------------------------
+def handle_simulate(args: argparse.Namespace) -> int:
+    cell = load_cell(args.cell)
+    procedure = load_recipe(args.recipe, cell=cell, values=_values(args.values))
+    est = estimate_lot(procedure, cell, parts=args.parts)
+    if args.json:
+        print(json.dumps(est.as_dict()))
+        return EXIT_OK
+    console = Console()
+    table = Table(title=f"Dry run: {procedure.name} × {est.parts} on {cell.cell.id}")
+    table.add_column("station")
+    table.add_column("busy", justify="right")
+    table.add_column("utilisation", justify="right")
+    for sid, util in est.utilisation.items():
+        mark = " ← bottleneck" if sid == est.bottleneck else ""
+        table.add_row(sid, _hms(est.busy_s[sid]), f"{util:.0%}{mark}")
+    console.print(table)
+    console.print(f"lot time {_hms(est.lot_s)}, cycle {est.cycle_s:.1f} s/part at the bottleneck "
+                  f"({est.bottleneck}), {est.throughput_per_h:.1f} parts/h")
+    return EXIT_OK
+
+
+def handle_run(args: argparse.Namespace) -> int:
+    cell = load_cell(args.cell)
+    procedure = load_recipe(args.recipe, cell=cell, values=_values(args.values))
+    return _run_lot(cell, procedure, parts=args.parts, speed=args.speed, db=args.db, as_json=args.json,
+                    simulated_operator=False)
+
+
+def handle_demo(args: argparse.Namespace) -> int:
+    cell = load_cell(DEMO_CELL)
+    procedure = load_recipe(DEMO_RECIPE, cell=cell)
+    return _run_lot(cell, procedure, parts=args.parts, speed=args.speed, db=args.db, as_json=args.json,
+                    simulated_operator=True)
+
+
+def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: float, db: str, as_json: bool,
+             simulated_operator: bool) -> int:
+    console = Console(stderr=as_json)
+    summary = asyncio.run(_lot(cell, procedure, parts, speed, db, console, simulated_operator))
+    if as_json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        console.print(summary_table(summary))
+    return EXIT_OK if summary.state == "complete" else EXIT_FAILED
+
+
+# -- the live lot ---------------------------------------------------------------------------------
+class Board:
+    """What the live display shows, updated from events on the loop."""
+
+    def __init__(self, procedure: Procedure, parts: int) -> None:
+        self.title = procedure.name
+        self.total = parts
+        self.cell_state = "idle"
+        self.lot: dict[str, Any] = {}
+        self.stations: dict[str, list[str]] = {sid: ["?", ""] for sid in procedure.stations}
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == EventKind.CELL_STATE:
+            self.cell_state = event.data["state"]
+        elif event.kind == EventKind.LOT:
+            self.lot = dict(event.data)
+        elif event.kind == EventKind.STATION_STATE and event.source in self.stations:
+            self.stations[event.source][0] = str(event.data.get("state"))
+        elif event.kind == EventKind.STEP and event.source in self.stations:
+            self.stations[event.source][1] = event.data["part"] if event.data["phase"] == "intent" else ""
+
+    def render(self) -> Group:
+        lot = self.lot
+        done = lot.get("passed", 0) + lot.get("scrapped", 0)
+        eta = lot.get("eta_s")
+        head = Text(f"{self.title}: {done}/{self.total} parts  good {lot.get('passed', 0)}  "
+                    f"rework {lot.get('reworked', 0)}  scrap {lot.get('scrapped', 0)}  "
+                    f"cell {self.cell_state}  ETA {_hms(eta) if eta is not None else '—'}")
+        table = Table(show_header=True, expand=False)
+        table.add_column("station")
+        table.add_column("state")
+        table.add_column("part")
+        for sid, (state, part) in self.stations.items():
+            table.add_row(sid, state, part)
+        return Group(head, table)
+
+
+async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float, db: str,
+               console: Console, simulated_operator: bool) -> LotSummary:
+    controller = Controller(cell, speed=speed, db=db)
+    n = parts or procedure.lot_size
+    board = Board(procedure, n)
+    prompts: asyncio.Queue[Event] = asyncio.Queue()
+    controller.bus.subscribe(board.on_event)
+    controller.bus.subscribe(prompts.put_nowait, [EventKind.PROMPT])
+    async with controller:
+        engine = controller._engine()
+        loop = asyncio.get_running_loop()
+        interrupts = 0
+
+        def on_sigint() -> None:
+            nonlocal interrupts
+            interrupts += 1
+            if interrupts == 1:
+                engine.interrupt()
+            else:
+                console.print("[red]second Ctrl-C: aborting[/red]")
+                engine.emergency_stop()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        with Live(board.render(), console=console, refresh_per_second=4, transient=False) as live:
+            refresher = asyncio.ensure_future(_refresh(live, board))
+            operator = asyncio.ensure_future(_operator(controller, prompts, console, live,
+                                                       procedure, simulated_operator))
+            try:
+                summary = await controller.run_lot(procedure, parts=n)
+            finally:
+                loop.remove_signal_handler(signal.SIGINT)
+                for task in (refresher, operator):
+                    task.cancel()
+            live.update(board.render())
+    return summary
+
+
+async def _refresh(live: Live, board: Board) -> None:
+    while True:
+        live.update(board.render())
+        await asyncio.sleep(0.25)  # display refresh (wall s), not a device wait
+
+
+async def _operator(controller: Controller, prompts: asyncio.Queue[Event], console: Console, live: Live,
+                    procedure: Procedure, simulated: bool) -> None:
+    """Answer prompts: the terminal's operator, or (demo) a simulated one for manual steps only."""
+    helpers: set[asyncio.Future[None]] = set()
+    while True:
+        event = await prompts.get()
+        data = event.data
+        if simulated and data["reason"] == "manual":
+            helper = asyncio.ensure_future(_simulated_answer(controller, data, procedure))
+            helpers.add(helper)
+            helper.add_done_callback(helpers.discard)
+            continue
+        live.stop()
+        console.print(f"[bold yellow]? {data['text']}[/bold yellow]")
+        choice = await _ask_terminal(f"  answer ({'/'.join(data['choices'])}): ", data["choices"])
+        live.start()
+        if choice is None:
+            console.print("no operator terminal: stopping the lot safely")
+            controller.command("stop")
+            continue
+        if any(p.id == data["id"] for p in controller.prompts):
+            controller.answer(data["id"], choice)
+
+
+async def _simulated_answer(controller: Controller, data: Any, procedure: Procedure) -> None:
+    step = procedure.step(data["step"]) if data.get("step") else None
+    await controller.clock.sleep(step.duration_s if step else 0.0)
+    if any(p.id == data["id"] for p in controller.prompts):
+        controller.answer(data["id"], "done")
+
+
+async def _ask_terminal(question: str, choices: list[str]) -> str | None:
+    """Read an answer on a daemon thread (so a finished lot never waits for the keyboard)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str | None] = loop.create_future()
+
+    def read() -> None:
+        while True:
+            try:
+                line = input(question).strip().lower()
+            except EOFError:
+                answer: str | None = None
+                break
+            matches = [c for c in choices if c.startswith(line)] if line else []
+            if len(matches) == 1:
+                answer = matches[0]
+                break
+            print(f"  please answer one of: {', '.join(choices)}", file=sys.stderr)
+        def deliver() -> None:
+            if not future.done():
+                future.set_result(answer)
+
+        loop.call_soon_threadsafe(deliver)
+
+    threading.Thread(target=read, name="operator-terminal", daemon=True).start()
+    result = await future
+    return None if result == WITHDRAWN else result
+
+
+def summary_table(summary: LotSummary) -> Table:
+    table = Table(title=f"Lot {summary.lot} ({summary.recipe}): {summary.state}")
+    table.add_column("")
+    table.add_column("", justify="right")
+    rows = [("parts", f"{summary.parts}"), ("good", f"{summary.passed}"),
+            ("reworked", f"{summary.reworked}"), ("scrap", f"{summary.scrapped}"),
+            ("unfinished", f"{summary.unfinished}"), ("lot time", _hms(summary.elapsed_s)),
+            ("cycle time", f"{summary.cycle_time_s:.1f} s/part"),
+            ("throughput", f"{summary.throughput_per_h:.1f} good parts/h"),
+            ("energy", f"{summary.energy_j / 3600:.2f} Wh "
+                       f"({summary.energy_per_part_wh:.2f} Wh per good part)")]
+    for sid, use in summary.stations.items():
+        rows.append((f"  {sid}", f"{use.utilisation:.0%} busy, {use.energy_j / 3600:.2f} Wh"))
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def _hms(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    h, rem = divmod(round(seconds), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
