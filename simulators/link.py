@@ -178,6 +178,11 @@ class PtyLink:
     def plugged(self) -> bool:
         return self._master is not None
 
+    @property
+    def drained(self) -> bool:
+        """Nothing left to write to the host (every queued answer is on the wire)."""
+        return not self._outbound.chunks and not self._backlog
+
     def send(self, data: bytes) -> None:
         """Queue raw bytes to the host (paced); dropped while silent or unplugged."""
         if self._silent or self._master is None or not data:

@@ -1,0 +1,342 @@
+"""The Grbl simulator on its own, through its pty with plain pyserial (no driver)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import serial
+
+from microfactory.clock import ScaledClock
+from simulators.grbl import SIMULATOR, GrblHandle
+
+STATUS = re.compile(r"^<(Idle|Run|Hold:[01]|Jog|Alarm|Door:[0-3]|Check|Home|Sleep)\|MPos:(-?\d+\.\d{3}),"
+                    r"(-?\d+\.\d{3}),(-?\d+\.\d{3})\|Bf:(\d+),(\d+)\|FS:(\d+),(\d+)(\|.*)?>$")
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+class Client:
+    """A pyserial client that reads whole lines and asks for status reports."""
+
+    def __init__(self, handle: GrblHandle) -> None:
+        wait_for(lambda: handle.link.bytes_out >= 20 and handle.link.drained)  # banner out; open flushes it
+        self.port = serial.Serial(handle.port, timeout=3)
+
+    def line(self) -> str:
+        raw = self.port.readline()
+        assert raw.endswith(b"\r\n"), f"no complete line: {raw!r}"
+        return raw[:-2].decode("latin-1")
+
+    def send(self, text: str) -> None:
+        self.port.write(text.encode("latin-1") + b"\n")
+
+    def ask(self, text: str) -> list[str]:
+        """Send a line, return every line up to and including its final answer."""
+        self.send(text)
+        out: list[str] = []
+        while not out or not (out[-1] == "ok" or out[-1].startswith("error:")):
+            out.append(self.line())
+        return out
+
+    def status(self) -> re.Match[str]:
+        self.port.write(b"?")
+        while True:
+            text = self.line()
+            if text.startswith("<"):
+                match = STATUS.match(text)
+                assert match, text
+                return match
+
+    def wait_state(self, state: str, timeout: float = 5.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            match = self.status()
+            if match.group(1) == state:
+                return match
+            assert time.monotonic() < deadline, f"still {match.group(0)}, wanted {state}"
+
+    def close(self) -> None:
+        self.port.close()
+
+
+def start(**options: Any) -> GrblHandle:
+    return SIMULATOR.start(options, ScaledClock(options.pop("speed", 20.0)))
+
+
+@pytest.fixture
+def grbl() -> Iterator[GrblHandle]:
+    handle = start()
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def client(grbl: GrblHandle) -> Iterator[Client]:
+    c = Client(grbl)
+    yield c
+    c.close()
+
+
+def test_banner_on_power_on_and_after_soft_reset(grbl: GrblHandle) -> None:
+    fd = os.open(grbl.port, os.O_RDWR | os.O_NOCTTY)  # no flush on open: the power-on banner is there
+    try:
+        got = b""
+        while b"help]\r\n" not in got:
+            got += os.read(fd, 64)
+        assert got == b"\r\nGrbl 1.1h ['$' for help]\r\n"
+        os.write(fd, b"\x18")
+        got = b""
+        while b"help]\r\n" not in got:
+            got += os.read(fd, 64)
+        assert got == b"\r\nGrbl 1.1h ['$' for help]\r\n"
+    finally:
+        os.close(fd)
+
+
+def test_build_info_and_parser_state(client: Client, grbl: GrblHandle) -> None:
+    assert client.ask("$I") == [f"[VER:1.1h.20190825:{grbl.identity}]", "[OPT:V,15,128]", "ok"]
+    assert client.ask("$G") == ["[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]", "ok"]
+    assert client.ask("G91 G1 F300") == ["ok"]
+    assert client.ask("$G") == ["[GC:G1 G54 G17 G21 G91 G94 M5 M9 T0 F300 S0]", "ok"]
+    settings = client.ask("$$")
+    assert "$110=3000.000" in settings and "$22=0" in settings and settings[-1] == "ok"
+    assert client.ask("$#")[0] == "[G54:0.000,0.000,0.000]"
+
+
+def test_one_ok_per_line_in_order(client: Client, grbl: GrblHandle) -> None:
+    lines = ["G21", "G90", "(a comment) G0 X1", "G1 X2 Y1 F600 ; tail comment", "", "M5"]
+    for line in lines:
+        client.send(line)
+    assert [client.line() for _ in lines] == ["ok"] * len(lines)
+    assert grbl.received_lines == lines
+
+
+@pytest.mark.parametrize(("line", "code"), [
+    ("G1 X" + "1" * 80, 11), ("G5 X1", 20), ("M66", 20), ("G1 X10", 22), ("1X2", 1), ("G1 Xq", 2),
+    ("G0 G1 X1", 21), ("G0 X1 X2", 25), ("G1 G92 X1 F100", 24), ("$Q", 3), ("G2 X10 R2 F100", 34),
+    ("G2 X10 I1 F100", 33),
+])
+def test_error_codes(client: Client, line: str, code: int) -> None:
+    assert client.ask(line) == [f"error:{code}"]
+    assert client.ask("G4 P0") == ["ok"]  # the parser is still alive afterwards
+
+
+def test_character_counting_never_answered_ahead(client: Client, grbl: GrblHandle) -> None:
+    """Stream 60 moves with a 127-byte character count: the planner fills, answers lag the sends."""
+    lines = [f"G1 X{i % 20 + 1} Y{i % 7} F3000" for i in range(60)]
+    pending: list[int] = []
+    answered = sent = 0
+    while answered < len(lines):
+        while sent < len(lines) and sum(pending) + len(lines[sent]) + 1 <= 127:
+            client.send(lines[sent])
+            pending.append(len(lines[sent]) + 1)
+            sent += 1
+        assert client.line() == "ok"
+        pending.pop(0)
+        answered += 1
+        assert answered <= len(grbl.received_lines) <= sent
+    assert grbl.link.bytes_in == sum(len(x) + 1 for x in lines)
+    client.wait_state("Idle", timeout=20)
+
+
+def test_status_shape_and_wco_every_tenth(client: Client) -> None:
+    texts = [client.status().group(0) for _ in range(12)]
+    assert texts[0].startswith("<Idle|MPos:0.000,0.000,0.000|Bf:15,128|FS:0,0")
+    assert sum("WCO:" in t for t in texts) == 2 and "Ov:100,100,100" in texts[1]
+
+
+def test_motion_advances_and_hold_resume(client: Client, grbl: GrblHandle) -> None:
+    grbl_slow = client
+    assert grbl_slow.ask("G1 X100 F600") == ["ok"]  # 10 s of process time: 0.5 s at ×20
+    run = client.wait_state("Run")
+    assert float(run.group(7)) > 0
+    client.port.write(b"!")
+    held = client.wait_state("Hold:1")
+    x_held = float(held.group(2))
+    assert 0 < x_held < 100
+    assert float(client.status().group(2)) == x_held  # nothing moves while held
+    client.port.write(b"~")
+    client.wait_state("Run")
+    done = client.wait_state("Idle")
+    assert float(done.group(2)) == 100.0
+
+
+def test_soft_reset_while_moving_raises_alarm_3(client: Client) -> None:
+    assert client.ask("G1 X50 F300") == ["ok"]
+    client.wait_state("Run")
+    client.port.write(b"\x18")
+    lines = [client.line() for _ in range(4)]
+    assert lines == ["ALARM:3", "", "Grbl 1.1h ['$' for help]", "[MSG:'$H'|'$X' to unlock]"]
+    assert client.ask("G0 X1") == ["error:9"]
+    assert client.ask("$X") == ["[MSG:Caution: Unlocked]", "ok"]
+    assert client.ask("G0 X1") == ["ok"]
+
+
+def test_soft_limit_alarm_then_reset_and_unlock() -> None:
+    handle = start(settings={22: 1, 20: 1, 130: 200, 131: 200, 132: 50})
+    client = Client(handle)
+    try:
+        assert client.ask("$X") == ["[MSG:Caution: Unlocked]", "ok"]
+        client.send("G0 X250")
+        assert [client.line(), client.line()] == ["ALARM:2", "[MSG:Reset to continue]"]
+        assert client.status().group(1) == "Alarm"
+        client.port.write(b"\x18")
+        assert [client.line() for _ in range(3)][1:] == ["Grbl 1.1h ['$' for help]",
+                                                        "[MSG:'$H'|'$X' to unlock]"]
+        assert client.ask("$X") == ["[MSG:Caution: Unlocked]", "ok"]
+        assert client.ask("$J=G91 X500 F1000") == ["error:15"]
+        assert client.ask("G0 X150") == ["ok"]
+        assert client.ask("$H") == ["error:8"]  # $ commands that need Idle refuse while moving
+        client.wait_state("Idle")
+        assert client.ask("$H") == ["ok"]  # answered once homing is done
+        assert handle.position == (0.0, 0.0, 0.0)
+    finally:
+        client.close()
+        handle.close()
+
+
+def test_laser_mode_m4_with_power(client: Client) -> None:
+    assert client.ask("$32=1") == ["ok"]
+    assert client.ask("M4 S800") == ["ok"]
+    assert client.ask("G1 X30 F600") == ["ok"]
+    run = client.wait_state("Run")
+    assert run.group(8) == "800"
+    assert client.ask("S2000") == ["ok"]  # clamped to $30=1000 in the report
+    assert client.status().group(8) == "1000"
+    client.wait_state("Idle")
+    assert client.ask("M5") == ["ok"]
+    assert client.status().group(8) == "0"
+
+
+def test_check_mode_parses_without_motion(client: Client, grbl: GrblHandle) -> None:
+    assert client.ask("$C") == ["[MSG:Enabled]", "ok"]
+    assert client.ask("G0 X40") == ["ok"]
+    assert client.status().group(1) == "Check" and grbl.position == (0.0, 0.0, 0.0)
+    assert client.ask("$C") == ["[MSG:Disabled]", "ok"]
+    assert client.line() == "" and client.line().startswith("Grbl 1.1h")
+
+
+def test_jog_and_jog_cancel(client: Client) -> None:
+    assert client.ask("$J=G91 X80 F600") == ["ok"]
+    client.wait_state("Jog")
+    client.port.write(b"\x85")
+    idle = client.wait_state("Idle")
+    assert 0 < float(idle.group(2)) < 80
+    assert client.ask("$J=G91 X1") == ["error:22"]
+
+
+def test_overrides_show_in_ov(client: Client) -> None:
+    client.port.write(b"\x91\x91\x96")
+    texts = [client.status().group(0) for _ in range(2)]
+    assert any("Ov:120,50,100" in t for t in texts)
+
+
+def test_fault_drop_garble_silence(client: Client, grbl: GrblHandle) -> None:
+    grbl.inject("drop")
+    client.send("G4 P0")
+    client.send("G4 P0")
+    assert client.line() == "ok"
+    assert len(grbl.received_lines) == 2
+    grbl.inject("garble", n=1)
+    client.send("G4 P0")
+    assert client.line() != "ok"
+    grbl.inject("silence")
+    client.port.timeout = 0.3
+    client.port.write(b"?")
+    assert client.port.read(20) == b""
+    grbl.inject("speak")
+    client.port.timeout = 3
+    assert client.status().group(1) == "Idle"
+
+
+def test_fault_unplug_replug_keeps_identity(grbl: GrblHandle) -> None:
+    client = Client(grbl)
+    old, ident = grbl.port, grbl.identity
+    grbl.inject("unplug")
+    with pytest.raises(serial.SerialException):
+        client.port.read(1)
+    client.close()
+    sent = grbl.link.bytes_out
+    grbl.inject("replug")
+    assert grbl.port != old and grbl.identity == ident
+    wait_for(lambda: grbl.link.bytes_out >= sent + 20 and grbl.link.drained)
+    again = Client(grbl)
+    assert again.ask("$I")[0].endswith(f":{ident}]")
+    again.close()
+
+
+def test_fault_alarm_and_error_on_line(client: Client, grbl: GrblHandle) -> None:
+    grbl.inject("error_on_line", line=2, code=33)
+    assert client.ask("G0 X1") == ["ok"]
+    assert client.ask("G0 X2") == ["error:33"]
+    assert client.ask("G0 X3") == ["ok"]
+    grbl.inject("alarm", code=9)
+    assert client.line() == "ALARM:9"
+    assert client.ask("G0 X1") == ["error:9"]
+    assert client.ask("$X")[-1] == "ok"
+
+
+def test_fault_door(client: Client, grbl: GrblHandle) -> None:
+    assert client.ask("G1 X60 F600") == ["ok"]
+    client.wait_state("Run")
+    grbl.inject("door")
+    match = client.wait_state("Door:1")
+    assert "Pn:D" in match.group(0)
+    grbl.inject("door", open=False)
+    client.wait_state("Door:0")
+    client.port.write(b"~")
+    assert float(client.wait_state("Idle", timeout=10).group(2)) == 60.0
+    with pytest.raises(ValueError, match="door"):
+        grbl.inject("flood")
+
+
+def test_baud_pacing_of_lines() -> None:
+    """600 lines (≈ 10 kB) at 115200 baud through the planner with no motion time."""
+    handle = start(motion=False)
+    client = Client(handle)
+    try:
+        lines = [f"G1X{i % 50}.5Y{i % 30}F1000" for i in range(600)]
+        payload = sum(len(x) + 1 for x in lines)
+        pending: list[int] = []
+        t0 = time.monotonic()
+        sent = 0
+        for _ in lines:
+            while sent < len(lines) and sum(pending) + len(lines[sent]) + 1 <= 127:
+                client.send(lines[sent])
+                pending.append(len(lines[sent]) + 1)
+                sent += 1
+            assert client.line() == "ok"
+            pending.pop(0)
+        elapsed = time.monotonic() - t0
+        bound = payload * 10 / 115200
+        print(f"{payload} bytes in {elapsed:.3f} s; link bound {bound:.3f} s ({bound / elapsed:.1%})")
+        assert elapsed >= bound * 0.98
+        assert bound / elapsed >= 0.90
+    finally:
+        client.close()
+        handle.close()
+
+
+def test_cli_prints_the_port_first() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "simulators.cli", "sim", "grbl", "--set", "motion=false"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), True)
+        first = proc.stdout.readline().strip()
+        assert first.startswith("/dev/") and os.path.exists(first)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0
