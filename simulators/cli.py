@@ -63,6 +63,9 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def handler(args: argparse.Namespace) -> int:
     """Start the simulator, print its port, serve until a signal; the exit code."""
+    if not logging.getLogger().handlers:  # the core CLI may not have configured logging
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     eps = {ep.name: ep for ep in entry_points(group=GROUP)}
     simulator = eps[args.kind].load()
     handle = simulator.start(options_from(args), ScaledClock(args.speed))
