@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 
+from stations.grbl import cli as grbl_cli
 from stations.wash import cli as wash_cli
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add every driver's subcommands to the ``microfactory`` parser."""
+    grbl_cli.register(sub)
     wash_cli.register(sub)

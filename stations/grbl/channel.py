@@ -25,6 +25,10 @@ log = logging.getLogger("stations.grbl")
 RESET = b"\x18"
 
 
+class ResetBeforeAnswer(ProtocolError):
+    """Grbl printed its reset banner while a line waited for its answer: the line was flushed."""
+
+
 @dataclass
 class Answer:
     """The final answer to one line sent: ``line`` is ``ok`` or ``error:N``; ``pushed`` the messages that
@@ -121,7 +125,7 @@ class GrblChannel:
             if self.on_alarm:
                 self.on_alarm(line)
         elif kind is LineKind.BANNER:
-            self.fail_pending(ProtocolError("Grbl reset (banner received) before answering",
+            self.fail_pending(ResetBeforeAnswer("Grbl reset (banner received) before answering",
                                             port=self.transport.port, received=text.encode(),
                                             hint="the machine was reset; check for an alarm"))
             self.banner.set()
@@ -158,6 +162,22 @@ class GrblChannel:
                 self._pending.remove(next(p for p in self._pending if p.future is future))
             raise
         return future
+
+    async def send_many(self, lines: list[str]) -> list[asyncio.Future[Answer]]:
+        """Write several lines in one write (they must already fit Grbl's receive buffer)."""
+        if self.closed_error is not None:
+            raise self.closed_error
+        loop = asyncio.get_running_loop()
+        entries = [_Pending(line, loop.create_future()) for line in lines]
+        self._pending.extend(entries)
+        try:
+            await self.transport.write("".join(f"{line}\n" for line in lines).encode("ascii"))
+        except BaseException:
+            for entry in entries:
+                with contextlib.suppress(ValueError):
+                    self._pending.remove(entry)
+            raise
+        return [e.future for e in entries]
 
     async def command(self, line: str, *, timeout_s: float, phase: str = "") -> Answer:
         """Send one line and wait for its answer (send-response); raise :class:`StationTimeout`."""

@@ -150,6 +150,12 @@ class GrblStation(Station):
         if self.reset_on_connect:
             self.channel.realtime(RESET)
         await self._wait_banner(timeouts.connect_s)
+        # A status answer to a '?' sent now comes after every banner already on its way (a power-up
+        # banner that raced our reset), so the lines sent next cannot be flushed by a late reset.
+        try:
+            await self.poller.fresh(timeouts.status_s)
+        except StationTimeout:
+            raise self._not_grbl("no status report after the reset banner") from None
         answer = await self._query("$I", phase="build info ($I)")
         self.build = parse_build_info(answer.pushed, port=self.transport.port)
         self.firmware = self.build.firmware
@@ -284,6 +290,7 @@ class GrblStation(Station):
     async def stream(self, lines: list[ProgramLine], *, estimate_s: float | None = None,
                      mode: StreamMode | None = None) -> StreamResult:
         """Stream already-checked lines and wait until the machine is Idle again."""
+        self._require_ready("stream a program")
         self.estopped = False
         self.state_machine.trigger_safely("start")
         timeouts = self.config.timeouts

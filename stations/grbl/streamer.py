@@ -109,15 +109,18 @@ class Streamer:
         total = len(lines)
         limit = self.budget if self.mode is StreamMode.COUNT else 0
         while index < total or in_flight:
+            batch: list[tuple[ProgramLine, int]] = []
             while index < total and not (result.errors and self.stop_on_error):
                 size = len(lines[index].text) + 1
-                if in_flight and used + size > limit:
+                if (in_flight or batch) and used + size > limit:
                     break
-                future = await self.channel.send(lines[index].text)
-                in_flight.append((lines[index], size, future))
+                batch.append((lines[index], size))
                 used += size
                 index += 1
-                result.sent += 1
+            if batch:
+                futures = await self.channel.send_many([line.text for line, _ in batch])
+                in_flight.extend((line, size, fut) for (line, size), fut in zip(batch, futures, strict=True))
+                result.sent += len(batch)
             if not in_flight:
                 break
             line, size, future = in_flight[0]

@@ -1,0 +1,170 @@
+"""``microfactory stream``: send one G-code file to one Grbl machine, checked first, with a progress bar.
+
+    microfactory stream --port /dev/ttyUSB0 part.nc
+    microfactory stream --port sim --positive-space part.nc
+    microfactory stream --port 0403:6001 --cell bench.yaml --station cut part.nc --trace run.jsonl
+
+The file is always pre-checked before a byte of it is sent: against the cell file's limits for the
+station when ``--cell/--station`` are given, else against the machine's own ``$$`` travel and max rates.
+Exit codes: 0 done; 1 the job failed (``error:N``, alarm, timeout, disconnect, port busy or missing, not
+a Grbl); 2 bad input (file unreadable, program refused by the pre-check, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
+
+from microfactory import registry
+from microfactory.cell import StationConfig, load_cell
+from microfactory.clock import ScaledClock
+from microfactory.errors import ConfigError, MicrofactoryError, SafetyRefusal
+from microfactory.events import Event, EventBus, EventKind
+from microfactory.gcode import Envelope, MachineLimits
+from microfactory.simulation import SimulatorHandle
+from microfactory.station import PortHandle
+from microfactory.transport.ports import resolve_port
+from microfactory.transport.trace import ByteTrace
+from stations.grbl.driver import GrblStation
+from stations.grbl.laser import check_laser_program
+from stations.grbl.program import CheckedProgram, check_program
+from stations.grbl.streamer import StreamMode, StreamResult
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``microfactory stream`` to the CLI."""
+    p = sub.add_parser("stream", help="pre-check and stream one G-code file to a Grbl machine",
+                       description="Pre-check FILE against the machine's limits (the cell file's, or the "
+                                   "machine's own $$ travel and max rates), then stream it with character "
+                                   "counting and show progress. There is no way to skip the pre-check.")
+    p.add_argument("file", metavar="FILE", help="G-code file to send")
+    p.add_argument("--port", required=True,
+                   help="device path, USB identity vid:pid[:serial], or `sim` for the simulator")
+    p.add_argument("--baud", type=int, default=None, help="bit/s (default: the cell file's, else 115200)")
+    p.add_argument("--send-response", action="store_true",
+                   help="wait for each answer before the next line (slow; default: character counting)")
+    p.add_argument("--cell", help="cell file whose limits the program is checked against")
+    p.add_argument("--station", help="station id in --cell")
+    p.add_argument("--positive-space", action="store_true",
+                   help="without --cell: the machine's travel is 0..$13x (Grbl built with "
+                        "HOMING_FORCE_SET_ORIGIN, and the simulator), not stock Grbl's -$13x..0")
+    p.add_argument("--trace", metavar="OUT.jsonl", help="record every byte to this JSON-lines file")
+    p.set_defaults(func=cmd_stream)
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    """Handler: returns the exit code; prints one paragraph on failure."""
+    console = Console(stderr=True)
+    try:
+        return asyncio.run(_stream(args, console))
+    except SafetyRefusal as exc:
+        return _fail(console, "program refused, nothing was sent", exc, EXIT_BAD_INPUT)
+    except ConfigError as exc:
+        return _fail(console, "bad input", exc, EXIT_BAD_INPUT)
+    except MicrofactoryError as exc:
+        return _fail(console, "stream failed", exc, EXIT_FAILED)
+
+
+def _fail(console: Console, what: str, exc: MicrofactoryError, code: int) -> int:
+    console.print(f"[bold red]error[/]: {what}: {exc}", markup=True, highlight=False, soft_wrap=True)
+    return code
+
+
+def _config(args: argparse.Namespace) -> StationConfig:
+    if bool(args.cell) != bool(args.station):
+        raise ConfigError.single(args.cell or "<args>", "--cell and --station go together",
+                                 hint="give both, or neither to check against the machine's own $$")
+    if args.cell:
+        base = load_cell(args.cell).station(args.station)
+        update: dict[str, object] = {"port": args.port}
+        if args.baud:
+            update["baud"] = args.baud
+        return base.model_copy(update=update)
+    return StationConfig(id="stream", kind="grbl", port=args.port, baud=args.baud or 115200)
+
+
+def _read(path: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise ConfigError.single(path, f"cannot read the G-code file: {exc.strerror}",
+                                 hint="check the path") from None
+
+
+def machine_space_limits(station: GrblStation, positive: bool) -> MachineLimits:
+    """The machine's own limits from ``$$`` (and ``$#`` offsets), in stock or positive machine space."""
+    limits = station.settings.machine_limits(station.offsets)
+    if positive:
+        env = limits.envelope
+        flip = [(0.0, -lo) for lo, _hi in (env.x, env.y, env.z)]
+        limits = MachineLimits(Envelope(flip[0], flip[1], flip[2]), limits.max_feed_mm_min,
+                               limits.max_rapid_mm_min, limits.accel_mm_s2, limits.max_spindle, limits.laser,
+                               work_offsets=limits.work_offsets)
+    return limits
+
+
+def _check(station: GrblStation, lines: list[str], source: str, args: argparse.Namespace) -> CheckedProgram:
+    if args.cell:
+        return station.check_program(lines, source)
+    checked = check_program(lines, machine_space_limits(station, args.positive_space), source=source)
+    if station.settings.laser_mode:
+        checked.problems += check_laser_program(checked.lines, spindle_max=station.settings.spindle_max,
+                                                cell_max=None)
+    return checked
+
+
+async def _stream(args: argparse.Namespace, console: Console) -> int:
+    lines = _read(args.file)
+    config = _config(args)
+    clock = ScaledClock(1.0)
+    bus = EventBus(clock)
+    sim: SimulatorHandle | None = None
+    if config.simulated:
+        sim = registry.simulator("grbl").start({"baud": config.baud, **dict(config.sim)}, clock)
+        handle = PortHandle(lambda: sim.port if sim else "", simulator=sim)
+    else:
+        spec = config.port
+        handle = PortHandle(lambda: resolve_port(spec))
+    handle.trace = ByteTrace(args.trace) if args.trace else None
+    station = GrblStation(config, bus=bus, clock=clock, port=handle, check_cell_limits=bool(args.cell))
+    try:
+        await station.connect()
+        checked = _check(station, lines, Path(args.file).name, args)
+        checked.raise_for_problems()
+        console.print(f"{station.firmware} on {station.transport.port}: {len(checked.lines)} lines, "
+                      f"estimated {checked.estimate_s or 0:.0f} s", highlight=False)
+        mode = StreamMode.RESPOND if args.send_response else StreamMode.COUNT
+        result = await _with_progress(station, bus, checked, mode, console)
+        console.print(f"done: {result.acknowledged} lines in {result.elapsed_s:.1f} s "
+                      f"({result.lines_per_s:.0f} lines/s)", highlight=False)
+        return EXIT_OK
+    finally:
+        await station.close()
+        station.transport.shutdown()
+        if handle.trace is not None:
+            handle.trace.close()
+        if sim is not None:
+            sim.close()
+
+
+async def _with_progress(station: GrblStation, bus: EventBus, checked: CheckedProgram, mode: StreamMode,
+                         console: Console) -> StreamResult:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("lines"),
+               TaskProgressColumn(), TextColumn("ETA {task.fields[eta]}"))
+    with Progress(*columns, console=console, transient=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(checked.source, total=len(checked.lines), eta="?")
+
+        def on_progress(event: Event) -> None:
+            remaining = event.get("remaining_s")
+            eta = "?" if remaining is None else f"{int(remaining) // 60}:{int(remaining) % 60:02d}"
+            progress.update(task, completed=event.get("done"), eta=eta)
+
+        with bus.subscribe(on_progress, [EventKind.STATION_PROGRESS]):
+            return await station.stream(checked.lines, estimate_s=checked.estimate_s, mode=mode)
