@@ -41,13 +41,27 @@ def contour(segments: int, radius_mm: float = 40.0, centre: float = 60.0) -> lis
 
 async def run(segments: int) -> dict[str, float]:
     clock = ScaledClock(1.0)
-    sim = registry.simulator("grbl").start({"baud": BAUD, "latency_ms": LATENCY_MS, "motion": False,
-                                            "settings": {110: 3000, 111: 3000, 112: 500, 130: 120, 131: 120,
-                                                         132: 10}}, clock)
-    config = StationConfig.model_validate({
-        "id": "bench", "kind": "grbl", "port": sim.port, "baud": BAUD,
-        "limits": {"envelope": {"x": [0, 120], "y": [0, 120], "z": [-5, 0]}, "max_feed_mm_min": 3000}})
-    station = GrblStation(config, bus=EventBus(clock), clock=clock, port=PortHandle(lambda: sim.port, simulator=sim))
+    sim = registry.simulator("grbl").start(
+        {
+            "baud": BAUD,
+            "latency_ms": LATENCY_MS,
+            "motion": False,
+            "settings": {110: 3000, 111: 3000, 112: 500, 130: 120, 131: 120, 132: 10},
+        },
+        clock,
+    )
+    config = StationConfig.model_validate(
+        {
+            "id": "bench",
+            "kind": "grbl",
+            "port": sim.port,
+            "baud": BAUD,
+            "limits": {"envelope": {"x": [0, 120], "y": [0, 120], "z": [-5, 0]}, "max_feed_mm_min": 3000},
+        }
+    )
+    station = GrblStation(
+        config, bus=EventBus(clock), clock=clock, port=PortHandle(lambda: sim.port, simulator=sim)
+    )
     try:
         await station.connect()
         checked = station.check_program(contour(segments), "contour.nc")
@@ -60,12 +74,15 @@ async def run(segments: int) -> dict[str, float]:
         station.transport.shutdown()
         sim.close()
     bound = BAUD / 10 / mean_bytes
-    return {"lines": float(len(checked.lines)), "mean_bytes_per_line": round(mean_bytes, 2),
-            "lines_per_s": round(counting.lines_per_s, 1),
-            "send_response_lines_per_s": round(respond.lines_per_s, 1),
-            "link_bound_lines_per_s": round(bound, 1),
-            "ratio_to_bound": round(counting.lines_per_s / bound, 3),
-            "speedup": round(counting.lines_per_s / respond.lines_per_s, 2)}
+    return {
+        "lines": float(len(checked.lines)),
+        "mean_bytes_per_line": round(mean_bytes, 2),
+        "lines_per_s": round(counting.lines_per_s, 1),
+        "send_response_lines_per_s": round(respond.lines_per_s, 1),
+        "link_bound_lines_per_s": round(bound, 1),
+        "ratio_to_bound": round(counting.lines_per_s / bound, 3),
+        "speedup": round(counting.lines_per_s / respond.lines_per_s, 2),
+    }
 
 
 def main() -> None:

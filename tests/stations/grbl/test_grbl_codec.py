@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,19 +24,31 @@ from stations.grbl.codes import alarm_codes, describe_alarm, describe_error, err
 from stations.grbl.settings import GrblSettings, check_against_cell, refuse_if_inconsistent
 
 
-@pytest.mark.parametrize(("text", "kind", "code"), [
-    ("ok", LineKind.OK, None), ("error:22", LineKind.ERROR, 22), ("ALARM:2", LineKind.ALARM, 2),
-    ("<Idle|MPos:0.000,0.000,0.000|FS:0,0>", LineKind.STATUS, None),
-    ("[MSG:Caution: Unlocked]", LineKind.MSG, None), ("[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]", LineKind.GC, None),
-    ("[VER:1.1h.20190830:]", LineKind.VER, None), ("[OPT:V,15,128]", LineKind.OPT, None),
-    ("[PRB:0.000,0.000,-1.000:1]", LineKind.PRB, None), ("[echo:G1X1]", LineKind.ECHO, None),
-    ("[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]", LineKind.HELP, None),
-    ("[G54:1.000,2.000,3.000]", LineKind.OFFSET, None), ("[TLO:0.000]", LineKind.OFFSET, None),
-    ("$130=200.000", LineKind.SETTING, 130), ("$N0=G21", LineKind.STARTUP_STORED, 0),
-    (">G21:ok", LineKind.STARTUP, None), (">G5:error:20", LineKind.STARTUP, None),
-    ("Grbl 1.1h ['$' for help]", LineKind.BANNER, None), ("", LineKind.EMPTY, None),
-    ("ok\r", LineKind.OK, None),
-])
+@pytest.mark.parametrize(
+    ("text", "kind", "code"),
+    [
+        ("ok", LineKind.OK, None),
+        ("error:22", LineKind.ERROR, 22),
+        ("ALARM:2", LineKind.ALARM, 2),
+        ("<Idle|MPos:0.000,0.000,0.000|FS:0,0>", LineKind.STATUS, None),
+        ("[MSG:Caution: Unlocked]", LineKind.MSG, None),
+        ("[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]", LineKind.GC, None),
+        ("[VER:1.1h.20190830:]", LineKind.VER, None),
+        ("[OPT:V,15,128]", LineKind.OPT, None),
+        ("[PRB:0.000,0.000,-1.000:1]", LineKind.PRB, None),
+        ("[echo:G1X1]", LineKind.ECHO, None),
+        ("[HLP:$$ $# $G $I $N $x=val $Nx=line $J=line $SLP $C $X $H ~ ! ? ctrl-x]", LineKind.HELP, None),
+        ("[G54:1.000,2.000,3.000]", LineKind.OFFSET, None),
+        ("[TLO:0.000]", LineKind.OFFSET, None),
+        ("$130=200.000", LineKind.SETTING, 130),
+        ("$N0=G21", LineKind.STARTUP_STORED, 0),
+        (">G21:ok", LineKind.STARTUP, None),
+        (">G5:error:20", LineKind.STARTUP, None),
+        ("Grbl 1.1h ['$' for help]", LineKind.BANNER, None),
+        ("", LineKind.EMPTY, None),
+        ("ok\r", LineKind.OK, None),
+    ],
+)
 def test_every_line_kind_is_classified(text: str, kind: LineKind, code: int | None) -> None:
     line = classify(text)
     assert line.kind is kind
@@ -42,8 +56,21 @@ def test_every_line_kind_is_classified(text: str, kind: LineKind, code: int | No
     assert line.kind.is_answer == (kind in (LineKind.OK, LineKind.ERROR))
 
 
-@pytest.mark.parametrize("text", ["okk", "error:x", "ALARM:", "<Idle|MPos:0,0,0", "[FOO:1]", "[MSG:x",
-                                  "\x80\x81ok", "hello", ">G21", "Grbl 9"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "okk",
+        "error:x",
+        "ALARM:",
+        "<Idle|MPos:0,0,0",
+        "[FOO:1]",
+        "[MSG:x",
+        "\x80\x81ok",
+        "hello",
+        ">G21",
+        "Grbl 9",
+    ],
+)
 def test_garbage_lines_raise_protocol_error_naming_the_baud(text: str) -> None:
     with pytest.raises(ProtocolError) as info:
         classify(text, port="/dev/ttyX")
@@ -52,8 +79,10 @@ def test_garbage_lines_raise_protocol_error_naming_the_baud(text: str) -> None:
 
 
 def test_status_report_with_every_field() -> None:
-    r = parse_status("<Hold:1|MPos:1.000,-2.500,3.000|Bf:15,128|Ln:99|FS:500,8000|WCO:1.000,1.000,0.000|"
-                     "Ov:100,50,120|Pn:XZP|A:SF>")
+    r = parse_status(
+        "<Hold:1|MPos:1.000,-2.500,3.000|Bf:15,128|Ln:99|FS:500,8000|WCO:1.000,1.000,0.000|"
+        "Ov:100,50,120|Pn:XZP|A:SF>"
+    )
     assert (r.state, r.substate, r.label) == ("Hold", 1, "Hold:1")
     assert r.mpos == (1.0, -2.5, 3.0) and r.wco == (1.0, 1.0, 0.0)
     assert (r.planner_free, r.rx_free, r.line, r.feed, r.spindle) == (15, 128, 99, 500.0, 8000.0)
@@ -69,9 +98,21 @@ def test_wco_is_cached_to_fill_wpos_and_mpos() -> None:
     assert other.mpos == (6.0, 3.0, 1.0)
 
 
-@pytest.mark.parametrize("text", ["<Walk|MPos:0,0,0>", "<Hold:7>", "<Idle|MPos:1,2>", "<Idle|Bf:a,b>",
-                                  "<Idle|Pn:Q>", "<Idle|FS:1>", "<Idle|MPos:nan,0,0>", "<Idle|MPos:0,0,0|MPos:0,0,0>",
-                                  "<>", "Idle"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<Walk|MPos:0,0,0>",
+        "<Hold:7>",
+        "<Idle|MPos:1,2>",
+        "<Idle|Bf:a,b>",
+        "<Idle|Pn:Q>",
+        "<Idle|FS:1>",
+        "<Idle|MPos:nan,0,0>",
+        "<Idle|MPos:0,0,0|MPos:0,0,0>",
+        "<>",
+        "Idle",
+    ],
+)
 def test_bad_status_reports_are_protocol_errors(text: str) -> None:
     with pytest.raises(ProtocolError):
         parse_status(text)
@@ -79,8 +120,9 @@ def test_bad_status_reports_are_protocol_errors(text: str) -> None:
 
 _num = st.integers(-99999, 99999).map(lambda n: n / 1000)
 _vec = st.tuples(_num, _num, _num)
-_state = st.sampled_from(["Idle", "Run", "Hold:0", "Hold:1", "Jog", "Alarm", "Door:0", "Door:3", "Check",
-                          "Home", "Sleep"])
+_state = st.sampled_from(
+    ["Idle", "Run", "Hold:0", "Hold:1", "Jog", "Alarm", "Door:0", "Door:3", "Check", "Home", "Sleep"]
+)
 
 
 @st.composite
@@ -89,12 +131,21 @@ def reports(draw: st.DrawFn) -> StatusReport:
     name, _, sub = label.partition(":")
     feed = draw(st.none() | st.integers(0, 30000).map(float))
     return StatusReport(
-        state=name, substate=int(sub) if sub else None,
-        mpos=draw(st.none() | _vec), wpos=draw(st.none() | _vec), wco=draw(st.none() | _vec),
-        planner_free=draw(st.none() | st.integers(0, 15)), rx_free=None, line=draw(st.none() | st.integers(0, 10**6)),
-        feed=feed, spindle=draw(st.none() | st.integers(0, 30000).map(float)) if feed is not None else None,
-        overrides=draw(st.none() | st.tuples(st.integers(10, 200), st.integers(25, 100), st.integers(10, 200))),
-        pins=draw(st.sampled_from(["", "X", "XYZ", "PD", "HRS"])), accessories=draw(st.sampled_from(["", "S", "CFM"])),
+        state=name,
+        substate=int(sub) if sub else None,
+        mpos=draw(st.none() | _vec),
+        wpos=draw(st.none() | _vec),
+        wco=draw(st.none() | _vec),
+        planner_free=draw(st.none() | st.integers(0, 15)),
+        rx_free=None,
+        line=draw(st.none() | st.integers(0, 10**6)),
+        feed=feed,
+        spindle=draw(st.none() | st.integers(0, 30000).map(float)) if feed is not None else None,
+        overrides=draw(
+            st.none() | st.tuples(st.integers(10, 200), st.integers(25, 100), st.integers(10, 200))
+        ),
+        pins=draw(st.sampled_from(["", "X", "XYZ", "PD", "HRS"])),
+        accessories=draw(st.sampled_from(["", "S", "CFM"])),
     )
 
 
@@ -109,11 +160,14 @@ def test_valid_reports_round_trip(report: StatusReport) -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=120) | st.binary(max_size=80).map(lambda b: b.decode("latin-1")))
 def test_garbage_never_raises_anything_but_protocol_error(text: str) -> None:
-    for fn in (parse_status, classify, lambda t: parse_status("<" + t + ">"), lambda t: parse_status("<Idle|" + t + ">")):
-        try:
+    for fn in (
+        parse_status,
+        classify,
+        lambda t: parse_status("<" + t + ">"),
+        lambda t: parse_status("<Idle|" + t + ">"),
+    ):
+        with contextlib.suppress(ProtocolError):
             fn(text)
-        except ProtocolError:
-            pass
 
 
 def test_every_error_and_alarm_has_words_and_a_recovery() -> None:
@@ -133,14 +187,34 @@ def test_every_error_and_alarm_has_words_and_a_recovery() -> None:
 def test_build_info_and_offsets() -> None:
     lines = [classify("[VER:1.1h.20190830:]"), classify("[OPT:VL,15,128]")]
     info = parse_build_info(lines)
-    assert (info.version, info.options, info.planner_blocks, info.rx_bytes) == ("1.1h.20190830", "VL", 15, 128)
+    assert (info.version, info.options, info.planner_blocks, info.rx_bytes) == (
+        "1.1h.20190830",
+        "VL",
+        15,
+        128,
+    )
     assert "1.1h" in info.firmware
     offs = parse_offsets([classify("[G54:1.000,2.000,3.000]"), classify("[TLO:0.000]")])
     assert offs == {"G54": (1.0, 2.0, 3.0)}
 
 
-SETTINGS = {110: 3000, 111: 3000, 112: 500, 120: 50, 121: 50, 122: 20, 130: 120, 131: 120, 132: 10,
-            30: 1000, 31: 0, 32: 1, 20: 1, 21: 0, 22: 1}
+SETTINGS = {
+    110: 3000,
+    111: 3000,
+    112: 500,
+    120: 50,
+    121: 50,
+    122: 20,
+    130: 120,
+    131: 120,
+    132: 10,
+    30: 1000,
+    31: 0,
+    32: 1,
+    20: 1,
+    21: 0,
+    22: 1,
+}
 
 
 def grbl_settings(**over: float) -> GrblSettings:
@@ -149,8 +223,12 @@ def grbl_settings(**over: float) -> GrblSettings:
 
 
 def limits(**kw: object) -> Limits:
-    base: dict[str, object] = {"envelope": Envelope(x=(0, 120), y=(0, 120), z=(-5, 0)), "max_feed_mm_min": 3000,
-                               "max_spindle": 1000, "laser": True}
+    base: dict[str, object] = {
+        "envelope": Envelope(x=(0, 120), y=(0, 120), z=(-5, 0)),
+        "max_feed_mm_min": 3000,
+        "max_spindle": 1000,
+        "laser": True,
+    }
     return Limits(**{**base, **kw})  # type: ignore[arg-type]
 
 

@@ -19,8 +19,25 @@ from stations.grbl.codes import describe_alarm, describe_error
 
 BANNER = b"\r\nGrbl 1.1h ['$' for help]\r\n"
 IDLE = b"<Idle|MPos:0.000,0.000,0.000|Bf:15,127|FS:0,0|WCO:0.000,0.000,0.000>\r\n"
-SETTINGS = {0: 10, 10: 3, 20: 1, 21: 0, 22: 1, 30: 1000, 31: 0, 32: 1, 110: 3000, 111: 3000, 112: 500,
-            120: 50, 121: 50, 122: 20, 130: 120, 131: 120, 132: 10}
+SETTINGS = {
+    0: 10,
+    10: 3,
+    20: 1,
+    21: 0,
+    22: 1,
+    30: 1000,
+    31: 0,
+    32: 1,
+    110: 3000,
+    111: 3000,
+    112: 500,
+    120: 50,
+    121: 50,
+    122: 20,
+    130: 120,
+    131: 120,
+    132: 10,
+}
 
 
 def settings_reply(**over: float) -> bytes:
@@ -29,11 +46,16 @@ def settings_reply(**over: float) -> bytes:
 
 
 def handshake(**over: float) -> list[Exchange]:
-    return [Exchange(b"$I\n", b"[VER:1.1h.20190830:]\r\n[OPT:VL,15,128]\r\nok\r\n"),
-            Exchange(b"$$\n", settings_reply(**over)),
-            Exchange(b"$#\n", b"[G54:0.000,0.000,0.000]\r\n[G55:0.000,0.000,0.000]\r\n[G28:0.000,0.000,0.000]\r\n"
-                              b"[G92:0.000,0.000,0.000]\r\n[TLO:0.000]\r\n[PRB:0.000,0.000,0.000:0]\r\nok\r\n"),
-            Exchange(b"$G\n", b"[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]\r\nok\r\n")]
+    return [
+        Exchange(b"$I\n", b"[VER:1.1h.20190830:]\r\n[OPT:VL,15,128]\r\nok\r\n"),
+        Exchange(b"$$\n", settings_reply(**over)),
+        Exchange(
+            b"$#\n",
+            b"[G54:0.000,0.000,0.000]\r\n[G55:0.000,0.000,0.000]\r\n[G28:0.000,0.000,0.000]\r\n"
+            b"[G92:0.000,0.000,0.000]\r\n[TLO:0.000]\r\n[PRB:0.000,0.000,0.000:0]\r\nok\r\n",
+        ),
+        Exchange(b"$G\n", b"[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]\r\nok\r\n"),
+    ]
 
 
 def realtime(status: bytes = IDLE) -> dict[bytes, bytes]:
@@ -41,20 +63,35 @@ def realtime(status: bytes = IDLE) -> dict[bytes, bytes]:
 
 
 def config(laser: bool = True, **options: Any) -> StationConfig:
-    return StationConfig.model_validate({
-        "id": "cut", "kind": "grbl", "port": "/dev/null",
-        "limits": {"envelope": {"x": [0, 120], "y": [0, 120], "z": [-5, 0]}, "max_feed_mm_min": 3000,
-                   "max_spindle": 1000, "laser": laser},
-        "timeouts": {"connect_s": 1.0, "answer_s": 1.0, "status_s": 0.5}, "options": options})
+    return StationConfig.model_validate(
+        {
+            "id": "cut",
+            "kind": "grbl",
+            "port": "/dev/null",
+            "limits": {
+                "envelope": {"x": [0, 120], "y": [0, 120], "z": [-5, 0]},
+                "max_feed_mm_min": 3000,
+                "max_spindle": 1000,
+                "laser": laser,
+            },
+            "timeouts": {"connect_s": 1.0, "answer_s": 1.0, "status_s": 0.5},
+            "options": options,
+        }
+    )
 
 
-def run_with(peer: ScriptedPeer, body: Callable[[GrblStation, EventRecorder], Awaitable[None]],
-             cfg: StationConfig | None = None) -> EventRecorder:
+def run_with(
+    peer: ScriptedPeer,
+    body: Callable[[GrblStation, EventRecorder], Awaitable[None]],
+    cfg: StationConfig | None = None,
+) -> EventRecorder:
     bus = EventBus()
     recorder = EventRecorder(bus)
 
     async def go() -> None:
-        station = GrblStation(cfg or config(), bus=bus, clock=ScaledClock(1.0), port=PortHandle.fixed(peer.port))
+        station = GrblStation(
+            cfg or config(), bus=bus, clock=ScaledClock(1.0), port=PortHandle.fixed(peer.port)
+        )
         try:
             await body(station, recorder)
         finally:
@@ -79,6 +116,7 @@ def gcode(program: list[str] = PROGRAM, source: str = "ring.nc") -> StepRequest:
 
 def test_connect_reads_build_settings_offsets_and_parser_state() -> None:
     with ScriptedPeer(handshake(), realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             assert await station.identify() == "Grbl 1.1h.20190830 [OPT:VL,15,128]"
@@ -97,8 +135,9 @@ def test_connect_reads_build_settings_offsets_and_parser_state() -> None:
 
 
 def test_program_is_streamed_block_by_block_with_progress() -> None:
-    script = handshake() + [Exchange(b"".join(SENT), b"ok\r\n" * len(SENT))]
+    script = [*handshake(), Exchange(b"".join(SENT), b"ok\r\n" * len(SENT))]
     with ScriptedPeer(script, realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             result = await station.run_step(gcode())
@@ -115,6 +154,7 @@ def test_program_is_streamed_block_by_block_with_progress() -> None:
 def test_send_response_waits_for_each_answer() -> None:
     script = handshake() + [Exchange(line, b"ok\r\n") for line in SENT]
     with ScriptedPeer(script, realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             assert (await station.run_step(gcode())).ok
@@ -125,6 +165,7 @@ def test_send_response_waits_for_each_answer() -> None:
 
 def test_precheck_refusal_sends_no_gcode_bytes() -> None:
     with ScriptedPeer(handshake(), realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             before = bytes(peer.received)
@@ -143,8 +184,9 @@ def test_precheck_refusal_sends_no_gcode_bytes() -> None:
 @pytest.mark.parametrize("code", range(1, 39))
 def test_every_error_during_streaming_stops_and_names_the_line(code: int) -> None:
     answer = b"ok\r\n" * 3 + f"error:{code}\r\n".encode() + b"ok\r\n" * 2
-    script = handshake() + [Exchange(b"".join(SENT), answer)]
+    script = [*handshake(), Exchange(b"".join(SENT), answer)]
     with ScriptedPeer(script, realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             with pytest.raises(StationFault) as info:
@@ -165,10 +207,11 @@ def test_every_error_during_streaming_stops_and_names_the_line(code: int) -> Non
 def test_every_alarm_becomes_an_event_and_the_alarm_state(code: int) -> None:
     push = f"ALARM:{code}\r\n".encode() + BANNER + b"[MSG:'$H'|'$X' to unlock]\r\n"
     rt = realtime()
-    script = handshake() + [Exchange(SENT[0], push)]
+    script = [*handshake(), Exchange(SENT[0], push)]
     if code not in (1, 3, 6, 7, 8, 9):
         script.append(Exchange(b"$X\n", b"[MSG:Caution: Unlocked]\r\nok\r\n"))
     with ScriptedPeer(script, realtime=rt) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             rt[b"?"] = b"<Alarm|MPos:0.000,0.000,0.000|Bf:15,127|FS:0,0>\r\n"
@@ -206,12 +249,18 @@ async def _until(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
     async def poll() -> None:
         while not cond():
             await asyncio.sleep(0.005)
+
     await asyncio.wait_for(poll(), timeout_s)
 
 
 def test_unlock_and_home() -> None:
-    script = handshake() + [Exchange(b"$X\n", b"[MSG:Caution: Unlocked]\r\nok\r\n"), Exchange(b"$H\n", b"ok\r\n")]
+    script = [
+        *handshake(),
+        Exchange(b"$X\n", b"[MSG:Caution: Unlocked]\r\nok\r\n"),
+        Exchange(b"$H\n", b"ok\r\n"),
+    ]
     with ScriptedPeer(script, realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             assert (await station.run_step(StepRequest("unlock"))).data["unlocked"]
@@ -223,8 +272,9 @@ def test_unlock_and_home() -> None:
 
 
 def test_jog_is_prechecked_from_the_current_position_and_cancel_is_realtime() -> None:
-    script = handshake() + [Exchange(b"$J=G91 X10 F500\n", b"ok\r\n")]
+    script = [*handshake(), Exchange(b"$J=G91 X10 F500\n", b"ok\r\n")]
     with ScriptedPeer(script, realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             before = bytes(peer.received)
@@ -266,6 +316,7 @@ def test_hold_resume_and_stop() -> None:
 
 def test_emergency_stop_writes_hold_then_reset_at_once() -> None:
     with ScriptedPeer(handshake(), realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             peer.realtime_seen.clear()
@@ -278,6 +329,7 @@ def test_emergency_stop_writes_hold_then_reset_at_once() -> None:
 
 def test_cell_envelope_larger_than_travel_refuses_to_connect() -> None:
     with ScriptedPeer(handshake(s130=100)[:2], realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             with pytest.raises(SafetyRefusal) as info:
                 await station.connect()
@@ -290,6 +342,7 @@ def test_cell_envelope_larger_than_travel_refuses_to_connect() -> None:
 
 def test_laser_cell_on_a_machine_without_laser_mode_refuses() -> None:
     with ScriptedPeer(handshake(s32=0)[:2], realtime=realtime()) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             with pytest.raises(SafetyRefusal, match=r"\$32=0"):
                 await station.connect()
@@ -300,6 +353,7 @@ def test_laser_cell_on_a_machine_without_laser_mode_refuses() -> None:
 def test_wrong_baud_rate_is_named() -> None:
     rt = {b"\x18": b"\xf8\x80\xfe\x00\x9c\r\n\xe0\xf0\xff\r\n"}
     with ScriptedPeer([], realtime=rt) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             with pytest.raises(ProtocolError, match="wrong baud rate"):
                 await station.connect()
@@ -309,6 +363,7 @@ def test_wrong_baud_rate_is_named() -> None:
 
 def test_silent_device_is_not_grbl() -> None:
     with ScriptedPeer([], realtime={b"\x18": b""}) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             with pytest.raises(StationTimeout, match="nothing received"):
                 await station.connect()
@@ -318,6 +373,7 @@ def test_silent_device_is_not_grbl() -> None:
 
 def test_other_device_says_what_was_received() -> None:
     with ScriptedPeer([], realtime={b"\x18": b"Marlin 2.1 start\r\n"}) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             with pytest.raises(ProtocolError) as info:
                 await station.connect()
@@ -328,8 +384,9 @@ def test_other_device_says_what_was_received() -> None:
 
 def test_dead_machine_is_told_from_a_busy_one() -> None:
     rt = realtime()
-    script = handshake() + [Exchange(SENT[0], b"")]
+    script = [*handshake(), Exchange(SENT[0], b"")]
     with ScriptedPeer(script, realtime=rt) as peer:
+
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
             rt[b"?"] = b""  # stops answering '?': dead, not busy

@@ -1,0 +1,161 @@
+"""GrblStation against the byte-faithful Grbl simulator over a pty, and `microfactory stream` exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from test_grbl_scripted import BANNER, IDLE, handshake
+
+from microfactory import registry
+from microfactory.cell import StationConfig
+from microfactory.clock import ScaledClock
+from microfactory.events import EventBus, EventRecorder
+from microfactory.station import PortHandle, StationState, StepRequest
+from microfactory.testing import Exchange, ScriptedPeer
+from stations.grbl import GrblStation
+from stations.grbl.cli import cmd_stream
+
+SIM_SETTINGS = {110: 3000, 111: 3000, 112: 500, 130: 120, 131: 120, 132: 10}
+PROGRAM = ["G21 G90", "G0 X10 Y10", "M3 S500", "G1 X20 F900", "G1 Y20", "G1 X10", "G1 Y10", "M5"]
+
+
+def config(port: str) -> StationConfig:
+    return StationConfig.model_validate(
+        {
+            "id": "mill",
+            "kind": "grbl",
+            "port": port,
+            "limits": {
+                "envelope": {"x": [0, 120], "y": [0, 120], "z": [-5, 0]},
+                "max_feed_mm_min": 3000,
+                "max_spindle": 1000,
+            },
+            "timeouts": {"connect_s": 2.0, "answer_s": 2.0, "status_s": 1.0},
+        }
+    )
+
+
+def with_sim(body: Callable[[GrblStation, EventRecorder], Awaitable[None]], **options: object) -> None:
+    clock = ScaledClock(1.0)
+    sim = registry.simulator("grbl").start({"motion": False, "settings": SIM_SETTINGS, **options}, clock)
+    bus = EventBus(clock)
+    recorder = EventRecorder(bus)
+
+    async def go() -> None:
+        station = GrblStation(
+            config(sim.port), bus=bus, clock=clock, port=PortHandle(lambda: sim.port, simulator=sim)
+        )
+        try:
+            await station.connect()
+            await body(station, recorder)
+        finally:
+            await station.close()
+            station.transport.shutdown()
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 30))
+    finally:
+        sim.close()
+
+
+def test_program_reaches_the_simulator_line_by_line() -> None:
+    async def body(station: GrblStation, rec: EventRecorder) -> None:
+        assert station.state is StationState.IDLE and "SIM" in station.firmware
+        result = await station.run_step(StepRequest("gcode", {"program": PROGRAM, "source": "square.nc"}))
+        assert result.ok and result.data["lines"] == len(PROGRAM)
+        sim = station.port.simulator
+        assert sim is not None
+        lines = sim.received_lines  # type: ignore[attr-defined]
+        assert lines[-len(PROGRAM) :] == [
+            "G21G90",
+            "G0X10Y10",
+            "M3S500",
+            "G1X20F900",
+            "G1Y20",
+            "G1X10",
+            "G1Y10",
+            "M5",
+        ]
+        assert station.state is StationState.IDLE
+
+    with_sim(body)
+
+
+def test_refused_program_sends_nothing_to_the_simulator() -> None:
+    async def body(station: GrblStation, rec: EventRecorder) -> None:
+        sim = station.port.simulator
+        before = list(sim.received_lines)  # type: ignore[union-attr]
+        with pytest.raises(Exception, match="outside the envelope"):
+            await station.run_step(StepRequest("gcode", {"program": ["G0 X500"], "source": "far.nc"}))
+        assert list(sim.received_lines) == before  # type: ignore[union-attr]
+
+    with_sim(body)
+
+
+def test_unplug_goes_offline_and_replug_comes_back_by_identity() -> None:
+    async def body(station: GrblStation, rec: EventRecorder) -> None:
+        sim = station.port.simulator
+        assert sim is not None
+        sim.inject("unplug")
+        await asyncio.wait_for(station.transport.lost.wait(), 5)
+        await _until(lambda: station.state is StationState.OFFLINE)
+        sim.inject("replug")
+        await asyncio.wait_for(station.reconnected.wait(), 15)
+        assert station.state is StationState.IDLE
+        result = await station.run_step(StepRequest("gcode", {"program": PROGRAM[:2], "source": "after.nc"}))
+        assert result.ok
+
+    with_sim(body)
+
+
+async def _until(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    async def poll() -> None:
+        while not cond():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout_s)
+
+
+class Args:
+    def __init__(self, file: Path, port: str, **kw: object) -> None:
+        self.file, self.port = str(file), port
+        self.baud, self.send_response, self.cell, self.station, self.trace = None, False, None, None, None
+        self.positive_space = True
+        self.__dict__.update(kw)
+
+
+def test_stream_cli_exit_codes_on_the_simulator(tmp_path: Path) -> None:
+    good = tmp_path / "good.nc"
+    good.write_text("\n".join(PROGRAM) + "\n")
+    far = tmp_path / "far.nc"
+    far.write_text("G0 X5000\n")
+    trace = tmp_path / "t.jsonl"
+    assert cmd_stream(Args(good, "sim", trace=str(trace), send_response=True)) == 0
+    assert "G1X20F900" in trace.read_text()
+    assert cmd_stream(Args(far, "sim")) == 2
+    assert cmd_stream(Args(tmp_path / "missing.nc", "sim")) == 2
+    assert cmd_stream(Args(good, str(tmp_path / "no-such-port"))) == 1
+
+
+def test_stream_cli_error_line_and_wrong_baud(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prog = tmp_path / "p.nc"
+    prog.write_text("G21\nG0 X10\nG1 X20 F100\n")
+    script = [*handshake(s32=0), Exchange(b"G21\nG0X10\nG1X20F100\n", b"ok\r\nok\r\nerror:33\r\n")]
+    rt = {b"\x18": BANNER, b"?": IDLE, b"!": b""}
+    with ScriptedPeer(script, realtime=rt) as peer:
+        assert cmd_stream(Args(prog, peer.port)) == 1
+    err = capsys.readouterr().err
+    assert "p.nc:3" in err and "error:33" in err
+    with ScriptedPeer([], realtime={b"\x18": b"\xf8\x80\xfe\x9c\r\n\xe0\xff\r\n"}) as peer:
+        assert cmd_stream(Args(prog, peer.port)) == 1
+    assert "wrong baud rate" in capsys.readouterr().err
+
+
+def test_stations_cli_registers_stream() -> None:
+    from microfactory.cli import build_parser
+
+    args = build_parser().parse_args(["stream", "--port", "sim", "x.nc"])
+    assert args.func is cmd_stream
