@@ -1,0 +1,86 @@
+"""From a cell file's options and a step's params to inspection :class:`Settings` — shared by the
+station, its pre-check and the ``inspect`` command, so all three accept and refuse the same things."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from microfactory.drawing import DefectLimits, Drawing, load_drawing
+from microfactory.errors import ConfigError, SourceLocation
+from stations.vision.calibration import Calibration
+from stations.vision.inspect import Settings
+
+STEP_PARAMS = ("drawing", "defects", "annotate")
+
+
+class CameraOptions(BaseModel):
+    """The ``options:`` block of a ``kind: camera`` station.
+
+    ``mm_per_px`` is used when no ``calibration`` file is given; ``exposure_s`` + ``processing_s`` is
+    the step time the dry run assumes; annotated images go to ``images_dir``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mm_per_px: float = Field(default=0.010, gt=0, description="mm per pixel in the part plane")
+    calibration: str | None = None
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+    exposure: float | None = None
+    exposure_s: float = Field(default=0.02, ge=0)
+    processing_s: float = Field(default=0.15, ge=0)
+    images_dir: str | None = None
+    drawings_dir: str | None = None
+    loop_video: bool = False
+
+
+def camera_options(options: Mapping[str, Any]) -> CameraOptions:
+    try:
+        return CameraOptions.model_validate(dict(options))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError.single("<cell>", f"camera options: {first['msg']}", field=f"options.{field}",
+                                 hint="see docs/drawings.md (camera station options)") from None
+
+
+def resolve_drawing(name: str, options: CameraOptions) -> Path:
+    p = Path(name)
+    if not p.is_absolute() and options.drawings_dir and not p.exists():
+        p = Path(options.drawings_dir) / p
+    return p
+
+
+def defect_limits(base: DefectLimits, overrides: Mapping[str, Any] | None) -> DefectLimits:
+    """The drawing's limits with a recipe's ``defects:`` overrides applied (validated)."""
+    if not overrides:
+        return base
+    if not isinstance(overrides, Mapping):
+        raise ConfigError.single("<step>", "defects must be a mapping of limit → value", field="defects")
+    try:
+        return DefectLimits.model_validate({**base.model_dump(), **dict(overrides)})
+    except ValidationError as exc:
+        problems = [(SourceLocation("<step>", field="defects." + ".".join(str(p) for p in e["loc"])),
+                     str(e["msg"])) for e in exc.errors()]
+        raise ConfigError(problems, hint="limits are in mm / mm² and must be > 0; contrast is 0..1") from None
+
+
+def settings(params: Mapping[str, Any], options: CameraOptions) -> Settings:
+    """Settings for one inspection step (loads the drawing and the calibration)."""
+    unknown = set(params) - set(STEP_PARAMS)
+    if unknown:
+        raise ConfigError.single("<step>", f"unknown inspect parameters {sorted(unknown)}",
+                                 hint=f"known: {', '.join(STEP_PARAMS)}")
+    drawing: Drawing | None = None
+    if params.get("drawing"):
+        drawing = load_drawing(resolve_drawing(str(params["drawing"]), options))
+    base = drawing.defects if drawing is not None else DefectLimits()
+    limits = defect_limits(base, params.get("defects"))
+    if options.calibration:
+        cal = Calibration.load(options.calibration)
+        return Settings(cal.mm_per_px, drawing, limits, cal.undistort if cal.distorted else None)
+    return Settings(options.mm_per_px, drawing, limits)

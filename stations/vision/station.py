@@ -1,0 +1,178 @@
+"""The vision-inspect station: grab a frame, inspect it against the drawing, return the verdict.
+
+Step ``inspect`` (params: ``drawing`` path, optional ``defects`` limit overrides, ``annotate`` bool,
+default true) → ``StepResult(ok=True, verdict="pass"|"fail", reasons=[...], data={measurements, image,
+sha256, frame, ...})``. A frame that cannot be inspected (no part, bad exposure) is a failed step
+(``ok=False``, verdict ``error``) whose reason says what to do; a camera that stops giving frames is a
+:class:`~microfactory.errors.StationFault`. Grabs and image processing run on the camera's own worker
+thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from microfactory.clock import Clock
+from microfactory.errors import ConfigError, MicrofactoryError, StationFault
+from microfactory.events import EventBus, EventKind
+from microfactory.station import PortHandle, Station, StationState, StationStatus, StepRequest, StepResult
+from stations.vision import annotate
+from stations.vision.camera import Camera, CameraSource
+from stations.vision.inspect import Inspection, inspect_image
+from stations.vision.job import CameraOptions, camera_options, settings
+
+if TYPE_CHECKING:
+    from microfactory.cell import StationConfig
+
+log = logging.getLogger("stations.vision")
+
+
+def check(step: StepRequest, config: StationConfig) -> list[str]:
+    """Pre-check an ``inspect`` step without I/O on the camera: the drawing loads, limits are sane."""
+    if step.action != "inspect":
+        return [f"camera station {config.id!r} cannot {step.action!r}; it can: inspect"]
+    try:
+        settings(step.params, camera_options(config.options))
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
+
+
+def estimate_s(step: StepRequest, config: StationConfig) -> float:
+    """Process seconds for one inspection: exposure plus processing (cell options)."""
+    opts = camera_options(config.options)
+    return opts.exposure_s + opts.processing_s
+
+
+class VisionStation(Station):
+    """A backlit inspection camera on ``cv2.VideoCapture``."""
+
+    kind = "camera"
+
+    def __init__(self, config: StationConfig, *, bus: EventBus, clock: Clock, port: PortHandle) -> None:
+        super().__init__(config, bus=bus, clock=clock, port=port)
+        self.options: CameraOptions = camera_options(config.options)
+        self.camera: Camera | None = None
+        self.last: Inspection | None = None
+        self.inspected = 0
+        base = self.options.images_dir or str(Path(tempfile.gettempdir()) / "microfactory-images")
+        self.images_dir = Path(base) / config.id
+
+    def _source(self) -> CameraSource:
+        return CameraSource(self.port.resolve(), station=self.id, width=self.options.width,
+                            height=self.options.height, exposure=self.options.exposure,
+                            timeout_s=self.config.timeouts.answer_s, loop_video=self.options.loop_video)
+
+    async def connect(self) -> None:
+        self.state_machine.trigger_safely("link_up")
+        camera = Camera(self._source())
+        try:
+            await camera.open()
+        except StationFault:
+            await camera.close()
+            self.state_machine.trigger_safely("fault")
+            raise
+        self.camera = camera
+        self.firmware = f"{camera.source.backend or 'opencv'} {camera.source.spec}"
+        self.bus.publish(EventKind.STATION_LINK, self.id, connected=True, port=camera.source.spec)
+        self.state_machine.trigger_safely("ready")
+
+    async def identify(self) -> str:
+        return self.firmware
+
+    async def status(self) -> StationStatus:
+        fields: dict[str, Any] = {"frames": self.camera.source.frames if self.camera else 0,
+                                  "inspected": self.inspected}
+        if self.last is not None:
+            fields["last_verdict"] = self.last.verdict
+        return StationStatus(self.state, fields)
+
+    def check_step(self, step: StepRequest) -> list[str]:
+        return check(step, self.config)
+
+    async def run_step(self, step: StepRequest) -> StepResult:
+        if self.camera is None:
+            raise StationFault(self.id, "not-connected", "the camera is not open", recovery="connect first")
+        problems = self.check_step(step)
+        if problems:
+            return StepResult(ok=False, verdict="error", reasons=problems)
+        job = settings(step.params, self.options)
+        self.state_machine.trigger_safely("start")
+        t0 = time.perf_counter()
+        try:
+            self.bus.publish(EventKind.STATION_PROGRESS, self.id, done=0, total=2, remaining_s=0.0)
+            try:
+                frame = await self.camera.grab()
+            except StationFault:
+                self.state_machine.trigger_safely("fault")
+                self.bus.publish(EventKind.STATION_LINK, self.id, connected=False,
+                                 port=self.camera.source.spec, detail="no frame")
+                raise
+            self.bus.publish(EventKind.STATION_PROGRESS, self.id, done=1, total=2, remaining_s=0.0)
+            result: Inspection = await self.camera.run(inspect_image, frame, job)
+            data = await self.camera.run(self._record, frame, result, step, bool(
+                step.params.get("annotate", True)))
+        finally:
+            if self.state == StationState.BUSY:
+                self.state_machine.trigger_safely("finish")
+        self.last, self.inspected = result, self.inspected + 1
+        self.bus.publish(EventKind.STATION_PROGRESS, self.id, done=2, total=2, remaining_s=0.0)
+        for f in result.features:
+            self.bus.publish(EventKind.MEASUREMENT, self.id, part=step.part, feature=f.name,
+                             value=f.measured, unit="mm", verdict="pass" if f.ok else "fail")
+        duration = time.perf_counter() - t0
+        if result.verdict == "error":
+            return StepResult(ok=False, data=data, verdict="error", reasons=result.reasons,
+                              duration_s=duration)
+        return StepResult(ok=True, data=data, verdict=result.verdict, reasons=result.reasons,
+                          duration_s=duration)
+
+    def _record(self, frame: np.ndarray, result: Inspection, step: StepRequest, draw: bool) -> dict[str, Any]:
+        data: dict[str, Any] = {"measurements": result.to_json(), "firmware": self.firmware}
+        if draw:
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", step.part or step.key or f"frame{self.inspected}")
+            path = self.images_dir / f"{name}-{self.inspected:05d}.png"
+            try:
+                data["image"], data["sha256"] = str(path), annotate.save(frame, result, path)
+            except OSError as exc:
+                raise MicrofactoryError(f"cannot save the annotated image {path}: {exc}",
+                                        hint="check the camera station's images_dir option") from exc
+        return data
+
+    async def hold(self) -> None:
+        """An inspection is short; hold takes effect after the current frame."""
+        self.state_machine.trigger_safely("request_hold")
+        self.state_machine.trigger_safely("hold_complete")
+
+    async def resume(self) -> None:
+        self.state_machine.trigger_safely("resume")
+        self.state_machine.trigger_safely("ready")
+
+    async def stop(self) -> None:
+        """Nothing moves; stopping only returns the station to idle."""
+        self.state_machine.trigger_safely("ready")
+
+    async def reset(self) -> None:
+        """Reopen the camera (after a lost link) and return to idle."""
+        if self.camera is not None:
+            await self.camera.close()
+            self.camera = None
+        self.state_machine.trigger_safely("link_down")
+        await self.connect()
+
+    async def close(self) -> None:
+        if self.camera is not None:
+            await self.camera.close()
+            self.camera = None
+        self.state_machine.trigger_safely("link_down")
+
+    def emergency_stop(self) -> None:
+        """A camera has nothing to stop; it only stops being asked for frames."""
+        log.info("%s: emergency stop (camera: nothing to stop)", self.id)
