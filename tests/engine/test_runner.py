@@ -235,8 +235,8 @@ def test_energy_sums_per_station_part_and_lot() -> None:
             power = line.stations[sid].config.power
             expected = power.busy_w * use.busy_s + power.idle_w * use.idle_s + power.standby_w * use.standby_s
             assert use.energy_j == pytest.approx(expected, rel=1e-9)
-            assert use.busy_s + use.idle_s + use.standby_s == pytest.approx(summary.ended_s - summary.started_s,
-                                                                             abs=0.5)
+            lot_s = summary.ended_s - summary.started_s
+            assert use.busy_s + use.idle_s + use.standby_s == pytest.approx(lot_s, abs=0.5)
         busy_j = sum(line.stations[s].config.power.busy_w * u.busy_s for s, u in summary.stations.items())
         assert sum(summary.part_energy_j.values()) == pytest.approx(busy_j, rel=1e-9)
         # each part: 2 s cut @40 W + 6 s mill @120 W + 4 s wash @200 W + 1 s cam @5 W = 1605 J

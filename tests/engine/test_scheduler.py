@@ -27,7 +27,8 @@ def lines(draw: st.DrawFn) -> tuple[Procedure, dict[str, float], int, int]:
         steps.append(Step(f"s{i}", StepKind.MACHINE, sid, StepRequest("gcode"), on_pass=f"s{i + 1}"))
     back = draw(st.integers(0, n - 1))
     steps.append(Step(f"s{n}", StepKind.INSPECT, "cam", StepRequest("inspect"), on_pass="done",
-                      on_fail=draw(st.sampled_from([f"s{back}", "scrap"])), max_rework=draw(st.integers(0, 3))))
+                      on_fail=draw(st.sampled_from([f"s{back}", "scrap"])),
+                      max_rework=draw(st.integers(0, 3))))
     durations = {s.id: draw(st.floats(0.5, 20.0)) for s in steps}
     proc = Procedure("p", "1", "p", tuple(steps), steps[0].id, parts_in_flight=draw(st.integers(1, 5)))
     return proc, durations, draw(st.integers(1, 12)), draw(st.integers(0, 2**16))
@@ -43,7 +44,8 @@ def replay(proc: Procedure, durations: dict[str, float], parts: int, seed: int
     order, now = itertools.count(), 0.0
     for _ in range(10_000):
         for d in sched.dispatch():
-            heapq.heappush(heap, (now + durations[d.step.id], next(order), d.part.id, d.step.id, d.resource, now))
+            end = now + durations[d.step.id]
+            heapq.heappush(heap, (end, next(order), d.part.id, d.step.id, d.resource, now))
         if not heap:
             break
         now, _, pid, step_id, res, start = heapq.heappop(heap)
