@@ -3,8 +3,8 @@
 Runs 50 parts through cut → machine → wash → inspect (with some rework) on a scaled clock, pipelined
 (``parts_in_flight`` = 4), then the same lot one part at a time, then a short lot at ×1 and at ×K to
 check that speed changes nothing but the wall time. Until the simulators of every station kind are
-installed this runs on the engine's scripted stations (:mod:`microfactory.engine.fakes`), which share
-the clock exactly as the simulators do; ``--sim`` runs the demo recipe on ``recipes/cells/sim.yaml``.
+installed and a lot runs end to end on ``recipes/cells/sim.yaml``, this runs on the engine's scripted
+stations (:mod:`microfactory.engine.fakes`), which read the shared clock exactly as the simulators do.
 
 The last line printed is one JSON object:
 

@@ -78,7 +78,7 @@ class StepServer:
                 decision = await self._on_fault(d, attempt, result)
                 if station is not None and station.state in (StationState.FAULTED, StationState.ALARM) \
                         and e.machine.state not in LEAVING:
-                    await station.reset()  # the part's fate is decided; the station must serve the next
+                    await self._recover(station)
                 if decision != RETRY:
                     outcome = Outcome(decision)
                     break
@@ -100,6 +100,18 @@ class StepServer:
             part.visits.append(Visit(step.id, step.station, outcome.value, start, now,
                                      station.firmware if station else ""))
             e.settle_part(part.id, outcome)
+
+    async def _recover(self, station: Station) -> None:
+        """Reset a faulted station once the part's fate is decided, so it can serve the next part.
+
+        A reset that fails is an alarm, not a crash: the station stays unavailable and, once nothing
+        else can run, the cell holds and says which station is down.
+        """
+        try:
+            await station.reset()
+        except MicrofactoryError as exc:
+            self.e.bus.publish(EventKind.ALARM, station.id, code="RESET_FAILED", text=str(exc),
+                               severity=Severity.ERROR, recovery=exc.hint or "check the station")
 
     async def _attempt(self, d: Dispatch, key: str, attempt: int) -> StepResult | None:
         """One try; None when the step was withdrawn (stop/abort under a prompt or a held station)."""
