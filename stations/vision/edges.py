@@ -120,29 +120,22 @@ class Circle:
     n: int
 
 
-def fit_circle(x: np.ndarray, y: np.ndarray, iterations: int = 4) -> Circle:
+def fit_circle(x: np.ndarray, y: np.ndarray, iterations: int = 3) -> Circle:
     """Algebraic (Kåsa) fit as the start, then geometric Gauss–Newton on the radial distances."""
-    x64, y64 = x.astype(np.float64), y.astype(np.float64)
-    mx, my = x64.mean(), y64.mean()
-    u, v = x64 - mx, y64 - my
+    mx, my = float(x.mean()), float(y.mean())
+    u, v = x.astype(np.float64) - mx, y.astype(np.float64) - my
     z = u * u + v * v
-    suu, svv, suv = (u * u).sum(), (v * v).sum(), (u * v).sum()
-    n = float(len(u))
-    a = np.array([[suu, suv, 0.0], [suv, svv, 0.0], [0.0, 0.0, n]])
-    sol = np.linalg.solve(a, np.array([(u * z).sum(), (v * z).sum(), z.sum()]))
+    a = np.stack([u, v, np.ones_like(u)], axis=1)
+    sol = np.linalg.solve(a.T @ a, a.T @ z)
     cx, cy = sol[0] / 2, sol[1] / 2
     r = math.sqrt(max(sol[2] + cx * cx + cy * cy, 1e-12))
     for _ in range(iterations):
         dxs, dys = u - cx, v - cy
         d = np.maximum(np.hypot(dxs, dys), 1e-12)
-        jx, jy = dxs / d, dys / d  # d(dist)/d(centre) = -j ; residual = d - r
-        res = d - r
-        jtj = np.array([[(jx * jx).sum(), (jx * jy).sum(), jx.sum()],
-                        [(jx * jy).sum(), (jy * jy).sum(), jy.sum()],
-                        [jx.sum(), jy.sum(), n]])
-        step = np.linalg.solve(jtj, np.array([(jx * res).sum(), (jy * res).sum(), res.sum()]))
+        a[:, 0], a[:, 1] = dxs / d, dys / d  # residual d - r moves by -(j · step) for a centre step
+        step = np.linalg.solve(a.T @ a, a.T @ (d - r))
         cx, cy, r = cx + step[0], cy + step[1], r + step[2]
-        if abs(step).max() < 1e-7:
+        if abs(step).max() < 1e-6:
             break
     res = np.hypot(u - cx, v - cy) - r
     return Circle(float(cx + mx), float(cy + my), float(r), float(np.sqrt((res * res).mean())), len(x))

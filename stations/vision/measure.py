@@ -156,16 +156,17 @@ def _ring(image: np.ndarray, x: float, y: float, r: float, spacing: float, half:
     return find_edges(image, x + r * ca, y + r * sa, -ca, -sa, half, step, contrast)
 
 
-def _fit_ring(e: EdgePoints, undistort: Undistort) -> tuple[Circle, np.ndarray]:
+def _fit_ring(e: EdgePoints, undistort: Undistort, rounds: int = 2, iterations: int = 3
+              ) -> tuple[Circle, np.ndarray]:
     ux, uy = undistort(e.x, e.y)
     keep = e.ok.copy()
     if keep.sum() < 12:
         raise ValueError("too few edge points")
-    circ = fit_circle(ux[keep], uy[keep])
-    for _ in range(2):
+    circ = fit_circle(ux[keep], uy[keep], 0)
+    for k in range(rounds):
         res = circ.r - np.hypot(ux - circ.x, uy - circ.y)  # + toward the hole's centre (bright)
         keep = e.ok & robust_mask(res)
-        circ = fit_circle(ux[keep], uy[keep])
+        circ = fit_circle(ux[keep], uy[keep], iterations if k == rounds - 1 else 0)
     return circ, circ.r - np.hypot(ux - circ.x, uy - circ.y)
 
 
@@ -174,7 +175,7 @@ def measure_hole(image: np.ndarray, blob: Blob, contrast: float, undistort: Undi
     """Refine one hole candidate; None when it has no clean rim (not a hole)."""
     half0 = max(6.0, min(14.0, 0.45 * blob.r))
     try:
-        first, _ = _fit_ring(_ring(image, blob.x, blob.y, blob.r, 4.0, half0, 1.0, contrast), _identity)
+        first, _ = _fit_ring(_ring(image, blob.x, blob.y, blob.r, 4.0, half0, 1.0, contrast), _identity, 1, 0)
         half = min(HALF_LENGTH_PX, 0.4 * first.r)
         e = _ring(image, first.x, first.y, first.r, 1.0, half, STEP_PX, contrast)
         circ, res = _fit_ring(e, undistort)
