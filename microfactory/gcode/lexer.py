@@ -15,14 +15,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 _WORD = re.compile(r"\s*([A-Za-z])\s*([+-]?(?:\d+\.?\d*|\.\d+))", re.ASCII)
 _SPACE = re.compile(r"\s*", re.ASCII)
+_LINE = re.compile(r"(?:\s*[A-Za-z]\s*[+-]?(?:\d+\.?\d*|\.\d+))*\s*", re.ASCII)
+_COMMENT = re.compile(r"\([^)]*\)|;.*")
 
 
-@dataclass(frozen=True, slots=True)
-class Word:
-    """One letter+number word. ``letter`` is upper case; ``text`` is the number as written."""
+def _blank(m: re.Match[str]) -> str:
+    return " " * (m.end() - m.start())
+
+
+class Word(NamedTuple):
+    """One letter+number word. ``letter`` is upper case; ``text`` is the number as written; 1-based
+    ``column`` of the letter."""
 
     letter: str
     value: float
@@ -45,20 +52,20 @@ class LexedLine:
 
     words: list[Word] = field(default_factory=list)
     problems: list[LexProblem] = field(default_factory=list)
-    comment: str = ""
 
 
 def _strip_comments(line: str, out: LexedLine) -> str:
     """Blank out comments (keeping columns) and note an unclosed ``(``."""
     if "(" not in line and ";" not in line and ")" not in line:
         return line
+    line = _COMMENT.sub(_blank, line)
+    if "(" not in line and ")" not in line:
+        return line
     chars = list(line)
     i, n = 0, len(chars)
-    notes: list[str] = []
     while i < n:
         c = chars[i]
         if c == ";":
-            notes.append(line[i + 1:].strip())
             for j in range(i, n):
                 chars[j] = " "
             break
@@ -68,7 +75,6 @@ def _strip_comments(line: str, out: LexedLine) -> str:
                 out.problems.append(LexProblem(i + 1, "syntax", "comment opened with '(' is not closed "
                                                "on this line"))
                 close = n - 1
-            notes.append(line[i + 1:close].strip())
             for j in range(i, close + 1):
                 chars[j] = " "
             i = close + 1
@@ -77,7 +83,6 @@ def _strip_comments(line: str, out: LexedLine) -> str:
             out.problems.append(LexProblem(i + 1, "syntax", "')' without an opening '('"))
             chars[i] = " "
         i += 1
-    out.comment = " ".join(x for x in notes if x)
     return "".join(chars)
 
 
@@ -100,6 +105,10 @@ def lex_line(line: str) -> LexedLine:
     text = _strip_comments(line.rstrip("\r\n"), out)
     stripped = text.strip()
     if not stripped or stripped == "%":
+        return out
+    if _LINE.fullmatch(text):
+        out.words = [Word(m.group(1).upper(), float(m.group(2)), m.group(2), m.start(1) + 1)
+                     for m in _WORD.finditer(text)]
         return out
     pos, n = 0, len(text)
     match = _WORD.match
