@@ -260,3 +260,52 @@ def test_idle_stations_go_to_standby_and_are_woken_before_needed() -> None:
         assert "standby" in cam and cam[cam.index("standby") + 1] == "idle"
 
     run(main())
+
+
+@pytest.mark.parametrize("choice, state", [("unhold", "complete"), ("stop", "stopped"), ("abort", "aborted")])
+def test_interrupt_holds_and_asks(choice: str, state: str) -> None:
+    async def main() -> None:
+        line = await Line().connect()
+        lot = asyncio.ensure_future(line.engine.run_lot(watch_plate(), parts=3))
+        await until(lambda: bool(line.engine.serving))
+        asked = line.engine.interrupt()
+        await until(lambda: line.engine.machine.state == S.HELD)
+        (prompt,) = line.engine.open_prompts()
+        assert prompt.reason == "interrupt" and prompt.choices == ("unhold", "stop", "abort")
+        line.engine.answer(prompt.id, choice)
+        assert await asked == choice
+        assert (await lot).state == state
+
+    run(main())
+
+
+def test_suspend_finishes_running_steps_then_unsuspend_carries_on() -> None:
+    async def main() -> None:
+        line = await Line().connect()
+        lot = asyncio.ensure_future(line.engine.run_lot(watch_plate(in_flight=2), parts=4))
+        await until(lambda: bool(line.engine.serving))
+        line.engine.apply("suspend")
+        await until(lambda: line.engine.machine.state == S.SUSPENDED)
+        assert not line.engine.serving and not line.engine.tasks
+        calls = sum(len(st.calls) for st in line.stations.values())
+        await line.clock.sleep(50.0)
+        assert sum(len(st.calls) for st in line.stations.values()) == calls
+        line.engine.apply("unsuspend")
+        assert (await lot).passed == 4
+
+    run(main())
+
+
+def test_a_step_that_overruns_its_timeout_is_a_fault() -> None:
+    async def main() -> None:
+        line = await Line().connect()
+        base = watch_plate(policy=FaultPolicy(FaultAction.SCRAP))
+        slow = tuple(Step(s.id, s.kind, s.station, s.request, on_pass=s.on_pass, on_fail=s.on_fail,
+                          fault_policy=s.fault_policy, timeout_s=3.0 if s.id == "machine" else None)
+                     for s in base.steps)
+        proc = Procedure(base.recipe_id, "1", base.name, slow, "cut", parts_in_flight=2)
+        summary = await line.engine.run_lot(proc, parts=2)
+        assert summary.scrapped == 2
+        assert {e.data["code"] for e in line.events(EventKind.ALARM)} == {"TIMEOUT"}
+
+    run(main())
