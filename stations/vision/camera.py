@@ -66,6 +66,7 @@ class CameraSource:
         self.pattern = ""
         self.frames = 0
         self.next_index = 0
+        self.sequence_open = False
         self._closed = threading.Event()
 
     def _fault(self, code: str, text: str, recovery: str) -> StationFault:
@@ -88,18 +89,18 @@ class CameraSource:
                     self.pattern = sequence_pattern(path)
                 except (FileNotFoundError, OSError) as exc:
                     raise self._fault("no-source", str(exc), "put numbered frames in the folder") from None
-                cap = cv2.VideoCapture(self.pattern, cv2.CAP_IMAGES)
+                self._open_sequence()
+                return
             elif "%" in spec:
                 self.pattern = spec
-                cap = cv2.VideoCapture(spec, cv2.CAP_IMAGES)
+                self._open_sequence()
+                return
             elif path.exists():
                 cap = cv2.VideoCapture(spec)
             else:
                 raise self._fault("no-source", "no such camera, file or folder",
                                   "check the station's port: a device index, a video file, an image folder "
                                   "or pattern, or a stream URL")
-        if self.pattern:
-            self.next_index = self._first_index()
         if not cap.isOpened():
             raise self._fault("open-failed", "the camera source could not be opened",
                               "check the cable or path and that no other program holds the camera")
@@ -109,19 +110,36 @@ class CameraSource:
                 log.info("%s: the backend ignores property %s", self.spec, prop)
         self.cap = cap
 
+    def _open_sequence(self) -> None:
+        """An image sequence is read one numbered file at a time; a hot folder may still be empty."""
+        self.next_index = self._first_index()
+        if Path(self.pattern % self.next_index).exists():
+            probe = self._open_frame(self.next_index)
+            opened = probe.isOpened()
+            probe.release()
+            if not opened:
+                raise self._fault("open-failed", "the first frame cannot be read",
+                                  "check that the folder holds images OpenCV can read (PNG, TIFF ...)")
+        elif self.hot is None:
+            raise self._fault("no-source", "no frames match the pattern", "check the pattern and folder")
+        self.sequence_open = True
+
     @property
     def backend(self) -> str:
+        if self.sequence_open:
+            return "CV_IMAGES"
         return self.cap.getBackendName() if self.cap is not None else ""
 
     def grab(self) -> np.ndarray:
         """Take the next frame (waiting up to ``timeout_s`` for a hot folder's next file)."""
-        if self.cap is None:
+        if self.cap is None and not self.sequence_open:
             raise self._fault("not-open", "the camera is not open", "connect the station first")
         deadline = time.monotonic() + self.timeout_s
         while True:
-            if self.pattern and not Path(self.pattern % self.next_index).exists():
-                ok, frame = False, None  # not written yet (asking OpenCV would only log a warning)
+            if self.sequence_open:
+                ok, frame = self._read_sequence()
             else:
+                assert self.cap is not None
                 ok, frame = self.cap.read()
             if ok and frame is not None:
                 self.frames += 1
@@ -129,7 +147,7 @@ class CameraSource:
                     Path(self.pattern % self.next_index).unlink(missing_ok=True)
                 self.next_index += 1
                 return frame
-            if self.loop_video and self.frames > 0 and not self.pattern:
+            if self.loop_video and self.frames > 0 and self.cap is not None:
                 self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 continue
             waiting = self.pattern and (self.hot is None or self.hot.exists())
@@ -138,6 +156,25 @@ class CameraSource:
                                   "check the camera's cable and power (or the frame source), then reset "
                                   "the station")
             self._closed.wait(0.005)
+
+    def _open_frame(self, index: int) -> cv2.VideoCapture:
+        """One numbered frame as a one-image capture (CAP_IMAGES only scans the first few numbers)."""
+        return cv2.VideoCapture(self.pattern % index, cv2.CAP_IMAGES)
+
+    def _read_sequence(self) -> tuple[bool, np.ndarray | None]:
+        if self.hot is not None:  # a hot folder is read oldest (lowest number) first
+            if not self.hot.exists():
+                return False, None
+            self.next_index = self._first_index()
+        path = Path(self.pattern % self.next_index)
+        if not path.exists():
+            return False, None  # not written yet (asking OpenCV would only log a warning)
+        cap = self._open_frame(self.next_index)
+        try:
+            ok, frame = cap.read()
+        finally:
+            cap.release()
+        return ok, frame
 
     def _first_index(self) -> int:
         """Lowest frame number present for the pattern (OpenCV starts there too)."""
@@ -150,6 +187,7 @@ class CameraSource:
 
     def close(self) -> None:
         self._closed.set()
+        self.sequence_open = False
         if self.cap is not None:
             self.cap.release()
             self.cap = None

@@ -12,7 +12,8 @@ from stations.vision.calibration import Calibration, calibrate
 
 def _target(distortion: tuple[float, float], mm_per_px: float = 0.02) -> np.ndarray:
     optics = Optics(width=1280, height=1024, mm_per_px=mm_per_px, distortion=distortion, focal_px=8000.0)
-    return render(dot_grid(15, 11, 1.2, 0.6), optics, Pose(3.3, -2.1, 1.0), [], np.random.default_rng(1)).image
+    rng = np.random.default_rng(1)
+    return render(dot_grid(15, 11, 1.2, 0.6), optics, Pose(3.3, -2.1, 1.0), [], rng).image
 
 
 def test_scale_recovered_without_distortion() -> None:
