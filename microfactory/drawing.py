@@ -25,6 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from microfactory import yamlfile
+from microfactory.errors import ConfigError
 
 
 class _Strict(BaseModel):
@@ -100,11 +101,6 @@ class Drawing(_Strict):
         ids = [h.id for h in self.holes]
         if len(set(ids)) != len(ids):
             raise ValueError(f"hole ids must be unique, got {ids}")
-        for h in self.holes:
-            r = h.d / 2
-            if not (r < h.x < self.outline.width - r and r < h.y < self.outline.height - r):
-                raise ValueError(f"hole {h.id} (x={h.x}, y={h.y}, d={h.d}) does not fit inside the "
-                                 f"{self.outline.width} x {self.outline.height} mm outline")
         if self.datum.origin != "outline":
             if self.datum.origin not in ids:
                 raise ValueError(f"datum origin {self.datum.origin!r} is neither 'outline' nor a hole id "
@@ -146,14 +142,26 @@ class Drawing(_Strict):
 HINT = "see docs/drawings.md for the drawing format"
 
 
+def _checked(doc: yamlfile.Located) -> Drawing:
+    drawing = yamlfile.validate(Drawing, doc, hint=HINT)
+    problems = []
+    w, h = drawing.outline.width, drawing.outline.height
+    for i, hole in enumerate(drawing.holes):
+        r = hole.d / 2
+        if not (r < hole.x < w - r and r < hole.y < h - r):
+            problems.append((doc.locate(("holes", i, "x")), f"hole {hole.id} (x={hole.x}, y={hole.y}, "
+                             f"d={hole.d}) does not fit inside the {w} x {h} mm outline"))
+    if problems:
+        raise ConfigError(problems, hint="hole positions are mm from the outline's lower-left corner")
+    return drawing
+
+
 def load_drawing(path: str | Path) -> Drawing:
     """Load and validate a drawing; any problem is a :class:`~microfactory.errors.ConfigError` with
     ``file:line`` and the field path."""
-    doc = yamlfile.load(path)
-    drawing = yamlfile.validate(Drawing, doc, hint=HINT)
-    return drawing.model_copy(update={"source": str(path)})
+    return _checked(yamlfile.load(path)).model_copy(update={"source": str(path)})
 
 
 def parse_drawing(text: str, file: str = "<drawing>") -> Drawing:
     """Validate a drawing given as YAML text (tests, drawings embedded in recipes)."""
-    return yamlfile.validate(Drawing, yamlfile.load_text(text, file), hint=HINT)
+    return _checked(yamlfile.load_text(text, file))
