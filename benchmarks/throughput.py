@@ -83,14 +83,12 @@ async def run_lot(parts: int, in_flight: int, speed: float, step_s: dict[str, fl
 
 def bound_s(summary: LotSummary, step_s: dict[str, float]) -> float:
     """Fill + n × bottleneck cycle + drain, counting the rework visits the lot really made."""
-    busy = {sid: use.busy_s for sid, use in summary.stations.items()}
     nominal = {sid: step_s[sid] * use.steps for sid, use in summary.stations.items()}
     bottleneck = max(nominal, key=lambda sid: nominal[sid])
     order = list(step_s)
     k = order.index(bottleneck)
     fill = sum(step_s[s] for s in order[:k])
     drain = sum(step_s[s] for s in order[k + 1:])
-    del busy
     return fill + nominal[bottleneck] + drain
 
 
