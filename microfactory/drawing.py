@@ -75,8 +75,9 @@ class DefectLimits(_Strict):
 
     ``chip_mm`` / ``burr_mm``: deepest deviation of an edge inward (chip) or outward (burr) from the fitted
     ideal edge, as the lens renders it (blur shrinks small notches: at 10 µm/px a chip 20 µm across shows
-    about 6 µm, a straight edge scatters by about 1 µm); ``crack_area_mm2``: light area seen through the part; ``debris_area_mm2``: dark area on the
-    backlight near the part (in a hole or along the outline). Out-of-focus dust is never a defect.
+    about 6 µm, a straight edge scatters by about 1 µm); ``crack_area_mm2``: light area seen through the
+    part; ``debris_area_mm2``: dark area on the backlight near the part (in a hole or along the outline).
+    Out-of-focus dust is never a defect.
     """
 
     chip_mm: float = Field(default=0.003, gt=0)
