@@ -44,7 +44,7 @@ def draw(image: np.ndarray, result: Inspection) -> np.ndarray:
             cv2.arrowedLine(out, o, tip, colour, thick, cv2.LINE_AA, SHIFT)
     for h in result.holes:
         colour = GREEN if ok.get(h.id, True) else RED
-        c = h.circle
+        c = h.seen
         cv2.circle(out, _pt(c.x, c.y), round(c.r * (1 << SHIFT)), colour, thick, cv2.LINE_AA, SHIFT)
         cv2.drawMarker(out, (round(c.x), round(c.y)), colour, cv2.MARKER_CROSS, 10 * thick, thick)
         cv2.putText(out, f"{h.id} {h.d_mm:.4f}", (round(c.x + c.r * 0.75), round(c.y - c.r * 0.75)),

@@ -16,6 +16,7 @@ import numpy as np
 
 from microfactory.drawing import DefectLimits, Drawing
 from stations.vision.defects import Defect, area_defects, edge_defects
+from stations.vision.edges import fit_circle, fit_line
 from stations.vision.locate import ImageProblem, check_image, locate
 from stations.vision.measure import (
     HoleFit,
@@ -68,8 +69,8 @@ class Inspection:
         return {
             "verdict": self.verdict,
             "reasons": list(self.reasons),
-            "holes": [{"id": h.id, "x_px": round(h.circle.x, 4), "y_px": round(h.circle.y, 4),
-                       "r_px": round(h.circle.r, 4), "x_mm": round(h.x_mm, 5), "y_mm": round(h.y_mm, 5),
+            "holes": [{"id": h.id, "x_px": round(h.seen.x, 4), "y_px": round(h.seen.y, 4),
+                       "r_px": round(h.seen.r, 4), "x_mm": round(h.x_mm, 5), "y_mm": round(h.y_mm, 5),
                        "d_mm": round(h.d_mm, 5), "rms_px": round(h.circle.rms, 4)} for h in self.holes],
             "defects": [d.to_json() for d in self.defects],
             "features": [f.to_json() for f in self.features],
@@ -131,7 +132,10 @@ def _measure(image: np.ndarray, settings: Settings, result: Inspection) -> None:
         if got is None:
             continue
         circle, trace = got
-        fits.append(HoleFit(blur_corrected(circle, sigma)))
+        seen = None
+        if settings.undistort is not None:
+            seen = blur_corrected(fit_circle(trace.x[trace.keep], trace.y[trace.keep]), sigma)
+        fits.append(HoleFit(blur_corrected(circle, sigma), seen))
         traces.append(trace)
     s = settings.mm_per_px
     frame, width, height = _choose_frame(frames(sides, s), fits, settings.drawing)
@@ -140,13 +144,16 @@ def _measure(image: np.ndarray, settings: Settings, result: Inspection) -> None:
         f.d_mm = 2 * f.circle.r * s
     result.holes = _name_holes(fits, settings.drawing)
     result.frame, result.width_mm, result.height_mm, result.blur_px = frame, width, height, sigma
+    if settings.undistort is not None:  # masks and drawings live in the frame as it was seen
+        sides = [fit_line(t.x[t.keep], t.y[t.keep], (s.nx, s.ny))
+                 for t, s in zip(traces, sides, strict=False)]
     result.sides = sides
     limits = settings.defect_limits
     names = {f"hole{i}": f.id for i, f in enumerate(fits)}
     for trace in traces:
         trace.name = names.get(trace.name, trace.name)
         result.defects += edge_defects(trace, limits, s, level)
-    circles = [(f.circle.x, f.circle.y, f.circle.r, f.id) for f in fits]
+    circles = [(f.seen.x, f.seen.y, f.seen.r, f.id) for f in fits]
     result.defects += area_defects(image, sides, circles, coarse.dark, coarse.bright, limits, s)
 
 

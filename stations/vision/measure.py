@@ -38,18 +38,25 @@ class EdgeTrace:
     ok: np.ndarray
     dark: np.ndarray
     bright: np.ndarray
+    keep: np.ndarray
     closed: bool = False
 
 
 @dataclass
 class HoleFit:
-    """A hole as measured: circle in (undistorted) px; ``x_mm``/``y_mm``/``d_mm`` in the part frame."""
+    """A hole as measured: ``circle`` in undistorted px (what mm follow from), ``image`` as it lies in the
+    frame (px; the same without lens distortion); ``x_mm``/``y_mm``/``d_mm`` in the part frame."""
 
     circle: Circle
+    image: Circle | None = None
     x_mm: float = 0.0
     y_mm: float = 0.0
     d_mm: float = 0.0
     id: str = ""
+
+    @property
+    def seen(self) -> Circle:
+        return self.image or self.circle
 
 
 @dataclass
@@ -108,7 +115,8 @@ def _side_edges(image: np.ndarray, a: tuple[float, float], b: tuple[float, float
     return find_edges(image, px, py, np.full_like(t, nx), np.full_like(t, ny), half, step, contrast)
 
 
-def _fit_side(e: EdgePoints, out: tuple[float, float], undistort: Undistort) -> tuple[Line, np.ndarray]:
+def _fit_side(e: EdgePoints, out: tuple[float, float], undistort: Undistort
+              ) -> tuple[Line, np.ndarray, np.ndarray]:
     ux, uy = undistort(e.x, e.y)
     keep = e.ok.copy()
     if keep.sum() < 10:
@@ -118,7 +126,7 @@ def _fit_side(e: EdgePoints, out: tuple[float, float], undistort: Undistort) -> 
     for _ in range(2):
         keep = e.ok & robust_mask(line.distance(ux, uy))
         line = fit_line(ux[keep], uy[keep], out)
-    return line, line.distance(ux, uy)
+    return line, line.distance(ux, uy), keep
 
 
 def measure_outline(image: np.ndarray, coarse: Coarse, contrast: float, undistort: Undistort
@@ -139,9 +147,9 @@ def measure_outline(image: np.ndarray, coarse: Coarse, contrast: float, undistor
         a, b = corners[i], corners[(i + 1) % 4]
         out = (sides[i].nx, sides[i].ny)
         e = _side_edges(image, a, b, out, 1.0, CORNER_MARGIN_PX, HALF_LENGTH_PX, STEP_PX, contrast)
-        line, res = _fit_side(e, out, undistort)
+        line, res, keep = _fit_side(e, out, undistort)
         fine.append(line)
-        traces.append(EdgeTrace(f"side{i}", e.x, e.y, res, e.ok, e.bright - e.contrast, e.bright))
+        traces.append(EdgeTrace(f"side{i}", e.x, e.y, res, e.ok, e.bright - e.contrast, e.bright, keep))
         good = e.ok & (np.abs(res) < 0.3)
         blur.append(e.contrast[good] / (math.sqrt(2 * math.pi) * e.slope[good]))
     sigma = float(np.median(np.concatenate(blur))) if blur else 0.0
@@ -157,7 +165,7 @@ def _ring(image: np.ndarray, x: float, y: float, r: float, spacing: float, half:
 
 
 def _fit_ring(e: EdgePoints, undistort: Undistort, rounds: int = 2, iterations: int = 3
-              ) -> tuple[Circle, np.ndarray]:
+              ) -> tuple[Circle, np.ndarray, np.ndarray]:
     ux, uy = undistort(e.x, e.y)
     keep = e.ok.copy()
     if keep.sum() < 12:
@@ -167,7 +175,7 @@ def _fit_ring(e: EdgePoints, undistort: Undistort, rounds: int = 2, iterations: 
         res = circ.r - np.hypot(ux - circ.x, uy - circ.y)  # + toward the hole's centre (bright)
         keep = e.ok & robust_mask(res)
         circ = fit_circle(ux[keep], uy[keep], iterations if k == rounds - 1 else 0)
-    return circ, circ.r - np.hypot(ux - circ.x, uy - circ.y)
+    return circ, circ.r - np.hypot(ux - circ.x, uy - circ.y), keep
 
 
 def measure_hole(image: np.ndarray, blob: Blob, contrast: float, undistort: Undistort, name: str
@@ -175,13 +183,15 @@ def measure_hole(image: np.ndarray, blob: Blob, contrast: float, undistort: Undi
     """Refine one hole candidate; None when it has no clean rim (not a hole)."""
     half0 = max(6.0, min(14.0, 0.45 * blob.r))
     try:
-        first, _ = _fit_ring(_ring(image, blob.x, blob.y, blob.r, 4.0, half0, 1.0, contrast), _identity, 1, 0)
+        rough = _ring(image, blob.x, blob.y, blob.r, 4.0, half0, 1.0, contrast)
+        first, _, _ = _fit_ring(rough, _identity, 1, 0)
         half = min(HALF_LENGTH_PX, 0.4 * first.r)
         e = _ring(image, first.x, first.y, first.r, 1.0, half, STEP_PX, contrast)
-        circ, res = _fit_ring(e, undistort)
+        circ, res, keep = _fit_ring(e, undistort)
     except (ValueError, np.linalg.LinAlgError):
         return None
-    return circ, EdgeTrace(name, e.x, e.y, res, e.ok, e.bright - e.contrast, e.bright, closed=True)
+    dark = e.bright - e.contrast
+    return circ, EdgeTrace(name, e.x, e.y, res, e.ok, dark, e.bright, keep, closed=True)
 
 
 def blur_corrected(circle: Circle, sigma: float) -> Circle:

@@ -52,3 +52,23 @@ def test_broken_calibration_file(tmp_path) -> None:  # type: ignore[no-untyped-d
     p.write_text("{not json")
     with pytest.raises(ConfigError, match="not a calibration file"):
         Calibration.load(p)
+
+
+def test_calibrated_camera_measures_a_distorted_part_in_mm() -> None:
+    from vision_support import drawing, frame
+
+    from stations.vision import Settings, inspect_image
+
+    optics = Optics(width=1024, height=800, mm_per_px=0.01, distortion=(8.0, 0.0), focal_px=8000.0)
+    rng = np.random.default_rng(1)
+    cal = calibrate(render(dot_grid(17, 13, 0.5, 0.25), optics, Pose(2, 1, 0.5), [], rng).image, 17, 13, 0.5)
+    part = frame(3, optics=optics).image
+    d = drawing()
+    plain = inspect_image(part, Settings(cal.mm_per_px, d))
+    assert plain.verdict == "fail"  # ~20 px of barrel at the corners: the outline reads 0.1–0.2 mm large
+    fixed = inspect_image(part, Settings(cal.mm_per_px, d, undistort=cal.undistort))
+    assert fixed.verdict == "pass", fixed.reasons
+    assert fixed.width_mm == pytest.approx(8.0, abs=0.002)
+    assert fixed.height_mm == pytest.approx(6.0, abs=0.002)
+    for h in fixed.holes:
+        assert (h.x_mm, h.y_mm) == pytest.approx((d.hole(h.id).x, d.hole(h.id).y), abs=0.001)
