@@ -150,6 +150,7 @@ def _measure(image: np.ndarray, settings: Settings, result: Inspection) -> None:
     result.sides = sides
     limits = settings.defect_limits
     names = {f"hole{i}": f.id for i, f in enumerate(fits)}
+    names.update({f"side{i}": f"outline.{n}" for i, n in frame.side_names.items()})
     for trace in traces:
         trace.name = names.get(trace.name, trace.name)
         result.defects += edge_defects(trace, limits, s, level)

@@ -68,6 +68,7 @@ class PartFrame:
     ex: tuple[float, float]
     ey: tuple[float, float]
     mm_per_px: float
+    side_names: dict[int, str] = field(default_factory=dict)  # outline side index → bottom/left/top/right
 
     def to_mm(self, x: float, y: float) -> tuple[float, float]:
         dx, dy = x - self.ox, y - self.oy
@@ -218,7 +219,8 @@ def frames(sides: list[Line], mm_per_px: float) -> list[tuple[PartFrame, float, 
         ex = (bottom.dx, bottom.dy) if bottom.dx * -left.nx + bottom.dy * -left.ny > 0 else \
             (-bottom.dx, -bottom.dy)
         ey = (ex[1], -ex[0])
-        frame = PartFrame(ox, oy, ex, ey, mm_per_px)
+        names = {b: "bottom", left_i: "left", (left_i + 2) % 4: "right", (b + 2) % 4: "top"}
+        frame = PartFrame(ox, oy, ex, ey, mm_per_px, names)
         right, top = sides[(left_i + 2) % 4], sides[(b + 2) % 4]
         width = frame.to_mm(right.x0, right.y0)[0]
         height = frame.to_mm(top.x0, top.y0)[1]
