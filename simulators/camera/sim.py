@@ -9,7 +9,8 @@ path, so nothing of the simulator leaks into the driver.
 Each frame shows one part from the drawing at a slightly random pose, with out-of-focus dust on the
 backlight and, at the ``defect_rate``, one defect from ``defect_classes``. ``inject("defect", cls=...)``
 puts a defect on the next frame; ``unplug`` removes the folder (the camera is lost); ``replug`` brings
-it back; ``dark`` and ``empty`` make the next frame under-exposed or show no part.
+it back; ``dark`` and ``empty`` make the next frame under-exposed or show no part; ``target`` (``cols``,
+``rows``, ``pitch_mm``, ``dot_mm``) shows a dot-grid calibration target instead of a part.
 """
 
 from __future__ import annotations
@@ -29,14 +30,14 @@ import numpy as np
 
 from microfactory.clock import Clock
 from microfactory.drawing import Drawing, load_drawing
-from simulators.camera.render import Dust, Frame, Optics, Pose, Truth, render
+from simulators.camera.render import Dust, Frame, Optics, Pose, Truth, dot_grid, render
 from simulators.camera.scene import DEFECT_CLASSES, Scene, add_defect
 
 log = logging.getLogger("simulators.camera")
 
 DEFAULT_DRAWING = Path(__file__).resolve().parents[2] / "recipes" / "drawings" / "watch-plate.yaml"
 PATTERN = "frame_%06d.png"
-FAULTS = ("defect", "unplug", "replug", "dark", "empty")
+FAULTS = ("defect", "unplug", "replug", "dark", "empty", "target")
 
 
 class PartGenerator:
@@ -117,6 +118,10 @@ class CameraSimulator:
                 if cls not in DEFECT_CLASSES:
                     raise ValueError(f"unknown defect class {cls!r}; known: {', '.join(DEFECT_CLASSES)}")
                 self._pending["defect"] = cls
+            elif fault == "target":
+                self._pending["target"] = (int(params.get("cols", 15)), int(params.get("rows", 11)),
+                                           float(params.get("pitch_mm", 1.2)),
+                                           float(params.get("dot_mm", 0.6)))
             else:
                 self._pending[fault] = True
             # the frame waiting in the folder is re-rendered so the *next* grab shows the change
@@ -145,7 +150,10 @@ class CameraSimulator:
         optics = self.generator.optics
         if pending.get("dark"):
             optics = replace(optics, bright_dn=25.0)
-        frame = self.generator.frame(pending.get("defect"), optics, bool(pending.get("empty")))
+        if pending.get("target"):
+            frame = render(dot_grid(*pending["target"]), optics, Pose(3.0, -2.0, 0.7), [], self.generator.rng)
+        else:
+            frame = self.generator.frame(pending.get("defect"), optics, bool(pending.get("empty")))
         tmp = self.folder / f"rendering-{os.getpid()}.png"
         cv2.imwrite(str(tmp), frame.image)
         os.replace(tmp, self.folder / (PATTERN % self._index))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,6 +15,27 @@ from stations.vision.calibration import Calibration
 from stations.vision.inspect import Settings
 
 STEP_PARAMS = ("drawing", "defects", "annotate")
+
+
+class CalibrateParams(BaseModel):
+    """Params of a ``calibrate`` step: the target under the camera (grid size, pitch in mm)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cols: int = Field(ge=3, description="dots (or inner corners) per row")
+    rows: int = Field(ge=3, description="dots (or inner corners) per column")
+    pitch_mm: float = Field(gt=0)
+    pattern: Literal["dots", "checkerboard"] = "dots"
+    focal_px: float = Field(default=8000.0, gt=0, description="nominal focal length (px)")
+
+
+def calibrate_params(params: Mapping[str, Any]) -> CalibrateParams:
+    try:
+        return CalibrateParams.model_validate(dict(params))
+    except ValidationError as exc:
+        problems = [(SourceLocation("<step>", field=".".join(str(p) for p in e["loc"])), str(e["msg"]))
+                    for e in exc.errors()]
+        raise ConfigError(problems, hint="calibrate needs cols, rows and pitch_mm of the target") from None
 
 
 class CameraOptions(BaseModel):

@@ -24,22 +24,30 @@ from microfactory.errors import ConfigError, MicrofactoryError, StationFault
 from microfactory.events import EventBus, EventKind
 from microfactory.station import PortHandle, Station, StationState, StationStatus, StepRequest, StepResult
 from stations.vision import annotate
+from stations.vision.calibration import calibrate
 from stations.vision.camera import Camera, CameraSource
 from stations.vision.inspect import Inspection, inspect_image
-from stations.vision.job import CameraOptions, camera_options, settings
+from stations.vision.job import CameraOptions, calibrate_params, camera_options, settings
 
 if TYPE_CHECKING:
     from microfactory.cell import StationConfig
 
 log = logging.getLogger("stations.vision")
 
+#: What a camera station does: ``inspect`` parts; ``calibrate`` from a target (maintenance).
+ACTIONS = ("inspect", "calibrate")
+
 
 def check(step: StepRequest, config: StationConfig) -> list[str]:
-    """Pre-check an ``inspect`` step without I/O on the camera: the drawing loads, limits are sane."""
-    if step.action != "inspect":
-        return [f"camera station {config.id!r} cannot {step.action!r}; it can: inspect"]
+    """Pre-check a step without I/O on the camera: for ``inspect`` the drawing loads and the limits are
+    sane; for ``calibrate`` the target is described."""
+    if step.action not in ACTIONS:
+        return [f"camera station {config.id!r} cannot {step.action!r}; it can: {', '.join(ACTIONS)}"]
     try:
-        settings(step.params, camera_options(config.options))
+        if step.action == "calibrate":
+            calibrate_params(step.params)
+        else:
+            settings(step.params, camera_options(config.options))
     except ConfigError as exc:
         return [str(exc)]
     return []
@@ -103,6 +111,8 @@ class VisionStation(Station):
         problems = self.check_step(step)
         if problems:
             return StepResult(ok=False, verdict="error", reasons=problems)
+        if step.action == "calibrate":
+            return await self._calibrate(step)
         job = settings(step.params, self.options)
         self.state_machine.trigger_safely("start")
         t0 = time.perf_counter()
@@ -133,6 +143,31 @@ class VisionStation(Station):
                               duration_s=duration)
         return StepResult(ok=True, data=data, verdict=result.verdict, reasons=result.reasons,
                           duration_s=duration)
+
+    async def _calibrate(self, step: StepRequest) -> StepResult:
+        """Grab the target, calibrate, store the file (``options.calibration`` or beside the images) and
+        use it from the next inspection on."""
+        assert self.camera is not None
+        p = calibrate_params(step.params)
+        self.state_machine.trigger_safely("start")
+        t0 = time.perf_counter()
+        try:
+            frame = await self.camera.grab()
+            cal = await self.camera.run(lambda: calibrate(frame, p.cols, p.rows, p.pitch_mm,
+                                                          pattern=p.pattern, focal_px=p.focal_px,
+                                                          camera=self.id))
+        except ConfigError as exc:
+            return StepResult(ok=False, verdict="error", reasons=[str(exc)])
+        finally:
+            if self.state == StationState.BUSY:
+                self.state_machine.trigger_safely("finish")
+        path = Path(self.options.calibration or self.images_dir.parent / f"{self.id}-calibration.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cal.save(path)
+        self.options = self.options.model_copy(update={"calibration": str(path)})
+        data = {"calibration": str(path), "mm_per_px": cal.mm_per_px, "dist": cal.dist,
+                "residual_px": cal.residual_px, "fit_residual_px": cal.fit_residual_px}
+        return StepResult(ok=True, data=data, duration_s=time.perf_counter() - t0)
 
     def _record(self, frame: np.ndarray, result: Inspection, step: StepRequest, draw: bool) -> dict[str, Any]:
         data: dict[str, Any] = {"measurements": result.to_json(), "firmware": self.firmware}

@@ -42,6 +42,8 @@ def test_kind_checks_steps_without_io(tmp_path: Path, drawing_file: Path) -> Non
     assert KIND.check(StepRequest("inspect", {"drawing": str(drawing_file), "defects": {"chip_mm": -1}}),
                       config)
     assert KIND.estimate_s(StepRequest("inspect"), config) == pytest.approx(0.17)
+    assert KIND.check(StepRequest("calibrate", {"cols": 11, "rows": 9, "pitch_mm": 0.6}), config) == []
+    assert "pitch_mm" in KIND.check(StepRequest("calibrate", {"cols": 11, "rows": 9}), config)[0]
 
 
 def test_run_step_against_the_simulated_camera(tmp_path: Path, drawing_file: Path) -> None:
@@ -78,6 +80,13 @@ def test_run_step_against_the_simulated_camera(tmp_path: Path, drawing_file: Pat
         await station.reset()
         again = await station.run_step(step)
         assert again.verdict == "pass"
+        sim.inject("target", cols=11, rows=9, pitch_mm=0.6, dot_mm=0.3)
+        cal = await station.run_step(StepRequest("calibrate", {"cols": 11, "rows": 9, "pitch_mm": 0.6}))
+        assert cal.ok, cal.reasons
+        assert cal.data["mm_per_px"] == pytest.approx(0.01, rel=1e-3) and cal.data["residual_px"] < 0.05
+        assert Path(cal.data["calibration"]).exists()
+        after = await station.run_step(step)  # inspections now use the stored calibration
+        assert after.verdict == "pass", after.reasons
         await station.close()
 
     try:
