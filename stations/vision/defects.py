@@ -48,10 +48,22 @@ def _bbox(x: np.ndarray, y: np.ndarray, pad: int = 2) -> tuple[int, int, int, in
     return x0, y0, math.ceil(float(x.max())) + pad - x0 + 1, math.ceil(float(y.max())) + pad - y0 + 1
 
 
+def _segments(flags: np.ndarray, closed: bool) -> list[np.ndarray]:
+    """Index arrays of the flagged runs; on a closed trace (a hole rim) a run may wrap past the end."""
+    spans = runs(flags)
+    n = len(flags)
+    if closed and len(spans) > 1 and spans[0][0] == 0 and spans[-1][1] == n:
+        (a0, b0), (a1, _) = spans[0], spans[-1]
+        wrapped = np.concatenate([np.arange(a1, n), np.arange(a0, b0)])
+        return [wrapped] + [np.arange(a, b) for a, b in spans[1:-1]]
+    return [np.arange(a, b) for a, b in spans]
+
+
 def edge_defects(trace: EdgeTrace, limits: DefectLimits, mm_per_px: float, level: float) -> list[Defect]:
     """Chips and burrs along one edge trace; ``level`` is the mid-level (DN) between part and backlight."""
     res = np.where(trace.ok, trace.residual, 0.0)
-    smooth = np.convolve(res, np.ones(3) / 3, mode="same")
+    padded = np.concatenate([res[-1:], res, res[:1]]) if trace.closed else np.pad(res, 1, mode="edge")
+    smooth = np.convolve(padded, np.ones(3) / 3, mode="valid")
     lost = ~trace.ok
     # an edge that moved out of reach: a profile that saw only light is missing material (a chip)
     lost_light = lost & (trace.dark > level)
@@ -59,13 +71,13 @@ def edge_defects(trace: EdgeTrace, limits: DefectLimits, mm_per_px: float, level
     burr = (smooth >= limits.burr_mm / mm_per_px) | (lost & ~lost_light)
     found: list[Defect] = []
     for cls, flags, sign in (("chip", chip, -1.0), ("burr", burr, 1.0)):
-        for a, b in runs(flags):
-            if b - a < 2 and not lost[a:b].any():
+        for idx in _segments(flags, trace.closed):
+            if len(idx) < 2 and not lost[idx].any():
                 continue
-            depth = float(np.max(sign * smooth[a:b])) if trace.ok[a:b].any() else 0.0
-            if lost[a:b].any():
+            depth = float(np.max(sign * smooth[idx])) if trace.ok[idx].any() else 0.0
+            if lost[idx].any():
                 depth = max(depth, 6.0)
-            found.append(Defect(cls, _bbox(trace.x[a:b], trace.y[a:b]), depth * mm_per_px, "mm", trace.name))
+            found.append(Defect(cls, _bbox(trace.x[idx], trace.y[idx]), depth * mm_per_px, "mm", trace.name))
     return found
 
 

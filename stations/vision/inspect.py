@@ -16,7 +16,7 @@ import numpy as np
 
 from microfactory.drawing import DefectLimits, Drawing
 from stations.vision.defects import Defect, area_defects, edge_defects
-from stations.vision.edges import fit_circle, fit_line
+from stations.vision.edges import Line, fit_circle, fit_line
 from stations.vision.locate import ImageProblem, check_image, locate
 from stations.vision.measure import (
     HoleFit,
@@ -62,7 +62,7 @@ class Inspection:
     height_mm: float = 0.0
     blur_px: float = 0.0
     ms: float = 0.0
-    sides: list[Any] = field(default_factory=list)
+    sides: list[Line] = field(default_factory=list)  # outline sides as seen (px)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON shape of ``microfactory inspect --json`` and of the station's step data."""
@@ -127,6 +127,7 @@ def _measure(image: np.ndarray, settings: Settings, result: Inspection) -> None:
     undistort = settings.undistort or (lambda x, y: (x, y))
     sides, traces, sigma = measure_outline(image, coarse, contrast, undistort)
     fits: list[HoleFit] = []
+    owner: dict[str, HoleFit] = {}  # trace name → the hole it traced
     for i, blob in enumerate(coarse.holes):
         got = measure_hole(image, blob, contrast, undistort, f"hole{i}")
         if got is None:
@@ -136,6 +137,7 @@ def _measure(image: np.ndarray, settings: Settings, result: Inspection) -> None:
         if settings.undistort is not None:
             seen = blur_corrected(fit_circle(trace.x[trace.keep], trace.y[trace.keep]), sigma)
         fits.append(HoleFit(blur_corrected(circle, sigma), seen))
+        owner[trace.name] = fits[-1]
         traces.append(trace)
     s = settings.mm_per_px
     frame, width, height = _choose_frame(frames(sides, s), fits, settings.drawing)
@@ -145,11 +147,11 @@ def _measure(image: np.ndarray, settings: Settings, result: Inspection) -> None:
     result.holes = _name_holes(fits, settings.drawing)
     result.frame, result.width_mm, result.height_mm, result.blur_px = frame, width, height, sigma
     if settings.undistort is not None:  # masks and drawings live in the frame as it was seen
-        sides = [fit_line(t.x[t.keep], t.y[t.keep], (s.nx, s.ny))
-                 for t, s in zip(traces, sides, strict=False)]
+        sides = [fit_line(t.x[t.keep], t.y[t.keep], (side.nx, side.ny))
+                 for t, side in zip(traces[:4], sides, strict=True)]
     result.sides = sides
     limits = settings.defect_limits
-    names = {f"hole{i}": f.id for i, f in enumerate(fits)}
+    names = {name: fit.id for name, fit in owner.items()}
     names.update({f"side{i}": f"outline.{n}" for i, n in frame.side_names.items()})
     for trace in traces:
         trace.name = names.get(trace.name, trace.name)

@@ -55,3 +55,19 @@ def test_thresholds_come_from_the_recipe() -> None:
     d = drawing()
     lenient = d.defects.model_copy(update={"chip_mm": 0.5})
     assert inspect_image(f.image, Settings(OPTICS.mm_per_px, d, lenient)).verdict == "pass"
+
+
+@pytest.mark.parametrize("hole", ["A", "B", "C"])
+def test_a_chip_on_a_hole_rim_names_that_hole(hole: str) -> None:
+    import numpy as np
+
+    from simulators.camera import Pose, Scene, render
+    from simulators.camera.scene import Disc
+
+    d = drawing()
+    scene = Scene.from_drawing(d)
+    h = d.hole(hole)
+    scene.removed.append(Disc(h.x + h.d / 2 + 0.004, h.y, 0.015))  # bites into the rim, outward
+    f = render(scene, OPTICS, Pose(5.0, -3.0, 1.0), [], np.random.default_rng(3))
+    result = inspect_image(f.image, Settings(OPTICS.mm_per_px, d))
+    assert [(x.cls, x.where) for x in result.defects] == [("chip", hole)]
