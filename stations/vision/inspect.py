@@ -31,6 +31,9 @@ from stations.vision.verdict import Feature, compare
 
 log = logging.getLogger("stations.vision")
 
+#: Edge blur (Gaussian σ, px) beyond which small defects would go unseen: the frame is refused.
+MAX_BLUR_PX = 2.5
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -126,6 +129,9 @@ def _measure(image: np.ndarray, settings: Settings, result: Inspection) -> None:
     level = coarse.dark + span / 2
     undistort = settings.undistort or (lambda x, y: (x, y))
     sides, traces, sigma = measure_outline(image, coarse, contrast, undistort)
+    if sigma > MAX_BLUR_PX:
+        raise ImageProblem(f"the image is out of focus (edge blur σ {sigma:.1f} px; at most {MAX_BLUR_PX})",
+                           hint="focus the lens on the part's top face, or check that the part lies flat")
     fits: list[HoleFit] = []
     owner: dict[str, HoleFit] = {}  # trace name → the hole it traced
     for i, blob in enumerate(coarse.holes):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from vision_support import SMALL_DRAWING, frame
+from vision_support import OPTICS, SMALL_DRAWING, frame
 
 from stations.vision.cli import register
 
@@ -44,6 +45,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     cut = frame(32).image.copy()
     out["cut"] = tmp_path / "cut.png"
     cv2.imwrite(str(out["cut"]), cut[:, 300:])
+    out["blurred"] = tmp_path / "blurred.png"
+    cv2.imwrite(str(out["blurred"]), frame(33, optics=replace(OPTICS, psf_sigma_px=4.0)).image)
     out["junk"] = tmp_path / "junk.png"
     out["junk"].write_bytes(b"not an image")
     return out
@@ -77,7 +80,8 @@ def test_defect_fails_with_class_and_bbox(files: dict[str, Path], capsys: pytest
 
 @pytest.mark.parametrize("name, words", [("dark", "under-exposed"), ("bright", "over-exposed"),
                                          ("empty", "no part"), ("cut", "partly out of view"),
-                                         ("junk", "could not be read"), ("missing", "could not be read")])
+                                         ("junk", "could not be read"), ("missing", "could not be read"),
+                                         ("blurred", "out of focus")])
 def test_bad_input_is_an_error_with_a_reason(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
                                              name: str, words: str) -> None:
     path = files.get(name, Path("/no/such/image.png"))
