@@ -5,9 +5,10 @@ Run: ``.venv/bin/python benchmarks/vision.py [--n 320] [--seed 1]``.
 Scene: the 20 × 16 mm watch plate of ``recipes/drawings/watch-plate.yaml`` (six holes, Ø0.8–2.4 mm) on
 a 2448 × 2048 (5 MP) backlit camera at **10 µm/px** (the part fills the sensor with ~2 mm to spare),
 lens PSF σ 0.8 px, shot + read noise, illumination gradient and vignetting, pose jitter ±0.3 mm and ±3°.
-Half the parts are good (with 0–4 out-of-focus dust specks on the backlight, some placed right on an edge
-or a hole rim), half carry one defect at an inspection-spec size: chips and burrs 20–50 µm across, cracks
-2–5 µm wide, debris 40–100 µm, a missing hole, holes 1.5–3 tolerances over or under size.
+Half the parts are good, with 0–4 out-of-focus dust specks on the backlight and, on half of them, one
+more speck right on a hole rim or on the outline. Half carry one defect at an inspection-spec size:
+chips and burrs 20–50 µm across, cracks 2–5 µm wide, debris 40–100 µm, a missing hole, holes 1.5–3
+tolerances over or under size.
 
 Per frame it times the full inspection (locate, sub-pixel outline and holes, defects, verdict against the
 drawing; no image saving) and, on the same frame, a bare Otsu threshold + findContours +
@@ -42,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from microfactory.drawing import load_drawing  # noqa: E402
 from simulators.camera import DEFECT_CLASSES, Dust, Frame, Optics, Pose, Scene, add_defect, render  # noqa: E402
+from simulators.camera.render import Placement  # noqa: E402
 from stations.vision import Settings, inspect_image  # noqa: E402
 
 DRAWING = REPO / "recipes" / "drawings" / "watch-plate.yaml"
@@ -69,10 +71,18 @@ def make_frame(drawing, optics: Optics, rng: np.random.Generator, defect: str | 
                          float(rng.uniform(3, 12)), float(rng.uniform(0.05, 0.25))))
     frame = render(scene, optics, pose, dust, rng)
     if defect is None and rng.random() < 0.5:  # the hard case: dust right on a hole rim or the outline
-        h = frame.truth.holes[int(rng.integers(len(frame.truth.holes)))]
-        a = float(rng.uniform(0, 2 * math.pi))
-        spot = Dust(h.x_px + h.r_px * math.cos(a), h.y_px + h.r_px * math.sin(a), float(rng.uniform(4, 12)),
-                    float(rng.uniform(0.1, 0.25)))
+        if rng.random() < 0.5:
+            h = frame.truth.holes[int(rng.integers(len(frame.truth.holes)))]
+            a = float(rng.uniform(0, 2 * math.pi))
+            x, y = h.x_px + h.r_px * math.cos(a), h.y_px + h.r_px * math.sin(a)
+        else:
+            w, h_mm = drawing.outline.width, drawing.outline.height
+            side = int(rng.integers(4))
+            u, v = [(float(rng.uniform(0, w)), 0.0), (float(rng.uniform(0, w)), h_mm),
+                    (0.0, float(rng.uniform(0, h_mm))), (w, float(rng.uniform(0, h_mm)))][side]
+            px, py = Placement(scene, optics, pose).to_px(u, v)
+            x, y = float(px), float(py)
+        spot = Dust(x, y, float(rng.uniform(4, 12)), float(rng.uniform(0.1, 0.25)))
         frame = render(scene, optics, pose, [*dust, spot], rng)
     return frame
 
