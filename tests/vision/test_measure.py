@@ -57,3 +57,24 @@ def test_out_of_tolerance_feature_fails_with_its_reason() -> None:
     result = inspect_image(f.image, Settings(OPTICS.mm_per_px, drawing()))
     assert result.verdict == "fail"
     assert any(".diameter" in r and "off" in r for r in result.reasons)
+
+
+def test_hole_datum_tolerances_the_pattern_not_its_place_on_the_plate() -> None:
+    import numpy as np
+    from vision_support import SMALL_DRAWING
+
+    from microfactory.drawing import parse_drawing
+    from simulators.camera import Scene, render
+    from simulators.camera.scene import Disc
+
+    d_outline = parse_drawing(SMALL_DRAWING)
+    d_hole = parse_drawing(SMALL_DRAWING + "datum: {origin: A, toward: B}\n")
+    scene = Scene.from_drawing(d_outline)
+    scene.holes = {k: Disc(h.u + 0.05, h.v - 0.03, h.r) for k, h in scene.holes.items()}  # pattern shifted
+    image = render(scene, OPTICS, Pose(3.0, 2.0, 1.0), [], np.random.default_rng(2)).image
+    by_outline = inspect_image(image, Settings(OPTICS.mm_per_px, d_outline))
+    assert by_outline.verdict == "fail"
+    failed = sorted(f.name for f in by_outline.features if not f.ok)
+    assert failed == ["A.position", "B.position", "C.position"]
+    by_holes = inspect_image(image, Settings(OPTICS.mm_per_px, d_hole))
+    assert by_holes.verdict == "pass", by_holes.reasons
