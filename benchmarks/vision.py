@@ -105,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=320, help="number of frames (default 320)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--psf-sigma", type=float, default=0.8, help="lens blur σ in px (default 0.8)")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     drawing = load_drawing(DRAWING)
-    optics = Optics()
+    optics = Optics(psf_sigma_px=args.psf_sigma)
     settings = Settings(optics.mm_per_px, drawing)
     rng = np.random.default_rng(args.seed)
     ours, base, centre, radius, naive_centre = [], [], [], [], []
@@ -171,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "class_correct": round(class_right / max(1, defective), 4),
         "recall_by_class": {k: round(per_class_caught[k] / per_class[k], 3) for k in sorted(per_class)},
         "mm_per_px": optics.mm_per_px, "frame": f"{optics.width}x{optics.height}",
+        "psf_sigma_px": optics.psf_sigma_px,
     }
     print(json.dumps(report))
     return 0

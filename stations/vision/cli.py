@@ -1,11 +1,11 @@
-"""``microfactory inspect`` and ``microfactory calibrate``: the vision pipeline on image files.
+"""``microfactory inspect`` and ``microfactory calibrate-camera``: the vision pipeline on image files.
 
 ``inspect IMAGE... [--drawing D] [--calibration C | --mm-per-px S] [--json] [--annotate DIR]`` inspects
 each image; with ``--json`` it prints one JSON object per image and line (``image``, ``verdict``,
 ``holes``, ``defects``, ``reasons``, ``ms`` and more). Without a drawing every hole found is measured and
 only defects fail a part. Exit code: 0 all pass, 1 some fail, 2 an image or the drawing was unusable.
 
-``calibrate IMAGE --cols N --rows M --pitch MM [--pattern dots|checkerboard] --out FILE`` writes the
+``calibrate-camera IMAGE --cols N --rows M --pitch MM [--pattern dots|checkerboard] --out FILE`` writes the
 camera's calibration file and prints the scale and residuals.
 """
 
@@ -29,18 +29,19 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``inspect`` and ``calibrate`` to the ``microfactory`` parser."""
+    """Add ``inspect`` and ``calibrate-camera`` to the ``microfactory`` parser."""
     p = sub.add_parser("inspect", help="inspect backlit part images (sub-pixel holes, edges, defects)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, TIFF, JPEG ...)")
     p.add_argument("--drawing", help="drawing YAML with nominal features and tolerances (docs/drawings.md)")
     scale = p.add_mutually_exclusive_group()
-    scale.add_argument("--calibration", help="camera calibration file (from `microfactory calibrate`)")
+    scale.add_argument("--calibration", help="camera calibration file (from `microfactory calibrate-camera`)")
     scale.add_argument("--mm-per-px", type=float, default=0.010, help="scale in mm/px (default 0.010)")
     p.add_argument("--json", action="store_true", help="one JSON object per image and line")
     p.add_argument("--annotate", metavar="DIR", help="write annotated images (and their sha256) to DIR")
     p.set_defaults(func=inspect_command)
-    c = sub.add_parser("calibrate", help="calibrate a camera from one image of a dot grid or checkerboard")
+    c = sub.add_parser("calibrate-camera",
+                       help="calibrate a camera from one image of a dot grid or checkerboard")
     c.add_argument("image", metavar="IMAGE")
     c.add_argument("--cols", type=int, required=True, help="dots (or inner corners) per row")
     c.add_argument("--rows", type=int, required=True, help="dots (or inner corners) per column")

@@ -104,3 +104,20 @@ def test_human_output(files: dict[str, Path], capsys: pytest.CaptureFixture[str]
     assert run(["inspect", str(files["chip"]), "--drawing", str(files["drawing"])]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "chip" in out and "hole" in out
+
+
+def test_calibrate_camera_writes_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from simulators.camera import Pose, dot_grid, render
+
+    target = tmp_path / "target.png"
+    cv2.imwrite(str(target), render(dot_grid(11, 9, 0.6, 0.3), OPTICS, Pose(2, 1, 0.5), [],
+                                    np.random.default_rng(1)).image)
+    out = tmp_path / "cam.json"
+    assert run(["calibrate-camera", str(target), "--cols", "11", "--rows", "9", "--pitch", "0.6",
+                "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["mm_per_px"] == pytest.approx(0.01, rel=1e-3)
+    assert "residual" in capsys.readouterr().out
+    code = run(["inspect", str(tmp_path / "none.png"), "--calibration", str(out), "--json"])
+    assert code == 2
+    assert run(["calibrate-camera", str(tmp_path / "none.png"), "--cols", "11", "--rows", "9",
+                "--pitch", "0.6", "--out", str(out)]) == 2
