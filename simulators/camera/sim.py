@@ -154,8 +154,11 @@ class CameraSimulator:
             frame = render(dot_grid(*pending["target"]), optics, Pose(3.0, -2.0, 0.7), [], self.generator.rng)
         else:
             frame = self.generator.frame(pending.get("defect"), optics, bool(pending.get("empty")))
-        tmp = self.folder / f"rendering-{os.getpid()}.png"
-        cv2.imwrite(str(tmp), frame.image)
+        ok, png = cv2.imencode(".png", frame.image)
+        if not ok:
+            raise OSError("cannot encode the rendered frame as PNG")
+        tmp = self.folder / f".rendering-{os.getpid()}.tmp"  # written whole, then renamed into place
+        tmp.write_bytes(png.tobytes())
         os.replace(tmp, self.folder / (PATTERN % self._index))
         self.truths[self._index] = frame.truth
         self._index += 1

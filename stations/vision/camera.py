@@ -37,16 +37,20 @@ NUMBERED = re.compile(r"^(.*?)(\d+)(\.[A-Za-z]+)$")
 
 
 def sequence_pattern(folder: Path) -> str:
-    """The printf pattern of the numbered images in ``folder`` (``frame_%06d.png``) for CAP_IMAGES."""
+    """The printf pattern of the numbered images in ``folder`` (``frame_%06d.png``) for CAP_IMAGES.
+
+    A hot folder's marker may name the pattern (its first line); otherwise the first numbered image
+    found sets it.
+    """
+    marker = folder / HOT_MARKER
+    if marker.exists():
+        text = marker.read_text(encoding="utf-8").strip()
+        if "%" in text:
+            return str(folder / text.splitlines()[0])
     for p in sorted(folder.iterdir()):
         m = NUMBERED.match(p.name)
         if m and p.suffix.lower() in IMAGE_SUFFIXES:
             return str(folder / f"{m.group(1)}%0{len(m.group(2))}d{m.group(3)}")
-    marker = folder / HOT_MARKER
-    if marker.exists():
-        text = marker.read_text(encoding="utf-8").strip()
-        if text:
-            return str(folder / text)
     raise FileNotFoundError(f"no numbered images in {folder}")
 
 
@@ -125,6 +129,11 @@ class CameraSource:
         self.sequence_open = True
 
     @property
+    def live(self) -> bool:
+        """A device or a network stream (not a file or a folder)."""
+        return self.spec.isdigit() or "://" in self.spec
+
+    @property
     def backend(self) -> str:
         if self.sequence_open:
             return "CV_IMAGES"
@@ -135,6 +144,7 @@ class CameraSource:
         if self.cap is None and not self.sequence_open:
             raise self._fault("not-open", "the camera is not open", "connect the station first")
         deadline = time.monotonic() + self.timeout_s
+        reopened = False
         while True:
             if self.sequence_open:
                 ok, frame = self._read_sequence()
@@ -150,6 +160,16 @@ class CameraSource:
             if self.loop_video and self.frames > 0 and self.cap is not None:
                 self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 continue
+            if self.live and not reopened:  # a camera or stream that hiccupped: reopen it once
+                reopened = True
+                self.close()
+                self._closed.clear()
+                try:
+                    self.open()
+                except StationFault as exc:
+                    log.warning("%s: reopening after a lost frame failed: %s", self.spec, exc.text)
+                if self.cap is not None:
+                    continue
             waiting = self.pattern and (self.hot is None or self.hot.exists())
             if not waiting or time.monotonic() > deadline or self._closed.is_set():
                 raise self._fault("lost", "the camera gave no frame",
