@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from stations.grbl import cli as grbl_cli
+from stations.vision import cli as vision_cli
 from stations.wash import cli as wash_cli
 
 
@@ -15,3 +16,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add every driver's subcommands to the ``microfactory`` parser."""
     grbl_cli.register(sub)
     wash_cli.register(sub)
+    vision_cli.register(sub)
