@@ -14,7 +14,7 @@ from microfactory.errors import ConfigError, SourceLocation
 from stations.vision.calibration import Calibration
 from stations.vision.inspect import Settings
 
-STEP_PARAMS = ("drawing", "defects", "annotate")
+STEP_PARAMS = ("drawing", "defects", "annotate", "tolerances")
 
 
 class CalibrateParams(BaseModel):
@@ -90,6 +90,40 @@ def defect_limits(base: DefectLimits, overrides: Mapping[str, Any] | None) -> De
         raise ConfigError(problems, hint="limits are in mm / mm² and must be > 0; contrast is 0..1") from None
 
 
+_TOL_KEYS = {"position": "position_tol", "diameter": "diameter_tol"}
+
+
+def with_tolerances(drawing: Drawing, overrides: Any) -> Drawing:
+    """The drawing with a recipe's ``tolerances:`` applied: ``{position: mm, diameter: ± mm}`` for every
+    hole, and/or per hole id ``{H1: {diameter: 0.005}}`` (mm). Unknown keys or hole ids are refused."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError.single("<step>", "tolerances must be a mapping", field="tolerances",
+                                 hint="e.g. {position: 0.03, H1: {diameter: 0.005}}")
+    glob = {k: float(v) for k, v in overrides.items() if k in _TOL_KEYS}
+    per_hole = {k: v for k, v in overrides.items() if k not in _TOL_KEYS}
+    ids = {h.id for h in drawing.holes}
+    problems = []
+    for hole_id, values in per_hole.items():
+        if hole_id not in ids:
+            problems.append(f"no hole {hole_id!r} in the drawing (holes: {', '.join(sorted(ids))})")
+        elif not isinstance(values, Mapping) or set(values) - set(_TOL_KEYS):
+            problems.append(f"{hole_id}: only position and diameter can be overridden")
+    bad = [k for k, v in {**glob, **{f"{h}.{k}": x for h, m in per_hole.items() if isinstance(m, Mapping)
+                                     for k, x in m.items()}}.items() if float(v) <= 0]
+    problems += [f"{k} must be > 0 mm" for k in bad]
+    if problems:
+        raise ConfigError([(SourceLocation("<step>", field="tolerances"), p) for p in problems],
+                          hint="see docs/recipes.md (inspect tolerances)")
+    tolerances = drawing.tolerances.model_copy(update=glob)
+    holes = []
+    for hole in drawing.holes:
+        update = {_TOL_KEYS[k]: float(v) for k, v in per_hole.get(hole.id, {}).items()}
+        if glob:  # a step-wide override beats the drawing's per-hole values, not the step's own
+            update = {**{_TOL_KEYS[k]: v for k, v in glob.items()}, **update}
+        holes.append(hole.model_copy(update=update))
+    return drawing.model_copy(update={"tolerances": tolerances, "holes": holes})
+
+
 def settings(params: Mapping[str, Any], options: CameraOptions) -> Settings:
     """Settings for one inspection step (loads the drawing and the calibration)."""
     unknown = set(params) - set(STEP_PARAMS)
@@ -99,6 +133,11 @@ def settings(params: Mapping[str, Any], options: CameraOptions) -> Settings:
     drawing: Drawing | None = None
     if params.get("drawing"):
         drawing = load_drawing(resolve_drawing(str(params["drawing"]), options))
+        if params.get("tolerances"):
+            drawing = with_tolerances(drawing, params["tolerances"])
+    elif params.get("tolerances"):
+        raise ConfigError.single("<step>", "tolerances are given but no drawing", field="tolerances",
+                                 hint="tolerance overrides apply to a drawing's holes: add drawing:")
     base = drawing.defects if drawing is not None else DefectLimits()
     limits = defect_limits(base, params.get("defects"))
     if options.calibration:

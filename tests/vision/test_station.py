@@ -93,3 +93,24 @@ def test_run_step_against_the_simulated_camera(tmp_path: Path, drawing_file: Pat
         asyncio.run(asyncio.wait_for(go(), 60))
     finally:
         sim.close()
+
+
+def test_step_tolerance_overrides_apply_to_every_hole_or_one() -> None:
+    from pathlib import Path
+
+    import pytest
+
+    from microfactory.drawing import load_drawing
+    from microfactory.errors import ConfigError
+    from stations.vision.job import with_tolerances
+
+    drawing = load_drawing(Path(__file__).resolve().parents[2] / "recipes" / "drawings" / "watch-plate.yaml")
+    first = drawing.holes[0].id
+    changed = with_tolerances(drawing, {"position": 0.05, first: {"diameter": 0.004}})
+    assert all(h.position_tol == 0.05 for h in changed.holes)
+    assert changed.holes[0].diameter_tol == 0.004
+    assert changed.tolerances.position == 0.05
+    with pytest.raises(ConfigError, match="no hole 'Z9'"):
+        with_tolerances(drawing, {"Z9": {"diameter": 0.01}})
+    with pytest.raises(ConfigError, match="must be > 0"):
+        with_tolerances(drawing, {"diameter": 0})
