@@ -159,7 +159,8 @@ class StepServer:
         e.bus.publish(EventKind.STEP, source, part=part.id, step=step.id, station=step.station,
                       phase="done" if ok else "failed", key=key, attempt=attempt, ok=ok, duration_s=dur,
                       verdict=result.verdict if result else None,
-                      reasons=result.reasons if result else ["withdrawn"])
+                      reasons=result.reasons if result else ["withdrawn"],
+                      data=dict(result.data) if result else {})
         return result
 
     async def _on_station(self, station: Station, request: StepRequest, step: Step) -> StepResult:
