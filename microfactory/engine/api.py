@@ -32,7 +32,8 @@ lot            ``lot``   lot, phase (started|progress|done), total, passed, scra
 part           part id   part, lot, state (queued|at_station|inspected|passed|rework|scrapped), step,
                          station, reworks
 step           station   part, step, station, phase (intent|done|failed|retry), key, attempt, duration_s,
-                         verdict, reasons, ok
+                         verdict, reasons, ok, data (the station's StepResult.data when done/failed:
+                         measurements, image and sha256 from the camera, energy from the wash)
 prompt         ``cell``  id, text, choices, reason (manual|fault|interrupt), part, station, step, timeout_s
 prompt.answered ``cell`` id, answer
 alarm          station   code, text, severity, recovery, part, step
