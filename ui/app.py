@@ -1,0 +1,248 @@
+"""The operator's main window: E-stop bar on top, then Overview, Recipes, Vision, Charts, Manual, Alarms,
+Faults.
+
+The engine runs in its own thread (:class:`~microfactory.engine.api.EngineThread`); this window only
+receives its events through :class:`~ui.bridge.EngineBridge` and sends it commands that return futures.
+Nothing here does I/O or waits: connecting, fault injection and shutdown run on worker threads.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import QSettings, Qt, pyqtSignal
+from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PyQt6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from microfactory.cell import Cell
+from microfactory.engine.api import Controller, EngineThread, load_recipe
+from microfactory.errors import MicrofactoryError
+from microfactory.events import Event, EventKind
+from ui.alarms import AlarmLog
+from ui.bridge import EngineBridge
+from ui.charts import ChartsView
+from ui.faults import FaultPanel
+from ui.manual import ManualControl
+from ui.recipe_editor import RecipeEditor
+from ui.run_control import RunControl
+from ui.theme import CELL_COLOURS, STYLE, badge_style
+from ui.tiles import CellOverview
+from ui.vision_view import VisionView
+
+log = logging.getLogger("ui.app")
+ESTOP_KEYS = ("Esc", "F12")
+
+
+class MainWindow(QMainWindow):
+    """The operator panel for one cell."""
+
+    engine_ready = pyqtSignal(str)  # "" when connected, else the error text (from the connect thread)
+    closed = pyqtSignal()
+
+    def __init__(self, cell: Cell, *, speed: float = 1.0, db: str | None = None,
+                 recipes_dir: Path | None = None, simulated_operator: bool = False) -> None:
+        super().__init__()
+        self.cell = cell
+        self.recipes_dir = recipes_dir or Path(cell.source).resolve().parent.parent
+        self.simulated_operator = simulated_operator
+        self.workers = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="ui-worker")
+        self.controller = Controller(cell, speed=speed, db=db)
+        self.engine = EngineThread(self.controller)
+        self.bridge = EngineBridge(parent=self)
+        self._subscription = self.engine.subscribe(self.bridge.on_event)
+        self._closing = False
+        self.lot_future: concurrent.futures.Future[Any] | None = None
+
+        self.setWindowTitle(f"microfactory — {cell.cell.name or cell.cell.id}")
+        self.setStyleSheet(STYLE)
+        self.cell_state = QLabel("CONNECTING")
+        self.cell_state.setObjectName("cellState")
+        self.mode = QLabel("mode: Production")
+        self.estop = QPushButton("E-STOP\n(" + " / ".join(ESTOP_KEYS) + ")")
+        self.estop.setObjectName("estop")
+        self.estop.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.estop.clicked.connect(self.emergency_stop)
+        for key in ESTOP_KEYS:
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
+            shortcut.activated.connect(self.emergency_stop)
+        title = QLabel(cell.cell.name or cell.cell.id)
+        title.setStyleSheet("font-size: 22px; font-weight: 800;")
+        top = QHBoxLayout()
+        top.addWidget(title)
+        top.addWidget(self.cell_state)
+        top.addWidget(self.mode)
+        top.addStretch(1)
+        top.addWidget(self.estop)
+
+        self.overview = CellOverview(cell)
+        self.run_control = RunControl(self.recipes_dir, self.command)
+        self.run_control.start_lot.connect(self.start_lot)
+        self.run_control.banner.answered.connect(self.answer)
+        overview_page = QWidget()
+        page = QVBoxLayout(overview_page)
+        page.addWidget(self.run_control)
+        page.addWidget(self.overview, 1)
+        self.alarms = AlarmLog()
+        self.vision = VisionView()
+        self.charts = ChartsView()
+        self.recipes = RecipeEditor(self.recipes_dir, cell)
+        self.manual = ManualControl(cell, self.engine, self.controller)
+        self.faults = FaultPanel(self.controller.simulators, {s.id: s.kind for s in cell.stations},
+                                 self.workers, self._status)
+        self.tabs = QTabWidget()
+        for widget, name in ((overview_page, "Overview"), (self.recipes, "Recipes"), (self.vision, "Vision"),
+                             (self.charts, "Charts"), (self.manual, "Manual"), (self.alarms, "Alarms"),
+                             (self.faults, "Faults")):
+            self.tabs.addTab(widget, name)
+        central = QWidget()
+        box = QVBoxLayout(central)
+        box.addLayout(top)
+        box.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.statusBar().showMessage("connecting to the stations…")  # type: ignore[union-attr]
+        self.bridge.engine_event.connect(self.on_event)
+        self.engine_ready.connect(self._on_engine_ready)
+        self._restore_layout()
+        self.resize(max(self.width(), 1400), max(self.height(), 900))
+
+    def _status(self, text: str) -> None:
+        self.statusBar().showMessage(text, 8000)  # type: ignore[union-attr]
+
+    # -- engine life cycle ---------------------------------------------------------------------------
+    def start_engine(self) -> None:
+        """Connect the stations on a worker thread; the window stays live meanwhile."""
+        def connect() -> None:
+            try:
+                self.engine.start()
+                self.engine_ready.emit("")
+            except (MicrofactoryError, OSError) as exc:
+                self.engine_ready.emit(str(exc))
+
+        threading.Thread(target=connect, name="ui-connect", daemon=True).start()
+
+    def _on_engine_ready(self, error: str) -> None:
+        if error:
+            self.statusBar().showMessage(f"stations did not connect: {error}")  # type: ignore[union-attr]
+            self.alarms.add("cell", "critical", "CONNECT", error, "fix the station links and restart")
+            return
+        self.statusBar().showMessage("all stations connected")  # type: ignore[union-attr]
+        self.manual.set_ready(True)
+
+    # -- commands (never wait) -----------------------------------------------------------------------
+    def emergency_stop(self) -> None:
+        """E-stop: stop bytes to every station from this thread, then Abort. Works whatever is busy."""
+        try:
+            self.engine.emergency_stop()
+        finally:
+            self.statusBar().showMessage("E-STOP: every station stopped; Clear then Reset to recover")  # type: ignore[union-attr]
+
+    def command(self, name: str) -> None:
+        try:
+            future = self.engine.submit(name)
+        except MicrofactoryError as exc:
+            self.statusBar().showMessage(str(exc))  # type: ignore[union-attr]
+            return
+        future.add_done_callback(lambda f: self._report(f, name))
+
+    def _report(self, future: concurrent.futures.Future[Any], what: str) -> None:
+        exc = future.exception()
+        if exc is not None:  # called on the engine thread: hand over through the bus-less signal path
+            self.bridge.engine_event.emit(Event(EventKind.LOG, "cell", {"level": "warning",
+                                                                          "text": f"{what}: {exc}"}), 0.0)
+
+    def start_lot(self, path: Path, parts: int) -> None:
+        try:
+            procedure = load_recipe(path, cell=self.cell)
+        except MicrofactoryError as exc:
+            self.alarms.add("cell", "error", "RECIPE", str(exc), "fix the recipe in the Recipes tab")
+            self.statusBar().showMessage(f"recipe refused: {exc}")  # type: ignore[union-attr]
+            return
+        try:
+            self.lot_future = self.engine.run_lot(procedure, parts=parts)
+        except MicrofactoryError as exc:
+            self.statusBar().showMessage(str(exc))  # type: ignore[union-attr]
+            return
+        self.lot_future.add_done_callback(lambda f: self._report(f, "lot"))
+        index = self.run_control.recipe.findData(path)
+        if index >= 0:
+            self.run_control.recipe.setCurrentIndex(index)
+        self.statusBar().showMessage(f"lot of {parts} × {procedure.name} started")  # type: ignore[union-attr]
+
+    def answer(self, prompt_id: str, choice: str) -> None:
+        self.engine.answer(prompt_id, choice).add_done_callback(lambda f: self._report(f, "answer"))
+
+    # -- events (GUI thread) -------------------------------------------------------------------------
+    def on_event(self, event: Event, _stamp: float) -> None:
+        kind = event.kind
+        if kind == EventKind.CELL_STATE:
+            state = str(event.get("state"))
+            self.cell_state.setText(state.upper())
+            colour = next((c for name, c in CELL_COLOURS.items() if name.lower() == state.lower()), "#4a4a4a")
+            self.cell_state.setStyleSheet(badge_style(colour))
+            self.mode.setText(f"mode: {event.get('mode')}")
+            self.manual.set_cell_state(state)
+        if kind == EventKind.PROMPT and self.simulated_operator and event.get("reason") == "manual":
+            self.answer(str(event.get("id")), str((event.get("choices") or ["done"])[0]))
+        self.overview.apply(event)
+        self.run_control.apply(event)
+        self.alarms.apply(event)
+        self.vision.apply(event)
+        self.charts.apply(event)
+
+    # -- layout and closing --------------------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        settings = QSettings("microfactory", "operator-app")
+        geometry = settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        tab = settings.value("tab")
+        if tab is not None:
+            self.tabs.setCurrentIndex(int(tab))
+
+    def closeEvent(self, event: QCloseEvent | None) -> None:
+        """Remember the layout, then leave the stations safe on a worker thread before quitting."""
+        settings = QSettings("microfactory", "operator-app")
+        settings.setValue("geometry", self.saveGeometry())
+        settings.setValue("tab", self.tabs.currentIndex())
+        if self._closing:
+            if event is not None:
+                event.accept()
+            return
+        self._closing = True
+        if event is not None:
+            event.ignore()
+        self.hide()
+        self.bridge.close()
+
+        def shutdown() -> None:
+            try:
+                self.engine.stop()
+            except (MicrofactoryError, concurrent.futures.TimeoutError, RuntimeError) as exc:
+                log.error("shutdown: %s", exc)
+            finally:
+                self._subscription.cancel()
+                self.workers.shutdown(wait=False)
+                self.closed.emit()
+
+        self.closed.connect(self._finish_close)
+        threading.Thread(target=shutdown, name="ui-shutdown", daemon=True).start()
+
+    def _finish_close(self) -> None:
+        self.close()
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()

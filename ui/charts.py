@@ -1,0 +1,111 @@
+"""Charts: cycle time per part, SPC X̄/R per measured feature with control limits, yield, energy.
+
+pyqtgraph, not Qt Charts: it is numpy-native and fast enough to redraw at event rate, it needs no extra
+Qt module (Qt Charts is a separate PyQt6 wheel), and its plots stay responsive with thousands of points.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from microfactory.events import Event, EventKind
+
+SUBGROUP = 5
+A2, D3, D4 = 0.577, 0.0, 2.114  # Shewhart constants for subgroups of 5
+
+
+def xbar_r_limits(values: list[float], n: int = SUBGROUP) -> dict[str, np.ndarray | float] | None:
+    """X̄ and R per subgroup of ``n`` consecutive values, with control limits; None below 2 subgroups."""
+    groups = len(values) // n
+    if groups < 2:
+        return None
+    data = np.asarray(values[: groups * n], dtype=float).reshape(groups, n)
+    xbar, rng = data.mean(axis=1), np.ptp(data, axis=1)
+    xbarbar, rbar = float(xbar.mean()), float(rng.mean())
+    return {"xbar": xbar, "r": rng, "center": xbarbar, "ucl": xbarbar + A2 * rbar,
+            "lcl": xbarbar - A2 * rbar, "rbar": rbar, "r_ucl": D4 * rbar, "r_lcl": D3 * rbar}
+
+
+class ChartsView(QWidget):
+    """Four plots, fed by engine events."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        pg.setConfigOptions(antialias=True, background="w", foreground="k")
+        self.cycle = pg.PlotWidget(title="Cycle time per part (s)")
+        self.yield_plot = pg.PlotWidget(title="Yield (%)")
+        self.energy = pg.PlotWidget(title="Energy per station (Wh)")
+        self.xbar = pg.PlotWidget(title="X̄ (mm)")
+        self.range = pg.PlotWidget(title="R (mm)")
+        self.feature = QComboBox()
+        self.feature.currentTextChanged.connect(lambda _t: self._draw_spc())
+        self.cycle_curve = self.cycle.plot(pen=pg.mkPen("#1565c0", width=2), symbol="o", symbolSize=6)
+        self.yield_curve = self.yield_plot.plot(pen=pg.mkPen("#2e7d32", width=2))
+        self.energy_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush="#6a4c93")
+        self.energy.addItem(self.energy_bars)
+        self.part_start: dict[str, float] = {}
+        self.cycle_times: list[float] = []
+        self.finished: list[bool] = []
+        self.joules: dict[str, float] = {}
+        self.samples: dict[str, list[float]] = defaultdict(list)
+        grid = QGridLayout()
+        grid.addWidget(self.cycle, 0, 0)
+        grid.addWidget(self.yield_plot, 0, 1)
+        grid.addWidget(self.energy, 0, 2)
+        spc = QVBoxLayout()
+        row = QHBoxLayout()
+        row.addWidget(QLabel("SPC feature"))
+        row.addWidget(self.feature, 1)
+        spc.addLayout(row)
+        spc.addWidget(self.xbar)
+        spc.addWidget(self.range)
+        box = QVBoxLayout(self)
+        box.addLayout(grid, 1)
+        box.addLayout(spc, 1)
+
+    def apply(self, event: Event) -> None:
+        if event.kind == EventKind.PART:
+            part, state = str(event.get("part")), str(event.get("state"))
+            self.part_start.setdefault(part, event.t)
+            if state in ("passed", "scrapped"):
+                self.cycle_times.append(event.t - self.part_start.pop(part, event.t))
+                self.finished.append(state == "passed")
+                self.cycle_curve.setData(np.arange(1, len(self.cycle_times) + 1), self.cycle_times)
+                good = np.cumsum(self.finished) / np.arange(1, len(self.finished) + 1) * 100
+                self.yield_curve.setData(np.arange(1, len(good) + 1), good)
+        elif event.kind == EventKind.ENERGY:
+            self.joules[event.source] = float(event.get("joules") or 0.0)
+            names = sorted(self.joules)
+            self.energy_bars.setOpts(x=np.arange(len(names)), height=[self.joules[n] / 3600 for n in names])
+            axis = self.energy.getAxis("bottom")
+            axis.setTicks([list(enumerate(names))])
+        elif event.kind == EventKind.STEP and event.get("phase") in ("done", "failed"):
+            measurements = (event.get("data") or {}).get("measurements")
+            if isinstance(measurements, dict):
+                for feature in measurements.get("features") or []:
+                    name = str(feature.get("feature"))
+                    if isinstance(feature.get("measured"), (int, float)):
+                        if name not in self.samples:
+                            self.feature.addItem(name)
+                        self.samples[name].append(float(feature["measured"]))
+                self._draw_spc()
+
+    def _draw_spc(self) -> None:
+        values = self.samples.get(self.feature.currentText(), [])
+        limits = xbar_r_limits(values)
+        self.xbar.clear()
+        self.range.clear()
+        if limits is None:
+            return
+        x = np.arange(1, len(limits["xbar"]) + 1)  # type: ignore[arg-type]
+        self.xbar.plot(x, limits["xbar"], pen=pg.mkPen("#1565c0", width=2), symbol="o")
+        self.range.plot(x, limits["r"], pen=pg.mkPen("#1565c0", width=2), symbol="o")
+        for plot, keys in ((self.xbar, ("center", "ucl", "lcl")), (self.range, ("rbar", "r_ucl", "r_lcl"))):
+            for key in keys:
+                style = pg.mkPen("#c62828", width=1, style=pg.QtCore.Qt.PenStyle.DashLine) \
+                    if key != keys[0] else pg.mkPen("#2e7d32", width=1)
+                plot.addItem(pg.InfiniteLine(pos=float(limits[key]), angle=0, pen=style))

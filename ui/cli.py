@@ -1,0 +1,79 @@
+"""``microfactory gui``: the operator app (entry point ``microfactory.cli`` → ``ui``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from pathlib import Path
+
+REPO_RECIPES = Path("recipes")
+DEMO_CELL = REPO_RECIPES / "cells" / "sim.yaml"
+DEMO_RECIPE = REPO_RECIPES / "watch-plate-rework.yaml"
+TAB_NAMES = ("overview", "recipes", "vision", "charts", "manual", "alarms", "faults")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gui", help="the operator app (PyQt6)",
+                       description="Open the operator app on a cell. With --demo it runs a demo lot on the "
+                                   "simulated bench; with --screenshot it saves a PNG of the window after "
+                                   "--after seconds and exits (works under Xvfb or offscreen).")
+    p.add_argument("--cell", default=str(DEMO_CELL), help="cell file (default: the simulated demo bench)")
+    p.add_argument("--demo", action="store_true", help="start a demo lot with a simulated operator")
+    p.add_argument("--recipe", default=str(DEMO_RECIPE), help="recipe for --demo")
+    p.add_argument("--parts", type=int, default=10, help="parts in the demo lot")
+    p.add_argument("--speed", type=float, default=None,
+                   help="simulation speed (default 1; 300 with --demo)")
+    p.add_argument("--db", default=None, help="SQLite run journal")
+    p.add_argument("--screenshot", metavar="OUT.png", help="save a PNG of the main window and exit")
+    p.add_argument("--after", type=float, default=8.0, metavar="S", help="seconds before the screenshot")
+    p.add_argument("--tab", choices=TAB_NAMES, default="overview", help="tab shown (for screenshots)")
+    p.set_defaults(func=cmd_gui)
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") \
+            and not os.environ.get("QT_QPA_PLATFORM"):
+        if not args.screenshot:
+            print("error: no display. Run it on a desktop, under Xvfb (xvfb-run -a microfactory gui), or "
+                  "use `microfactory demo` for the headless lot.", file=sys.stderr)
+            return 2
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from PyQt6.QtCore import QTimer
+    from PyQt6.QtGui import QImage
+    from PyQt6.QtWidgets import QApplication
+
+    from microfactory.cell import load_cell
+    from ui.app import MainWindow
+
+    cell = load_cell(args.cell)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    speed = args.speed if args.speed is not None else (300.0 if args.demo else 1.0)
+    window = MainWindow(cell, speed=speed, db=args.db, recipes_dir=Path(args.recipe).resolve().parent,
+                        simulated_operator=args.demo)
+    window.tabs.setCurrentIndex(TAB_NAMES.index(args.tab))
+    window.show()
+    window.start_engine()
+    if args.demo:
+        window.engine_ready.connect(lambda error: None if error else
+                                    window.start_lot(Path(args.recipe), args.parts))
+    exit_code = [0]
+    if args.screenshot:
+        def shoot() -> None:
+            image: QImage = window.grab().toImage()
+            out = Path(args.screenshot)
+
+            def save() -> None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                if not image.save(str(out)):
+                    exit_code[0] = 1
+                QTimer.singleShot(0, window.close)
+
+            threading.Thread(target=save, daemon=True).start()
+
+        QTimer.singleShot(int(args.after * 1000), shoot)
+    app.exec()
+    if args.screenshot:
+        print(args.screenshot)
+    return exit_code[0]

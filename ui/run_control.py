@@ -1,0 +1,141 @@
+"""Run control: pick a released recipe and a lot size; Start / Hold / Unhold / Stop / Reset; prompts.
+
+Every button hands a command to the engine thread and returns at once; the result (or a refusal) comes
+back as an event or a future callback — nothing here waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from microfactory.errors import MicrofactoryError
+from microfactory.events import Event, EventKind
+from microfactory.recipe import load_recipe
+
+COMMANDS = ("start", "hold", "unhold", "stop", "reset")
+
+
+def released_recipes(folder: Path) -> list[tuple[str, Path]]:
+    """(label, path) of every released recipe in ``folder``; drafts are not offered to operators."""
+    out = []
+    for path in sorted(folder.glob("*.yaml")):
+        try:
+            recipe = load_recipe(path)
+        except MicrofactoryError:
+            continue
+        if recipe.spec.recipe.status == "released":
+            out.append((f"{recipe.name} (v{recipe.version})", path))
+    return out
+
+
+class PromptBanner(QFrame):
+    """A non-blocking banner for an operator prompt, with one button per choice."""
+
+    answered = pyqtSignal(str, str)  # prompt id, choice
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.text = QLabel("")
+        self.text.setWordWrap(True)
+        self.text.setStyleSheet("font-size: 16px; font-weight: 600;")
+        self.buttons = QHBoxLayout()
+        box = QVBoxLayout(self)
+        box.addWidget(self.text)
+        box.addLayout(self.buttons)
+        self.prompt_id = ""
+        self.hide()
+
+    def show_prompt(self, event: Event) -> None:
+        self.prompt_id = str(event.get("id"))
+        where = " · ".join(str(x) for x in (event.get("station"), event.get("part")) if x)
+        self.text.setText(f"Operator: {event.get('text')}" + (f"  ({where})" if where else ""))
+        while self.buttons.count():
+            item = self.buttons.takeAt(0)
+            if item is not None and item.widget() is not None:
+                item.widget().deleteLater()  # type: ignore[union-attr]
+        for choice in event.get("choices") or ["ok"]:
+            button = QPushButton(str(choice).capitalize())
+            button.clicked.connect(lambda _=False, c=str(choice): self.answered.emit(self.prompt_id, c))
+            self.buttons.addWidget(button)
+        self.show()
+
+    def clear(self, prompt_id: str) -> None:
+        if prompt_id == self.prompt_id:
+            self.hide()
+
+
+class RunControl(QWidget):
+    """Recipe and lot size, the PackML command buttons and the prompt banner."""
+
+    start_lot = pyqtSignal(object, int)  # recipe path, parts
+
+    def __init__(self, recipes_dir: Path, command: Callable[[str], None],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._command = command
+        self.recipe = QComboBox()
+        for label, path in released_recipes(recipes_dir):
+            self.recipe.addItem(label, path)
+        self.parts = QSpinBox()
+        self.parts.setRange(1, 10000)
+        self.parts.setValue(10)
+        self.parts.setSuffix(" parts")
+        self.parts.setMinimumHeight(44)
+        self.buttons: dict[str, QPushButton] = {}
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Recipe"))
+        row.addWidget(self.recipe, 2)
+        row.addWidget(self.parts)
+        for name in COMMANDS:
+            button = QPushButton(name.capitalize())
+            button.setObjectName(f"cmd_{name}")
+            button.clicked.connect(lambda _=False, n=name: self._pressed(n))
+            self.buttons[name] = button
+            row.addWidget(button)
+        self.banner = PromptBanner()
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        box = QVBoxLayout(self)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addLayout(row)
+        box.addWidget(self.message)
+        box.addWidget(self.banner)
+        self.set_allowed({"reset", "start"})
+
+    def _pressed(self, name: str) -> None:
+        if name == "start":
+            path = self.recipe.currentData()
+            if path is None:
+                self.message.setText("No released recipe in the recipes folder: release one in the editor.")
+                return
+            self.start_lot.emit(path, self.parts.value())
+            return
+        self._command(name)
+
+    def set_allowed(self, allowed: set[str]) -> None:
+        """Enable only the commands the cell accepts now (from ``cell.state`` events)."""
+        for name, button in self.buttons.items():
+            button.setEnabled(name in allowed)
+
+    def apply(self, event: Event) -> None:
+        if event.kind == EventKind.CELL_STATE:
+            allowed = {str(a).lower() for a in (event.get("allowed") or [])}
+            self.set_allowed(allowed)
+        elif event.kind == EventKind.PROMPT:
+            self.banner.show_prompt(event)
+        elif event.kind == EventKind.PROMPT_ANSWERED:
+            self.banner.clear(str(event.get("id")))

@@ -1,0 +1,129 @@
+"""Cell overview: a tile per station, lot progress, parts in flight, the PackML state and unit mode."""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from microfactory.cell import Cell, StationConfig
+from microfactory.events import Event, EventKind
+from ui.bridge import short
+from ui.theme import STATE_COLOURS, badge_style
+
+
+class StationTile(QFrame):
+    """One station at a glance: kind, state colour, current part, progress, last alarm."""
+
+    def __init__(self, config: StationConfig, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("tile")
+        self.station_id = config.id
+        self.setMinimumSize(260, 190)
+        title = QLabel(config.label)
+        title.setObjectName("tileTitle")
+        self.kind = QLabel(f"{config.kind} · {config.id}" + (" · simulated" if config.simulated else ""))
+        self.state = QLabel("offline")
+        self.state.setObjectName("stateBadge")
+        self.state.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.part = QLabel("part: —")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.detail = QLabel("")
+        self.alarm = QLabel("")
+        self.alarm.setWordWrap(True)
+        self.alarm.setStyleSheet("color: #c62828; font-weight: 600;")
+        head = QHBoxLayout()
+        head.addWidget(title, 1)
+        head.addWidget(self.state)
+        box = QVBoxLayout(self)
+        box.addLayout(head)
+        box.addWidget(self.kind)
+        box.addWidget(self.part)
+        box.addWidget(self.progress)
+        box.addWidget(self.detail)
+        box.addWidget(self.alarm)
+        box.addStretch(1)
+        self.set_state("offline")
+
+    def set_state(self, state: str) -> None:
+        self.state.setText(state.upper())
+        self.state.setStyleSheet(badge_style(STATE_COLOURS.get(state, "#4a4a4a")))
+
+    def apply(self, event: Event) -> None:
+        kind = event.kind
+        if kind == EventKind.STATION_STATE:
+            self.set_state(str(event.get("state")))
+        elif kind == EventKind.STATION_PROGRESS:
+            done, total = event.get("done", 0) or 0, event.get("total", 0) or 0
+            self.progress.setValue(int(1000 * done / total) if total else 0)
+            rem = event.get("remaining_s")
+            text = f"{done:.0f}/{total:.0f}" if isinstance(done, float) or isinstance(total, float) \
+                else f"{done}/{total}"
+            self.progress.setFormat(text + (f" · {rem:.0f} s left" if rem is not None else ""))
+        elif kind == EventKind.STATION_STATUS:
+            fields = {k: v for k, v in event.data.items() if not isinstance(v, (dict, list))}
+            self.detail.setText(short(" ".join(f"{k}={v}" for k, v in list(fields.items())[:4]), 60))
+        elif kind == EventKind.ALARM:
+            text = f"⚠ {event.get('text', '')}"
+            if event.get("recovery"):
+                text += f" — {event.get('recovery')}"
+            self.alarm.setText(short(text, 160))
+        elif kind == EventKind.STEP:
+            phase = event.get("phase")
+            if phase == "intent":
+                self.part.setText(f"part: {event.get('part')} · {event.get('step')}")
+                self.progress.setValue(0)
+                self.progress.setFormat("")
+            elif phase in ("done", "failed"):
+                verdict = event.get("verdict")
+                self.part.setText(f"last: {event.get('part')} · {event.get('step')} · "
+                                  f"{verdict or ('ok' if event.get('ok') else 'failed')}")
+                self.progress.setValue(1000 if event.get("ok") else self.progress.value())
+
+
+class CellOverview(QWidget):
+    """Header (cell state, mode, lot progress, parts in flight) and the station tiles."""
+
+    def __init__(self, cell: Cell, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tiles: dict[str, StationTile] = {}
+        self.lot = QProgressBar()
+        self.lot.setFormat("no lot running")
+        self.lot.setTextVisible(True)
+        self.lot.setMinimumHeight(32)
+        self.in_flight = QLabel("parts in flight: —")
+        self.counts = QLabel("good 0 · rework 0 · scrap 0")
+        self.counts.setStyleSheet("font-size: 16px; font-weight: 600;")
+        header = QHBoxLayout()
+        header.addWidget(self.lot, 2)
+        header.addWidget(self.counts, 1)
+        header.addWidget(self.in_flight)
+        grid = QGridLayout()
+        columns = 4 if len(cell.stations) > 4 else len(cell.stations) or 1
+        for index, config in enumerate(cell.stations):
+            tile = StationTile(config)
+            self.tiles[config.id] = tile
+            grid.addWidget(tile, index // columns, index % columns)
+        box = QVBoxLayout(self)
+        box.addLayout(header)
+        box.addLayout(grid)
+        box.addStretch(1)
+
+    def apply(self, event: Event) -> None:
+        if event.kind == EventKind.LOT:
+            total = event.get("total") or 0
+            passed, scrapped = event.get("passed", 0) or 0, event.get("scrapped", 0) or 0
+            self.lot.setRange(0, max(total, 1))
+            self.lot.setValue(passed + scrapped)
+            eta = event.get("eta_s")
+            phase = event.get("phase")
+            self.lot.setFormat(f"lot {event.get('lot', '')}: {passed + scrapped}/{total} parts"
+                               + (f" · ETA {eta / 60:.0f} min" if eta and phase != "done" else "")
+                               + (" · done" if phase == "done" else ""))
+            self.counts.setText(f"good {passed} · rework {event.get('reworked', 0) or 0} · scrap {scrapped}")
+            self.in_flight.setText(f"parts in flight: {event.get('in_flight', 0) or 0}")
+            return
+        tile = self.tiles.get(event.source) or self.tiles.get(str(event.get("station") or ""))
+        if tile is not None:
+            tile.apply(event)
