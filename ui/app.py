@@ -9,6 +9,7 @@ Nothing here does I/O or waits: connecting, fault injection and shutdown run on 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -141,6 +142,7 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage("all stations connected")  # type: ignore[union-attr]
         self.manual.set_ready(True)
+        self.faults.set_simulators(dict(self.controller.simulators))
 
     # -- commands (never wait) -----------------------------------------------------------------------
     def emergency_stop(self) -> None:
@@ -230,6 +232,7 @@ class MainWindow(QMainWindow):
 
         def shutdown() -> None:
             try:
+                self.stop_lot()
                 self.engine.stop()
             except (MicrofactoryError, concurrent.futures.TimeoutError, RuntimeError) as exc:
                 log.error("shutdown: %s", exc)
@@ -240,6 +243,23 @@ class MainWindow(QMainWindow):
 
         self.closed.connect(self._finish_close)
         threading.Thread(target=shutdown, name="ui-shutdown", daemon=True).start()
+
+    def stop_lot(self, timeout_s: float = 20.0) -> None:
+        """Stop a running lot safely (finish current steps); E-stop if it does not stop in time.
+
+        Blocking: call it from a worker thread only (closing, tests), never from the GUI thread.
+        """
+        future = self.lot_future
+        if future is None or future.done():
+            return
+        try:
+            self.engine.submit("stop").result(timeout_s)
+            future.result(timeout_s)
+        except Exception as exc:  # whatever went wrong, the stations must end up stopped
+            log.warning("lot did not stop cleanly (%s): E-stop", exc)
+            self.engine.emergency_stop()
+            with contextlib.suppress(Exception):
+                future.result(timeout_s)
 
     def _finish_close(self) -> None:
         self.close()

@@ -58,6 +58,13 @@ class FaultPanel(QWidget):
         box.addStretch(1)
         self._fill_faults(self.station.currentText())
 
+    def set_simulators(self, simulators: Mapping[str, SimulatorHandle]) -> None:
+        """Show the simulators started when the cell connected."""
+        self.simulators = simulators
+        self.station.clear()
+        self.station.addItems(sorted(simulators))
+        self.result.setText("" if simulators else "No simulated stations in this cell.")
+
     def _fill_faults(self, station: str) -> None:
         self.fault.clear()
         sim = self.simulators.get(station)

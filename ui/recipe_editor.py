@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PyQt6 import sip
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -36,7 +37,6 @@ from PyQt6.QtWidgets import (
 
 from microfactory import yamlfile
 from microfactory.cell import Cell
-from microfactory.errors import MicrofactoryError
 from microfactory.recipe import load_recipe, validate_recipe
 from microfactory.recipe.parameters import ParameterSpec
 
@@ -93,7 +93,7 @@ class RecipeEditor(QWidget):
         self.specs: dict[str, ParameterSpec] = {}
         self.fields: dict[str, QWidget] = {}
         self.errors: dict[str, QLabel] = {}
-        self.done.connect(lambda cb, result: cb(result))
+        self.done.connect(self._deliver)
         self.recipe = QComboBox()
         self.role = QComboBox()
         self.role.addItems(ROLES)
@@ -148,11 +148,15 @@ class RecipeEditor(QWidget):
         self.refresh_list()
 
     # -- worker plumbing -----------------------------------------------------------------------------
+    def _deliver(self, callback: Callable[[Any], None], result: Any) -> None:
+        if not sip.isdeleted(self):  # a worker can finish after the tab was closed
+            callback(result)
+
     def _in_worker(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
         def run() -> None:
             try:
                 result: Any = work()
-            except (MicrofactoryError, OSError) as exc:
+            except Exception as exc:  # shown to the user by the callback, never dropped
                 result = exc
             self.done.emit(then, result)
 
@@ -164,6 +168,8 @@ class RecipeEditor(QWidget):
                         lambda paths: self._fill(paths, select))
 
     def _fill(self, paths: Any, select: Path | None) -> None:
+        if not isinstance(paths, Exception) and any(p.parent != self.recipes_dir for p in paths):
+            return  # a listing of a folder the editor no longer shows
         if isinstance(paths, Exception):
             self.status.setText(str(paths))
             return
@@ -186,6 +192,8 @@ class RecipeEditor(QWidget):
         self._in_worker(lambda: load_recipe(path), self._show)
 
     def _show(self, recipe: Any) -> None:
+        if not isinstance(recipe, Exception) and recipe.path != self.path:
+            return  # a slower load of a recipe the operator has already left
         while self.form.rowCount():
             self.form.removeRow(0)
         self.fields.clear()
@@ -277,6 +285,7 @@ class RecipeEditor(QWidget):
         self.inline_ok = not bad
         self._update_buttons()
         if not bad and self.path is not None:
+            self.problems.setText("")
             path = self.path
             self._in_worker(lambda: validate_recipe(path, self.cell, values=values), self._validated)
         return not bad

@@ -1,0 +1,58 @@
+"""Qt tests run offscreen against the simulated cell (real drivers over ptys to the simulators)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """The main window on recipes/cells/sim.yaml at ×300, stations connected; closed safely after."""
+    from PyQt6.QtCore import QSettings
+
+    from microfactory.cell import load_cell
+    from ui.app import MainWindow
+
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+    cell = load_cell(REPO / "recipes" / "cells" / "sim.yaml")
+    win = MainWindow(cell, speed=300.0, recipes_dir=REPO / "recipes", simulated_operator=False)
+    qtbot.addWidget(win)
+    win.show()
+    with qtbot.waitSignal(win.engine_ready, timeout=30_000) as blocker:
+        win.start_engine()
+    assert blocker.args == [""], blocker.args
+    yield win
+    win.stop_lot()
+    win.engine.stop()
+    win.bridge.close()
+
+
+@pytest.fixture
+def heartbeat(qtbot) -> Iterator[list[float]]:  # type: ignore[no-untyped-def]
+    """Gaps (ms) between ticks of a 10 ms GUI-thread timer: a stall shows as a long gap."""
+    import time
+
+    from PyQt6.QtCore import QTimer
+
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append((now - last[0]) * 1000)
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    yield gaps
+    timer.stop()

@@ -1,0 +1,106 @@
+"""The operator app on the simulated cell: a lot updates the tiles, E-stop stops every station, the
+recipe editor refuses out-of-bounds values, prompts are answered, a fault shows and recovers, and the
+GUI thread never stalls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "watch-plate-rework.yaml"
+
+
+def test_a_lot_updates_the_tiles_and_the_gui_stays_responsive(window, qtbot, heartbeat) -> None:  # type: ignore[no-untyped-def]
+    seen: set[str] = set()
+    window.bridge.engine_event.connect(
+        lambda e, _t: seen.add(f"{e.source}:{e.get('state')}") if e.kind == "station.state" else None)
+    window.start_lot(RECIPE, 2)
+    # manual load steps need an operator: answer every prompt the banner shows
+    def answer_banner() -> bool:
+        banner = window.run_control.banner
+        if banner.isVisible() and banner.buttons.count():
+            banner.buttons.itemAt(0).widget().click()
+        return window.overview.lot.value() >= 1
+
+    qtbot.waitUntil(answer_banner, timeout=60_000)
+    tiles = window.overview.tiles
+    assert any(s.startswith("cut:busy") for s in seen), seen
+    assert any(s.startswith("wash:busy") for s in seen), seen
+    assert "last:" in tiles["inspect"].part.text() or "part:" in tiles["inspect"].part.text()
+    assert "good" in window.overview.counts.text()
+    assert heartbeat and max(heartbeat[5:]) < 500, max(heartbeat[5:])
+
+
+def test_estop_stops_every_station(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    window.start_lot(RECIPE, 3)
+    qtbot.waitUntil(lambda: window.cell_state.text() == "EXECUTE", timeout=20_000)
+    qtbot.mouseClick(window.estop, pytest.importorskip("PyQt6.QtCore").Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.cell_state.text() in ("ABORTED", "ABORTING"), timeout=20_000)
+    qtbot.waitUntil(lambda: window.cell_state.text() == "ABORTED", timeout=20_000)
+    sims = window.controller.simulators
+    for sid in ("cut", "mill"):
+        state = sims[sid].link.call(lambda d=sims[sid].device: d.state_text()) \
+            if hasattr(sims[sid].device, "state_text") else sims[sid].state
+        assert not str(state).startswith("Run"), (sid, state)
+    assert "E-STOP" in window.statusBar().currentMessage()
+
+
+def test_out_of_bounds_parameter_shows_an_error_and_refuses_saving(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from microfactory.cell import load_cell
+    from ui.recipe_editor import RecipeEditor
+
+    for name in ("watch-plate-rework.yaml",):
+        shutil.copy(REPO / "recipes" / name, tmp_path / name)
+    shutil.copytree(REPO / "recipes" / "programs", tmp_path / "programs")
+    shutil.copytree(REPO / "recipes" / "drawings", tmp_path / "drawings")
+    editor = RecipeEditor(tmp_path, load_cell(REPO / "recipes" / "cells" / "sim.yaml"))
+    qtbot.addWidget(editor)
+    qtbot.waitUntil(lambda: bool(editor.fields), timeout=10_000)
+    name, spec = next((n, s) for n, s in editor.specs.items() if s.max is not None)
+    too_big = spec.max * 10 if spec.type == "float" else int(spec.max * 10)
+    editor.fields[name].setValue(too_big)  # type: ignore[attr-defined]
+    assert "above the maximum" in editor.errors[name].text()
+    assert not editor.save_button.isEnabled()
+    editor.save(release=False)
+    assert "Not saved" in editor.problems.text()
+    assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["watch-plate-rework.yaml"]
+    editor.fields[name].setValue(spec.default)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: editor.save_button.isEnabled(), timeout=20_000)
+    assert not editor.release_button.isEnabled()  # operators cannot release
+    editor.save(release=False)
+    qtbot.waitUntil(lambda: len(list(tmp_path.glob("*-v*.yaml"))) == 1
+                    or "Not saved" in editor.problems.text(), timeout=10_000)
+    assert "Not saved" not in editor.problems.text(), editor.problems.text()
+    saved = next(tmp_path.glob("*-v*.yaml")).read_text()
+    assert "status: draft" in saved and "#" in saved  # comments kept
+
+
+def test_a_prompt_is_answered_from_the_banner(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    window.start_lot(REPO / "recipes" / "shim.yaml", 1)
+    banner = window.run_control.banner
+    qtbot.waitUntil(banner.isVisible, timeout=20_000)
+    assert "Operator:" in banner.text.text()
+    first_prompt = banner.prompt_id
+    banner.buttons.itemAt(0).widget().click()
+    qtbot.waitUntil(lambda: not banner.isVisible() or banner.prompt_id != first_prompt, timeout=20_000)
+
+
+def test_an_injected_alarm_shows_and_reset_recovers(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    panel = window.faults
+    panel.station.setCurrentText("mill")
+    panel.fault.setCurrentText("alarm")
+    panel.params.setText("code=1")
+    before = window.alarms.table.rowCount()
+    panel.inject()
+    qtbot.waitUntil(lambda: window.alarms.table.rowCount() > before, timeout=20_000)
+    assert window.overview.tiles["mill"].state.text() == "ALARM"
+    assert window.overview.tiles["mill"].alarm.text()
+    station = window.controller.stations["mill"]
+    window.engine.call(station.reset())
+    qtbot.waitUntil(lambda: window.overview.tiles["mill"].state.text() in ("IDLE", "ALARM"), timeout=20_000)
+    window.alarms.acknowledge_all()
+    assert window.alarms.unacknowledged == 0
