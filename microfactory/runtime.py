@@ -24,6 +24,8 @@ from microfactory.transport.trace import ByteTrace
 
 log = logging.getLogger("microfactory.runtime")
 
+CLOSE_TIMEOUT_S = 5.0  # link time a station gets to leave itself safe before its stop bytes are sent
+
 
 class CellConnectError(MicrofactoryError):
     """One or more stations could not be connected; ``failures`` maps station id → error."""
@@ -69,12 +71,18 @@ class CellRuntime:
 
     async def close(self) -> None:
         """Leave every station safe and close ports; then stop the simulators."""
-        results = await asyncio.gather(*(s.close() for s in self.stations.values()), return_exceptions=True)
-        for station, res in zip(self.stations.values(), results, strict=True):
-            if isinstance(res, BaseException):
+        stations = list(self.stations.values())
+        results = await asyncio.gather(*(asyncio.wait_for(s.close(), CLOSE_TIMEOUT_S) for s in stations),
+                                       return_exceptions=True)
+        for station, res in zip(stations, results, strict=True):
+            if isinstance(res, TimeoutError):
+                log.error("closing %s took over %g s: sending its stop bytes instead", station.id,
+                          CLOSE_TIMEOUT_S)
+                station.emergency_stop()
+            elif isinstance(res, BaseException):
                 log.error("closing %s failed: %s", station.id, res)
-        for sim in self.simulators.values():
-            sim.close()
+        # simulator threads may take a moment to finish a frame or a byte: join them off the loop
+        await asyncio.gather(*(asyncio.to_thread(sim.close) for sim in self.simulators.values()))
 
 
 def _resolver(config: StationConfig, sim: SimulatorHandle | None) -> PortHandle:

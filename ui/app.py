@@ -233,7 +233,7 @@ class MainWindow(QMainWindow):
         def shutdown() -> None:
             try:
                 self.stop_lot()
-                self.engine.stop()
+                self.engine.stop(timeout_s=30)
             except (MicrofactoryError, concurrent.futures.TimeoutError, RuntimeError) as exc:
                 log.error("shutdown: %s", exc)
             finally:

@@ -238,6 +238,7 @@ class EngineThread:
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._main, name="microfactory-engine", daemon=True)
         self._error: BaseException | None = None
+        self._stop_lock = threading.Lock()
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start the loop (and connect the stations); raise what connecting raised."""
@@ -307,7 +308,16 @@ class EngineThread:
         return self.controller.bus.subscribe(callback, kinds)
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Close the controller (stations safe, ports closed) and end the thread."""
+        """Close the controller (stations safe, ports closed) and end the thread.
+
+        Idempotent and safe from several threads at once (the app's close and a test's teardown may
+        both call it): the first caller closes, later ones wait for the thread to end.
+        """
+        with self._stop_lock:
+            first, self._stopping = not self._stopping, True
+        if not first:
+            self._thread.join(timeout_s)
+            return
         if self._loop is None or not self._thread.is_alive():
             return
         fut = self.call(self.controller.close())
@@ -316,3 +326,5 @@ class EngineThread:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout_s)
+
+    _stopping = False

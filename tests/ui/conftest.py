@@ -31,7 +31,7 @@ def window(qtbot, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     assert blocker.args == [""], blocker.args
     yield win
     win.stop_lot()
-    win.engine.stop()
+    win.engine.stop(timeout_s=30)
     win.bridge.close()
 
 
