@@ -24,7 +24,7 @@ class EngineBridge(QObject):
 
     engine_event = pyqtSignal(object, float)  # (Event, perf_counter at arrival)
 
-    def __init__(self, status_hz: float = 20.0, parent: QObject | None = None) -> None:
+    def __init__(self, status_hz: float = 50.0, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._lock = threading.Lock()
         self._latest_status: dict[str, tuple[Event, float]] = {}

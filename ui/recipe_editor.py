@@ -95,6 +95,7 @@ class RecipeEditor(QWidget):
         self.errors: dict[str, QLabel] = {}
         self.done.connect(self._deliver)
         self.recipe = QComboBox()
+        self.recipe.setMinimumWidth(320)
         self.role = QComboBox()
         self.role.addItems(ROLES)
         self.status = QLabel("")
@@ -227,6 +228,7 @@ class RecipeEditor(QWidget):
                       str(step.max_rework))
             for col, value in enumerate(values):
                 self.steps.setItem(row_index, col, QTableWidgetItem(str(value)))
+        self.steps.resizeColumnsToContents()
         self.problems.setText("")
         self.validate()
 
