@@ -18,7 +18,7 @@ T = TypeVar("T")
 SPEED = 1000.0
 
 
-def run(coro: Coroutine[Any, Any, T], timeout_s: float = 20.0) -> T:
+def run(coro: Coroutine[Any, Any, T], timeout_s: float = 60.0) -> T:
     """Run ``coro`` on a fresh loop with a wall-clock limit (no test waits forever)."""
     async def limited() -> T:
         return await asyncio.wait_for(coro, timeout_s)
