@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from microfactory import yamlfile
-from microfactory.errors import ConfigError
+from microfactory.errors import ConfigError, SourceLocation
 
 USB_IDENTITY = re.compile(r"^(?:usb:)?([0-9a-fA-F]{4}):([0-9a-fA-F]{4})(?::(.+))?$")
 STATION_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -197,4 +197,27 @@ def load_cell(path: str | Path) -> Cell:
     if problems:
         raise ConfigError(problems, hint="use one of the installed kinds, or install the package that "
                           "provides the kind")
+    problems = _option_problems(cell, doc)
+    if problems:
+        raise ConfigError(problems, hint="see the station kind's options in docs/cells.md")
     return cell.model_copy(update={"source": str(Path(path))})
+
+
+def _option_problems(cell: Cell, doc: yamlfile.Located) -> list[tuple[SourceLocation, str]]:
+    """Validate each station's ``options:`` with its kind's own model, located at the offending key."""
+    from pydantic import BaseModel, ValidationError
+
+    from microfactory.registry import station_kind
+
+    problems: list[tuple[SourceLocation, str]] = []
+    for index, st in enumerate(cell.stations):
+        model = station_kind(st.kind).options
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        try:
+            model.model_validate(st.options)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
+                problems.append((doc.locate(("stations", index, "options", *loc)), str(err["msg"])))
+    return problems

@@ -11,6 +11,7 @@ from microfactory.gcode import MachineLimits
 from microfactory.station import StationKind, StepRequest
 from stations.grbl.driver import ACTIONS, GrblStation, jog_as_motion
 from stations.grbl.laser import check_laser_program
+from stations.grbl.options import GrblOptions
 from stations.grbl.program import CheckedProgram, check_program
 
 
@@ -56,7 +57,9 @@ def estimate_s(step: StepRequest, config: StationConfig) -> float:
     return float(checked.estimate_s or 0.0) if checked is not None else 0.0
 
 
+
 KIND = StationKind(name="grbl", station_class=GrblStation, capabilities=capabilities, check=check,
-                   estimate_s=estimate_s, description="Grbl 1.1 laser cutter or mill over serial")
+                   estimate_s=estimate_s, options=GrblOptions,
+                   description="Grbl 1.1 laser cutter or mill over serial")
 
 __all__ = ["KIND", "GrblStation", "capabilities", "check", "estimate_s"]

@@ -85,3 +85,21 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
         load_cell(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="empty"):
         load_cell(write(tmp_path, "# nothing\n"))
+
+
+def test_a_typo_in_a_station_option_is_located(tmp_path: Path) -> None:
+    port = "    port: 0403:6001:A1B2\n"
+    text = VALID.replace(port, port + "    options: {pol_hz: 20}\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_cell(path)
+    loc, message = err.value.problems[0]
+    assert (loc.line, loc.field) == (6, "stations[0].options.pol_hz")
+    assert "Extra inputs are not permitted" in message
+
+
+def test_an_option_out_of_range_is_located(tmp_path: Path) -> None:
+    port = "    port: 0403:6001:A1B2\n"
+    text = VALID.replace(port, port + "    options: {poll_hz: 200}\n")
+    with pytest.raises(ConfigError, match=r"options.poll_hz: Input should be less than or equal to 20"):
+        load_cell(write(tmp_path, text))
