@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-REPO_RECIPES = Path("recipes")
+REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DEMO_CELL = REPO_RECIPES / "cells" / "sim.yaml"
 DEMO_RECIPE = REPO_RECIPES / "watch-plate-rework.yaml"
 TAB_NAMES = ("overview", "recipes", "vision", "charts", "manual", "alarms", "faults")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import threading
@@ -70,6 +71,9 @@ def register(subparsers: Any) -> None:
                       help="simulation speed factor (default 300: the 2.5 h lot in about 30 s)")
     demo.add_argument("--db", default=":memory:", metavar="PATH", help="SQLite run journal (default: none)")
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    demo.add_argument("--headless", action="store_true",
+                      help="stay in the terminal even when a display is present (otherwise the demo "
+                           "opens the operator app)")
     demo.set_defaults(func=handle_demo)
 
 
@@ -121,10 +125,21 @@ def handle_run(args: argparse.Namespace) -> int:
 
 
 def handle_demo(args: argparse.Namespace) -> int:
+    if _display_present() and not args.headless and not args.json:
+        from microfactory.cli import main  # the `gui` command comes from the ui package's entry point
+
+        gui = ["gui", "--cell", str(DEMO_CELL), "--demo", "--parts", str(args.parts), "--speed",
+               str(args.speed)]
+        return main(gui + (["--db", args.db] if args.db != ":memory:" else []))
     cell = load_cell(DEMO_CELL)
     procedure = load_recipe(DEMO_RECIPE, cell=cell)
     return _run_lot(cell, procedure, parts=args.parts, speed=args.speed, db=args.db, as_json=args.json,
                     simulated_operator=True)
+
+
+def _display_present() -> bool:
+    """A desktop to open the operator app on (X11 or Wayland); CI and SSH sessions have none."""
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: float, db: str, as_json: bool,
