@@ -114,6 +114,9 @@ class MainWindow(QMainWindow):
         box.addLayout(top)
         box.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
+        self.status_state = QLabel("cell: connecting")
+        self.status_state.setObjectName("statusCellState")
+        self.statusBar().addPermanentWidget(self.status_state)  # type: ignore[union-attr]
         self.statusBar().showMessage("connecting to the stations…")  # type: ignore[union-attr]
         self.bridge.engine_event.connect(self.on_event)
         self.engine_ready.connect(self._on_engine_ready)
@@ -179,9 +182,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(str(exc))  # type: ignore[union-attr]
             return
         self.lot_future.add_done_callback(lambda f: self._report(f, "lot"))
-        index = self.run_control.recipe.findData(path)
-        if index >= 0:
-            self.run_control.recipe.setCurrentIndex(index)
+        self.run_control.select(path)
         self.statusBar().showMessage(f"lot of {parts} × {procedure.name} started")  # type: ignore[union-attr]
 
     def answer(self, prompt_id: str, choice: str) -> None:
@@ -196,6 +197,8 @@ class MainWindow(QMainWindow):
             colour = next((c for name, c in CELL_COLOURS.items() if name.lower() == state.lower()), "#4a4a4a")
             self.cell_state.setStyleSheet(badge_style(colour))
             self.mode.setText(f"mode: {event.get('mode')}")
+            self.status_state.setText(f"cell: {state} · mode: {event.get('mode')}")
+            self.status_state.setStyleSheet(badge_style(colour) + " color: white; padding: 2px 10px;")
             self.manual.set_cell_state(state)
         if kind == EventKind.PROMPT and self.simulated_operator and event.get("reason") == "manual":
             self.answer(str(event.get("id")), str((event.get("choices") or ["done"])[0]))

@@ -4,6 +4,7 @@ point; camera snapshot. Disabled while the cell executes a lot; every action run
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 from typing import Any
 
 from PyQt6.QtCore import pyqtSignal
@@ -22,9 +23,10 @@ from PyQt6.QtWidgets import (
 
 from microfactory.cell import Cell
 from microfactory.engine.api import Controller, EngineThread
-from microfactory.errors import MicrofactoryError
+from microfactory.errors import MicrofactoryError, StationFault
 from microfactory.station import StepRequest
 
+log = logging.getLogger("ui.manual")
 BUSY_STATES = {"Starting", "Execute", "Holding", "Held", "Unholding", "Suspending", "Suspended",
                "Unsuspending", "Completing", "Stopping", "Aborting", "Clearing", "Resetting"}
 
@@ -58,10 +60,16 @@ class ManualControl(QWidget):
         grid = QGridLayout(motion)
         grid.addWidget(self.grbl, 0, 0, 1, 2)
         grid.addWidget(self.step, 0, 2)
-        for col, (label, action) in enumerate((("Home ($H)", "home"), ("Unlock ($X)", "unlock"))):
-            button = QPushButton(label)
-            button.clicked.connect(lambda _=False, a=action: self.send(self.grbl.currentText(), a, {}))
-            grid.addWidget(button, 1, col)
+        home = QPushButton("Home ($H)")
+        home.setToolTip("Re-home the axes. After an alarm the controller is soft-reset first (Grbl answers "
+                        "nothing until then).")
+        home.clicked.connect(lambda: self.recover(self.grbl.currentText(), "home"))
+        unlock = QPushButton("Unlock ($X)")
+        unlock.setToolTip("Clear an alarm that keeps the position (soft limit, abort); after a hard limit "
+                          "or a lost position, Home instead.")
+        unlock.clicked.connect(lambda: self.recover(self.grbl.currentText(), "unlock"))
+        grid.addWidget(home, 1, 0)
+        grid.addWidget(unlock, 1, 1)
         for col, axis in enumerate("XYZ"):
             for row, sign in ((2, "-"), (3, "+")):
                 button = QPushButton(f"{axis}{sign}")
@@ -143,6 +151,29 @@ class ManualControl(QWidget):
             return
         self.message.setText(f"{station_id}: {action}…")
         future = self.engine.call(station.run_step(request))
+        future.add_done_callback(lambda f: self._done(f, f"{station_id}: {action}"))
+
+    def recover(self, station_id: str, action: str) -> None:
+        """Home or unlock a Grbl station; in alarm, soft-reset it first.
+
+        After a hard-limit or abort alarm Grbl answers nothing but "Reset to continue" until it is
+        reset; the reset then reports that the machine stays locked, which ``$H``/``$X`` clears next.
+        """
+        station = self.controller.stations.get(station_id)
+        if station is None:
+            return
+        request = StepRequest(action, {}, key=f"manual-{action}")
+
+        async def reset_then_act() -> Any:
+            if str(station.state) == "alarm":
+                try:
+                    await station.reset()
+                except StationFault as exc:  # "stays locked": exactly what the next line clears
+                    log.info("%s: reset before %s: %s", station_id, action, exc)
+            return await station.run_step(request)
+
+        self.message.setText(f"{station_id}: {action}…")
+        future = self.engine.call(reset_then_act())
         future.add_done_callback(lambda f: self._done(f, f"{station_id}: {action}"))
 
     def stop(self, station_id: str) -> None:

@@ -23,6 +23,7 @@ from PyQt6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -38,7 +39,7 @@ from PyQt6.QtWidgets import (
 from microfactory import yamlfile
 from microfactory.cell import Cell
 from microfactory.recipe import load_recipe, validate_recipe
-from microfactory.recipe.parameters import ParameterSpec
+from microfactory.recipe.parameters import ParameterSpec, ParameterValueError
 
 ROLES = ("Operator", "Engineer")
 STEP_KINDS = ("cut", "machine", "wash", "inspect", "manual", "transfer")
@@ -51,13 +52,20 @@ def next_version(version: str) -> str:
 
 
 def bound_problem(spec: ParameterSpec, value: Any) -> str:
-    """The inline error for ``value``, or empty when it is within the parameter's bounds."""
+    """The inline error for ``value`` in the core's own words, or empty when it is within bounds."""
     if spec.type in ("int", "float") and isinstance(value, (int, float)):
-        if spec.min is not None and value < spec.min:
-            return f"below the minimum {spec.min:g} {spec.unit}".strip()
-        if spec.max is not None and value > spec.max:
-            return f"above the maximum {spec.max:g} {spec.unit}".strip()
+        try:
+            spec.check_bounds(value)
+        except ParameterValueError as exc:
+            return f"{exc} — enter a value between {spec.min:g} and {spec.max:g}" \
+                if spec.min is not None and spec.max is not None else str(exc)
     return ""
+
+
+def decimals_for(spec: ParameterSpec) -> int:
+    """Decimals a float field shows: 3 for small quantities (a 0.05 mm depth), 1 for large ones (feeds)."""
+    numbers = [abs(float(x)) for x in (spec.min, spec.max, spec.default) if isinstance(x, (int, float))]
+    return 3 if max(numbers, default=1.0) < 10 else 1
 
 
 def save_version(source: Path, values: dict[str, Any], *, release: bool, author: str = "") -> Path:
@@ -95,13 +103,17 @@ class RecipeEditor(QWidget):
         self.errors: dict[str, QLabel] = {}
         self.done.connect(self._deliver)
         self.recipe = QComboBox()
-        self.recipe.setMinimumWidth(320)
+        self.recipe.setMinimumWidth(360)
+        self.recipe.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.role = QComboBox()
         self.role.addItems(ROLES)
         self.status = QLabel("")
         self.form = QFormLayout()
         self.steps = QTableWidget(0, 6)
         self.steps.setHorizontalHeaderLabels(["step", "kind", "station", "on pass", "on fail", "max rework"])
+        self.steps.horizontalHeader().setSectionResizeMode(  # type: ignore[union-attr]
+            QHeaderView.ResizeMode.Stretch)
+        self.steps.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.problems = QLabel("")
         self.problems.setWordWrap(True)
         self.problems.setStyleSheet("color: #c62828; font-weight: 600;")
@@ -228,7 +240,6 @@ class RecipeEditor(QWidget):
                       str(step.max_rework))
             for col, value in enumerate(values):
                 self.steps.setItem(row_index, col, QTableWidgetItem(str(value)))
-        self.steps.resizeColumnsToContents()
         self.problems.setText("")
         self.validate()
 
@@ -244,8 +255,10 @@ class RecipeEditor(QWidget):
             widget = box
         elif spec.type == "float":
             dbox = QDoubleSpinBox()
-            dbox.setDecimals(4)
+            dbox.setDecimals(decimals_for(spec))
             dbox.setRange(-1e9, 1e9)
+            if spec.min is not None and spec.max is not None:
+                dbox.setSingleStep(round((spec.max - spec.min) / 100, decimals_for(spec)) or 0.001)
             dbox.setValue(float(spec.default))
             dbox.valueChanged.connect(lambda _v: self.validate())
             widget = dbox

@@ -6,6 +6,7 @@ back as an event or a future callback — nothing here waits.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,6 +126,14 @@ class RunControl(QWidget):
             self.start_lot.emit(path, self.parts.value())
             return
         self._command(name)
+
+    def select(self, path: Path) -> None:
+        """Show ``path`` as the chosen recipe (the lot running is the one named)."""
+        wanted = os.path.abspath(path)  # no filesystem access on the GUI thread
+        for index in range(self.recipe.count()):
+            if os.path.abspath(self.recipe.itemData(index)) == wanted:
+                self.recipe.setCurrentIndex(index)
+                return
 
     def set_allowed(self, allowed: set[str]) -> None:
         """Enable only the commands the cell accepts now (from ``cell.state`` events)."""

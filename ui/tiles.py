@@ -2,13 +2,69 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
+from typing import Any
+
 from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from microfactory.cell import Cell, StationConfig
 from microfactory.events import Event, EventKind
 from ui.bridge import short
-from ui.theme import STATE_COLOURS, badge_style
+from ui.theme import SEVERITY_COLOURS, STATE_COLOURS, badge_style
+
+GRBL_STATES = {"Idle": "ready", "Run": "moving", "Hold": "feed hold", "Jog": "jogging", "Home": "homing",
+               "Alarm": "alarm (locked)", "Door": "door open", "Check": "check mode", "Sleep": "asleep"}
+RECENT_LINES = 200
+
+
+def _xyz(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(value) >= 3:
+        return " ".join(f"{axis} {float(v):.3f}" for axis, v in zip("XYZ", value, strict=False)) + " mm"
+    return ""
+
+
+def describe_status(data: Mapping[str, Any]) -> str:
+    """A station's live status report in the shop's words (units included), for its tile.
+
+    Grbl reports (``state``/``wpos``/``feed``/``spindle``) and wash reports (``phase``/``temperature_c``/
+    ``power_w``/``remaining_s``) are recognised; anything else is shown as ``name value`` pairs.
+    """
+    parts: list[str] = []
+    if "phase" in data:  # wash
+        parts.append(str(data["phase"]).lower())
+        if data.get("temperature_c") is not None:
+            parts.append(f"{float(data['temperature_c']):.1f} °C")
+        if data.get("power_w") is not None:
+            parts.append(f"{float(data['power_w']):.0f} W")
+        if data.get("remaining_s"):
+            parts.append(f"{float(data['remaining_s']):.0f} s left")
+        return " · ".join(parts)
+    if "wpos" in data or "mpos" in data:  # Grbl
+        state = str(data.get("state") or "")
+        parts.append(GRBL_STATES.get(state.split(":")[0], state))
+        position = _xyz(data.get("wpos")) or _xyz(data.get("mpos"))
+        if position:
+            parts.append(position)
+        if data.get("feed"):
+            parts.append(f"{float(data['feed']):.0f} mm/min")
+        if data.get("spindle"):
+            parts.append(f"S {float(data['spindle']):.0f}")
+        return " · ".join(parts)
+    plain = {k: v for k, v in data.items() if k != "state" and not isinstance(v, (dict, list))}
+    return " · ".join(f"{k} {v}" for k, v in list(plain.items())[:4])
 
 
 class StationTile(QFrame):
@@ -21,15 +77,18 @@ class StationTile(QFrame):
         self.setMinimumSize(260, 190)
         title = QLabel(config.label)
         title.setObjectName("tileTitle")
+        title.setWordWrap(True)
         self.kind = QLabel(f"{config.kind} · {config.id}" + (" · simulated" if config.simulated else ""))
         self.state = QLabel("offline")
         self.state.setObjectName("stateBadge")
         self.state.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.part = QLabel("part: —")
+        self.part.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
         self.detail = QLabel("")
+        self.detail.setWordWrap(True)
         self.alarm = QLabel("")
         self.alarm.setWordWrap(True)
         self.alarm.setStyleSheet("color: #c62828; font-weight: 600;")
@@ -62,8 +121,7 @@ class StationTile(QFrame):
                 else f"{done}/{total}"
             self.progress.setFormat(text + (f" · {rem:.0f} s left" if rem is not None else ""))
         elif kind == EventKind.STATION_STATUS:
-            fields = {k: v for k, v in event.data.items() if not isinstance(v, (dict, list))}
-            self.detail.setText(short(" ".join(f"{k}={v}" for k, v in list(fields.items())[:4]), 60))
+            self.detail.setText(short(describe_status(event.data), 120))
         elif kind == EventKind.ALARM:
             text = f"⚠ {event.get('text', '')}"
             if event.get("recovery"):
@@ -72,12 +130,12 @@ class StationTile(QFrame):
         elif kind == EventKind.STEP:
             phase = event.get("phase")
             if phase == "intent":
-                self.part.setText(f"part: {event.get('part')} · {event.get('step')}")
+                self.part.setText(f"part: {event.get('part')}\nstep: {event.get('step')}")
                 self.progress.setValue(0)
                 self.progress.setFormat("")
             elif phase in ("done", "failed"):
                 verdict = event.get("verdict")
-                self.part.setText(f"last: {event.get('part')} · {event.get('step')} · "
+                self.part.setText(f"last: {event.get('part')}\nstep: {event.get('step')} · "
                                   f"{verdict or ('ok' if event.get('ok') else 'failed')}")
                 self.progress.setValue(1000 if event.get("ok") else self.progress.value())
 
@@ -105,12 +163,43 @@ class CellOverview(QWidget):
             tile = StationTile(config)
             self.tiles[config.id] = tile
             grid.addWidget(tile, index // columns, index % columns)
+        self.recent = QListWidget()
+        self.recent.setObjectName("recent")
+        self.recent.setToolTip("What the cell did lately, newest first")
         box = QVBoxLayout(self)
         box.addLayout(header)
         box.addLayout(grid)
-        box.addStretch(1)
+        box.addWidget(QLabel("Recent activity"))
+        box.addWidget(self.recent, 1)
+
+    def _note(self, text: str, colour: str | None = None) -> None:
+        item = QListWidgetItem(f"{time.strftime('%H:%M:%S')}  {text}")
+        if colour:
+            item.setForeground(QColor(colour))
+        self.recent.insertItem(0, item)
+        while self.recent.count() > RECENT_LINES:
+            self.recent.takeItem(self.recent.count() - 1)
+
+    def _record(self, event: Event) -> None:
+        """One line per finished step, alarm, prompt and lot change (never per status report)."""
+        kind = event.kind
+        if kind == EventKind.STEP and event.get("phase") in ("done", "failed"):
+            verdict = event.get("verdict") or ("ok" if event.get("ok") else "failed")
+            colour = None if event.get("ok") and verdict in ("ok", "pass") else SEVERITY_COLOURS["warning"]
+            self._note(f"{event.source}: {event.get('step')} of {event.get('part')} — {verdict}", colour)
+        elif kind == EventKind.ALARM:
+            severity = str(event.get("severity") or "error")
+            self._note(f"{event.source}: ALARM {event.get('text', '')}",
+                       SEVERITY_COLOURS.get(severity, SEVERITY_COLOURS["error"]))
+        elif kind == EventKind.ALARM_CLEARED:
+            self._note(f"{event.source}: alarm cleared")
+        elif kind == EventKind.PROMPT:
+            self._note(f"operator asked: {event.get('text')}", SEVERITY_COLOURS["info"])
+        elif kind == EventKind.LOT and event.get("phase") in ("started", "done", "aborted", "stopped"):
+            self._note(f"lot {event.get('lot', '')} {event.get('phase')}")
 
     def apply(self, event: Event) -> None:
+        self._record(event)
         if event.kind == EventKind.LOT:
             total = event.get("total") or 0
             passed, scrapped = event.get("passed", 0) or 0, event.get("scrapped", 0) or 0

@@ -14,6 +14,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QImage, QPixmap
 from PyQt6.QtWidgets import (
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QSplitter,
     QTableWidget,
@@ -43,7 +44,12 @@ class VisionView(QWidget):
         self.caption = QLabel("")
         self.caption.setWordWrap(True)
         self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["feature", "measured", "nominal", "tolerance", "verdict"])
+        self.table.setHorizontalHeaderLabels(["feature", "measured mm", "nominal mm", "± mm", "verdict"])
+        header = self.table.horizontalHeader()
+        assert header is not None
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.defects = QLabel("")
         self.defects.setWordWrap(True)
         side = QWidget()
@@ -55,7 +61,7 @@ class VisionView(QWidget):
         split = QSplitter()
         split.addWidget(self.picture)
         split.addWidget(side)
-        split.setSizes([900, 500])
+        split.setSizes([820, 580])
         box = QHBoxLayout(self)
         box.addWidget(split)
         self.image_loaded.connect(self._show_image)

@@ -63,7 +63,7 @@ def test_out_of_bounds_parameter_shows_an_error_and_refuses_saving(qtbot, tmp_pa
     name, spec = next((n, s) for n, s in editor.specs.items() if s.max is not None)
     too_big = spec.max * 10 if spec.type == "float" else int(spec.max * 10)
     editor.fields[name].setValue(too_big)  # type: ignore[attr-defined]
-    assert "above the maximum" in editor.errors[name].text()
+    assert "above its maximum" in editor.errors[name].text()
     assert not editor.save_button.isEnabled()
     editor.save(release=False)
     assert "Not saved" in editor.problems.text()
@@ -99,8 +99,60 @@ def test_an_injected_alarm_shows_and_reset_recovers(window, qtbot) -> None:  # t
     qtbot.waitUntil(lambda: window.alarms.table.rowCount() > before, timeout=20_000)
     assert window.overview.tiles["mill"].state.text() == "ALARM"
     assert window.overview.tiles["mill"].alarm.text()
-    station = window.controller.stations["mill"]
-    window.engine.call(station.reset())
-    qtbot.waitUntil(lambda: window.overview.tiles["mill"].state.text() in ("IDLE", "ALARM"), timeout=20_000)
+    # the operator's recovery: Manual mode, then Unlock ($X) on the mill (reset first: Grbl ignores
+    # everything after a hard-limit alarm until it is reset; the simulated mill has no homing switches)
+    manual = window.manual
+    manual.mode_button.click()
+    qtbot.waitUntil(lambda: "manual" in window.mode.text().lower(), timeout=20_000)
+    manual.grbl.setCurrentText("mill")
+    unlock = next(b for b in manual.findChildren(type(window.estop)) if b.text().startswith("Unlock"))
+    qtbot.waitUntil(unlock.isEnabled, timeout=5_000)
+    unlock.click()
+    qtbot.waitUntil(lambda: manual.message.text().endswith(("done", "failed", ")")) and
+                    "…" not in manual.message.text(), timeout=30_000)
+    assert manual.message.text() == "mill: unlock: done", manual.message.text()
+    qtbot.waitUntil(lambda: window.overview.tiles["mill"].state.text() == "IDLE", timeout=20_000)
+    recent = [window.overview.recent.item(i).text() for i in range(window.overview.recent.count())]
+    assert any("mill: ALARM" in line for line in recent), recent
     window.alarms.acknowledge_all()
     assert window.alarms.unacknowledged == 0
+
+
+def test_closing_the_window_stops_a_running_lot_and_the_stations(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    states: list[str] = []
+    window.engine.subscribe(lambda e: states.append(str(e.get("state"))), ["cell.state"])
+    window.simulated_operator = True
+    window.start_lot(RECIPE, 3)
+    qtbot.waitUntil(lambda: window.cell_state.text() == "EXECUTE", timeout=20_000)
+    with qtbot.waitSignal(window.closed, timeout=60_000):
+        window.close()  # returns at once; the shutdown runs on a worker thread
+    assert window.lot_future is not None and window.lot_future.done()
+    assert states[-1].lower() in ("stopped", "aborted"), states
+
+
+def test_status_reports_are_coalesced_per_station(qtbot) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from microfactory.events import Event, EventKind
+    from ui.bridge import EngineBridge
+
+    bridge = EngineBridge(status_hz=20.0)
+    got: list[Event] = []
+    bridge.engine_event.connect(lambda e, _t: got.append(e))
+
+    def flood() -> None:  # 16 stations × 50 reports from a foreign thread, then one step event
+        for n in range(50):
+            for s in range(16):
+                bridge.on_event(Event(EventKind.STATION_STATUS, f"s{s}", {"n": n}))
+        bridge.on_event(Event(EventKind.STEP, "s0", {"phase": "done"}))
+
+    thread = threading.Thread(target=flood)
+    thread.start()
+    thread.join(10)
+    qtbot.waitUntil(lambda: any(e.kind == EventKind.STEP for e in got), timeout=5_000)
+    qtbot.waitUntil(lambda: {e.source for e in got if e.kind == EventKind.STATION_STATUS} ==
+                    {f"s{s}" for s in range(16)}, timeout=5_000)
+    statuses = [e for e in got if e.kind == EventKind.STATION_STATUS]
+    assert len(statuses) < 16 * 50 / 4  # coalesced, not one signal per report
+    assert all(e.data["n"] == 49 for e in statuses[-16:])  # the newest report of each station wins
+    bridge.close()
