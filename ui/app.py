@@ -182,7 +182,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(str(exc))  # type: ignore[union-attr]
             return
         self.lot_future.add_done_callback(lambda f: self._report(f, "lot"))
-        self.run_control.select(path)
+        self.run_control.select(path, f"{procedure.name} (v{procedure.version})")
         self.statusBar().showMessage(f"lot of {parts} × {procedure.name} started")  # type: ignore[union-attr]
 
     def answer(self, prompt_id: str, choice: str) -> None:

@@ -40,7 +40,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
                   "use `microfactory demo` for the headless lot.", file=sys.stderr)
             return 2
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
-    from PyQt6.QtCore import QTimer
+    from PyQt6.QtCore import QMetaObject, Qt, QTimer
     from PyQt6.QtGui import QImage
     from PyQt6.QtWidgets import QApplication
 
@@ -53,6 +53,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     window = MainWindow(cell, speed=speed, db=args.db, recipes_dir=Path(args.recipe).resolve().parent,
                         simulated_operator=args.demo)
     window.tabs.setCurrentIndex(TAB_NAMES.index(args.tab))
+    window.recipes.refresh_list(select=Path(args.recipe))
     window.show()
     window.start_engine()
     if args.demo:
@@ -68,7 +69,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 if not image.save(str(out)):
                     exit_code[0] = 1
-                QTimer.singleShot(0, window.close)
+                QMetaObject.invokeMethod(window, "close", Qt.ConnectionType.QueuedConnection)
 
             threading.Thread(target=save, daemon=True).start()
 

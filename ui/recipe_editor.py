@@ -9,6 +9,7 @@ A value outside a parameter's bounds shows its error next to the field and savin
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -38,7 +39,8 @@ from PyQt6.QtWidgets import (
 
 from microfactory import yamlfile
 from microfactory.cell import Cell
-from microfactory.recipe import load_recipe, validate_recipe
+from microfactory.errors import MicrofactoryError
+from microfactory.recipe import compile_recipe, load_recipe, validate_recipe
 from microfactory.recipe.parameters import ParameterSpec, ParameterValueError
 
 ROLES = ("Operator", "Engineer")
@@ -66,6 +68,11 @@ def decimals_for(spec: ParameterSpec) -> int:
     """Decimals a float field shows: 3 for small quantities (a 0.05 mm depth), 1 for large ones (feeds)."""
     numbers = [abs(float(x)) for x in (spec.min, spec.max, spec.default) if isinstance(x, (int, float))]
     return 3 if max(numbers, default=1.0) < 10 else 1
+
+
+def base(path: Path) -> str:
+    """The recipe a file is a version of: ``watch-plate-v1.2.yaml`` → ``watch-plate``."""
+    return re.sub(r"-v\d+(\.\d+)*$", "", path.stem)
 
 
 def save_version(source: Path, values: dict[str, Any], *, release: bool, author: str = "") -> Path:
@@ -193,8 +200,14 @@ class RecipeEditor(QWidget):
             self.recipe.addItem(path.name, path)
             self.diff_with.addItem(path.name, path)
         self.recipe.blockSignals(False)
-        index = self.recipe.findData(select) if select is not None else 0
+        index = next((i for i, p in enumerate(paths) if select is not None
+                      and os.path.abspath(p) == os.path.abspath(select)), 0)
         self.recipe.setCurrentIndex(max(index, 0))
+        if paths:
+            current = paths[max(index, 0)]
+            sibling = next((i for i, p in enumerate(paths)
+                            if p != current and base(p) == base(current)), None)
+            self.diff_with.setCurrentIndex(sibling if sibling is not None else max(index, 0))
         if self.recipe.count():
             self.open(self.recipe.currentData())
 
@@ -202,9 +215,20 @@ class RecipeEditor(QWidget):
         if path is None:
             return
         self.path = path
-        self._in_worker(lambda: load_recipe(path), self._show)
+        self._in_worker(lambda: self._load(path), self._show)
 
-    def _show(self, recipe: Any) -> None:
+    def _load(self, path: Path) -> Any:
+        """(recipe, station per step) — the stations the core resolves on this cell, by kind and
+        capability; a recipe that does not compile still opens (its problems show under the form)."""
+        recipe = load_recipe(path)
+        try:
+            stations = {st.id: st.station for st in compile_recipe(recipe, self.cell).steps}
+        except MicrofactoryError:
+            stations = {}
+        return recipe, stations
+
+    def _show(self, loaded: Any) -> None:
+        recipe, stations = loaded if isinstance(loaded, tuple) else (loaded, {})
         if not isinstance(recipe, Exception) and recipe.path != self.path:
             return  # a slower load of a recipe the operator has already left
         while self.form.rowCount():
@@ -235,7 +259,7 @@ class RecipeEditor(QWidget):
         self.steps.setRowCount(len(recipe.steps))
         for row_index, step in enumerate(recipe.steps):
             kind = next((k for k in STEP_KINDS if getattr(step, k) is not None), "?")
-            values = (step.id, kind, step.station or "(by capability)",
+            values = (step.id, kind, step.station or stations.get(step.id) or "—",
                       step.on_pass or recipe.next_step(row_index), step.on_fail or "scrap",
                       str(step.max_rework))
             for col, value in enumerate(values):

@@ -127,13 +127,16 @@ class RunControl(QWidget):
             return
         self._command(name)
 
-    def select(self, path: Path) -> None:
-        """Show ``path`` as the chosen recipe (the lot running is the one named)."""
+    def select(self, path: Path, label: str) -> None:
+        """Show ``path`` as the chosen recipe, so the recipe named is the lot running; a recipe started
+        from elsewhere (the demo, a script) is not in the released list: it is added, marked so."""
         wanted = os.path.abspath(path)  # no filesystem access on the GUI thread
         for index in range(self.recipe.count()):
             if os.path.abspath(self.recipe.itemData(index)) == wanted:
                 self.recipe.setCurrentIndex(index)
                 return
+        self.recipe.addItem(f"{label} — not released", Path(path))
+        self.recipe.setCurrentIndex(self.recipe.count() - 1)
 
     def set_allowed(self, allowed: set[str]) -> None:
         """Enable only the commands the cell accepts now (from ``cell.state`` events)."""

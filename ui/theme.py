@@ -27,6 +27,9 @@ QFrame#tile { border: 2px solid #bdbdbd; border-radius: 8px; background: #fafafa
 QLabel#tileTitle { font-size: 18px; font-weight: 700; }
 QLabel#stateBadge { color: white; font-weight: 700; border-radius: 6px; padding: 4px 10px; font-size: 15px; }
 QLabel#cellState { color: white; font-weight: 800; border-radius: 6px; padding: 6px 14px; font-size: 20px; }
+QProgressBar { border: 1px solid #9e9e9e; border-radius: 4px; background: #ffffff; color: #111111;
+               text-align: center; font-weight: 600; min-height: 24px; }
+QProgressBar::chunk { background: #90caf9; border-radius: 3px; }
 QFrame#banner { background: #fff3cd; border: 2px solid #ef8f00; border-radius: 8px; }
 """
 

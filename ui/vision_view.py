@@ -7,6 +7,7 @@ The annotated PNG is read into a ``QImage`` on a worker thread (``QImage`` is sa
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -25,6 +26,7 @@ from PyQt6.QtWidgets import (
 
 from microfactory.events import Event, EventKind
 
+log = logging.getLogger("ui.vision")
 PASS, FAIL = QColor("#2e7d32"), QColor("#c62828")
 
 
@@ -106,8 +108,13 @@ class VisionView(QWidget):
 
     def _load(self, path: str, sha256: str) -> None:
         image = QImage(path)
-        if not image.isNull():
+        if image.isNull():
+            log.warning("annotated image %s could not be read", path)
+            return
+        try:
             self.image_loaded.emit(image, sha256)
+        except RuntimeError:  # the window closed while the file was being read: nothing to show it on
+            log.debug("vision view closed before %s was shown", path)
 
     def _show_image(self, image: QImage, sha256: str) -> None:
         pixmap = QPixmap.fromImage(image).scaled(self.picture.size(), Qt.AspectRatioMode.KeepAspectRatio,
