@@ -38,9 +38,12 @@ class ChartsView(QWidget):
         pg.setConfigOptions(antialias=True, background="w", foreground="k")
         self.cycle = pg.PlotWidget(title="Cycle time per part (s)")
         self.yield_plot = pg.PlotWidget(title="Yield (%)")
-        self.energy = pg.PlotWidget(title="Energy per station (Wh)")
-        self.xbar = pg.PlotWidget(title="X̄ (mm)")
+        self.energy = pg.PlotWidget(title="Energy per finished part, by station (Wh)")
+        self.xbar = pg.PlotWidget(title=f"X̄ (mm), subgroups of {SUBGROUP}")
         self.range = pg.PlotWidget(title="R (mm)")
+        for plot, label in ((self.cycle, "part"), (self.yield_plot, "part"), (self.xbar, "subgroup"),
+                            (self.range, "subgroup")):
+            plot.setLabel("bottom", label)
         self.feature = QComboBox()
         self.feature.currentTextChanged.connect(lambda _t: self._draw_spc())
         self.cycle_curve = self.cycle.plot(pen=pg.mkPen("#1565c0", width=2), symbol="o", symbolSize=6)
@@ -77,12 +80,10 @@ class ChartsView(QWidget):
                 self.cycle_curve.setData(np.arange(1, len(self.cycle_times) + 1), self.cycle_times)
                 good = np.cumsum(self.finished) / np.arange(1, len(self.finished) + 1) * 100
                 self.yield_curve.setData(np.arange(1, len(good) + 1), good)
+                self._draw_energy()
         elif event.kind == EventKind.ENERGY:
-            self.joules[event.source] = float(event.get("joules") or 0.0)
-            names = sorted(self.joules)
-            self.energy_bars.setOpts(x=np.arange(len(names)), height=[self.joules[n] / 3600 for n in names])
-            axis = self.energy.getAxis("bottom")
-            axis.setTicks([list(enumerate(names))])
+            self.joules[event.source] = float(event.get("joules") or 0.0)  # the station's total so far
+            self._draw_energy()
         elif event.kind == EventKind.STEP and event.get("phase") in ("done", "failed"):
             measurements = (event.get("data") or {}).get("measurements")
             if isinstance(measurements, dict):
@@ -94,6 +95,15 @@ class ChartsView(QWidget):
                         self.samples[name].append(float(feature["measured"]))
                 self._draw_spc()
 
+    def _draw_energy(self) -> None:
+        """Each station's energy so far divided by the parts finished so far (the lot's total before
+        the first part finishes)."""
+        names = sorted(self.joules)
+        parts = max(len(self.cycle_times), 1)
+        self.energy_bars.setOpts(x=np.arange(len(names)),
+                                 height=[self.joules[n] / 3600 / parts for n in names])
+        self.energy.getAxis("bottom").setTicks([list(enumerate(names))])
+
     def _draw_spc(self) -> None:
         values = self.samples.get(self.feature.currentText(), [])
         limits = xbar_r_limits(values)
@@ -101,9 +111,14 @@ class ChartsView(QWidget):
         self.range.clear()
         if limits is None:
             return
-        x = np.arange(1, len(limits["xbar"]) + 1)  # type: ignore[arg-type]
-        self.xbar.plot(x, limits["xbar"], pen=pg.mkPen("#1565c0", width=2), symbol="o")
-        self.range.plot(x, limits["r"], pen=pg.mkPen("#1565c0", width=2), symbol="o")
+        xbar, rng = np.asarray(limits["xbar"]), np.asarray(limits["r"])
+        x = np.arange(1, len(xbar) + 1)
+        out_x = (xbar > float(limits["ucl"])) | (xbar < float(limits["lcl"]))
+        out_r = (rng > float(limits["r_ucl"])) | (rng < float(limits["r_lcl"]))
+        for plot, y, out in ((self.xbar, xbar, out_x), (self.range, rng, out_r)):
+            brushes = [pg.mkBrush("#c62828" if o else "#1565c0") for o in out]  # red: out of control
+            plot.plot(x, y, pen=pg.mkPen("#1565c0", width=2), symbol="o", symbolBrush=brushes)
+            plot.getAxis("bottom").setTickSpacing(max(1, len(x) // 10), 1)
         for plot, keys in ((self.xbar, ("center", "ucl", "lcl")), (self.range, ("rbar", "r_ucl", "r_lcl"))):
             for key in keys:
                 style = pg.mkPen("#c62828", width=1, style=pg.QtCore.Qt.PenStyle.DashLine) \

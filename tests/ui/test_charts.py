@@ -1,0 +1,35 @@
+"""Charts: SPC limits are the Shewhart ones; energy is shown per finished part."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from microfactory.events import Event, EventKind
+
+
+def test_xbar_r_limits_use_the_subgroup_of_five_constants() -> None:
+    from ui.charts import xbar_r_limits
+
+    values = [10.0, 10.2, 9.8, 10.1, 9.9] * 4
+    limits = xbar_r_limits(values)
+    assert limits is not None
+    assert float(limits["center"]) == pytest.approx(10.0)
+    assert float(limits["rbar"]) == pytest.approx(0.4)
+    assert float(limits["ucl"]) == pytest.approx(10.0 + 0.577 * 0.4)
+    assert float(limits["r_ucl"]) == pytest.approx(2.114 * 0.4)
+    assert xbar_r_limits(values[:9]) is None  # one subgroup: no limits yet
+
+
+def test_energy_bars_are_per_finished_part(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from ui.charts import ChartsView
+
+    view = ChartsView()
+    qtbot.addWidget(view)
+    view.apply(Event(EventKind.ENERGY, "wash", {"joules": 7200.0}))
+    for n, t in enumerate((0.0, 10.0)):
+        view.apply(Event(EventKind.PART, "cell", {"part": f"p{n}", "state": "queued"}, t=t))
+        view.apply(Event(EventKind.PART, "cell", {"part": f"p{n}", "state": "passed"}, t=t + 30.0))
+    heights = np.asarray(view.energy_bars.opts["height"])
+    assert heights.tolist() == pytest.approx([1.0])  # 2 Wh over 2 parts
+    assert view.cycle_times == [30.0, 30.0]
