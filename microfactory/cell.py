@@ -219,5 +219,17 @@ def _option_problems(cell: Cell, doc: yamlfile.Located) -> list[tuple[SourceLoca
         except ValidationError as exc:
             for err in exc.errors():
                 loc = tuple(p for p in err["loc"] if isinstance(p, (str, int)))
-                problems.append((doc.locate(("stations", index, "options", *loc)), str(err["msg"])))
+                where = doc.locate(("stations", index, "options", *loc))
+                problems.append((_at_option_key(doc, index, loc, where), str(err["msg"])))
     return problems
+
+
+def _at_option_key(doc: yamlfile.Located, index: int, loc: tuple[str | int, ...],
+                   where: SourceLocation) -> SourceLocation:
+    """Point at the option's key (``stop_on_eror:``) rather than its value: the key is what is wrong."""
+    try:
+        options = doc.root["stations"][index]["options"]
+        line, column = options.lc.key(loc[0])
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return where
+    return SourceLocation(where.file, line + 1, column + 1, where.field)

@@ -57,9 +57,8 @@ def estimate_s(step: StepRequest, config: StationConfig) -> float:
     return float(checked.estimate_s or 0.0) if checked is not None else 0.0
 
 
-
 KIND = StationKind(name="grbl", station_class=GrblStation, capabilities=capabilities, check=check,
                    estimate_s=estimate_s, options=GrblOptions,
                    description="Grbl 1.1 laser cutter or mill over serial")
 
-__all__ = ["KIND", "GrblStation", "capabilities", "check", "estimate_s"]
+__all__ = ["KIND", "GrblOptions", "GrblStation", "capabilities", "check", "estimate_s"]

@@ -44,6 +44,7 @@ from stations.grbl.codec import (
 )
 from stations.grbl.codes import describe_alarm, describe_error, needs_rehome
 from stations.grbl.laser import check_laser_program
+from stations.grbl.options import GrblOptions
 from stations.grbl.poller import StatusPoller
 from stations.grbl.program import CheckedProgram, check_program
 from stations.grbl.settings import GrblSettings, refuse_if_inconsistent
@@ -57,9 +58,8 @@ FEED_HOLD, CYCLE_START, JOG_CANCEL = b"!", b"~", b"\x85"
 class GrblStation(Station):
     """A Grbl 1.1 machine (laser cutter when ``limits.laser``, else a mill).
 
-    Options (cell file ``options:``): ``poll_hz`` (5–20, default 10), ``send_response`` (stream
-    send-response instead of character counting), ``stop_on_error`` (default true),
-    ``reset_on_connect`` (default true), ``auto_reconnect`` (default true).
+    Options (cell file ``options:``) are :class:`~stations.grbl.options.GrblOptions`, validated when the
+    cell loads and again here (an unknown or out-of-range key raises ``ConfigError``).
     """
 
     kind = "grbl"
@@ -67,12 +67,12 @@ class GrblStation(Station):
     def __init__(self, config: StationConfig, *, bus: EventBus, clock: Clock, port: PortHandle,
                  check_cell_limits: bool = True) -> None:
         super().__init__(config, bus=bus, clock=clock, port=port)
-        opts = config.options
-        self.poll_hz = float(opts.get("poll_hz", 10.0))
-        self.stream_mode = StreamMode.RESPOND if opts.get("send_response") else StreamMode.COUNT
-        self.stop_on_error = bool(opts.get("stop_on_error", True))
-        self.reset_on_connect = bool(opts.get("reset_on_connect", True))
-        self.auto_reconnect = bool(opts.get("auto_reconnect", True))
+        self.options = opts = GrblOptions.of(config.options, station=config.id)
+        self.poll_hz = opts.poll_hz
+        self.stream_mode = StreamMode.RESPOND if opts.send_response else StreamMode.COUNT
+        self.stop_on_error = opts.stop_on_error
+        self.reset_on_connect = opts.reset_on_connect
+        self.auto_reconnect = opts.auto_reconnect
         self.check_cell_limits = check_cell_limits
         self.transport = LineTransport(port.resolve, baud=config.baud, name=config.id, trace=port.trace,
                                        on_link=self._on_link)

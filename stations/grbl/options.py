@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from microfactory.errors import ConfigError, SourceLocation
 
 
 class GrblOptions(BaseModel):
@@ -15,3 +20,18 @@ class GrblOptions(BaseModel):
     stop_on_error: bool = Field(default=True, description="stop streaming at the first error:N")
     reset_on_connect: bool = Field(default=True, description="soft reset on connect for a fresh banner")
     auto_reconnect: bool = Field(default=True, description="reconnect by identity when the link drops")
+    progress_every: int = Field(default=0, ge=0, description="publish progress every N answered lines "
+                                "(0: about ten times a second); fewer events leave the link more host time")
+    sleep_on_standby: bool = Field(default=True, description="standby sends $SLP (spindle, laser and "
+                                   "steppers off); waking soft-resets and unlocks")
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any], *, station: str = "") -> GrblOptions:
+        """Validate a station's ``options:`` map; raise :class:`ConfigError` naming each bad key."""
+        try:
+            return cls.model_validate(dict(options))
+        except ValidationError as exc:
+            problems = [(SourceLocation("<cell>", field=f"stations.{station}.options."
+                                        + ".".join(str(p) for p in err["loc"])), str(err["msg"]))
+                        for err in exc.errors()]
+            raise ConfigError(problems, hint="see the grbl options in docs/cells.md") from None
