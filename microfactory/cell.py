@@ -63,6 +63,7 @@ class Limits(_Strict):
     accel_mm_s2: float | None = Field(default=None, gt=0, description="mm/s²")
     max_spindle: float | None = Field(default=None, gt=0, description="S units: rpm (mill) or power (laser)")
     laser: bool = False
+    allow_reverse_spindle: bool = Field(default=False, description="mill may run M4 (left-hand tools)")
 
 
 class Timeouts(_Strict):

@@ -40,7 +40,9 @@ class MachineLimits:
     ``max_feed_mm_min`` caps F (mm/min); ``max_rapid_mm_min`` is the G0 rate used for the time estimate
     (defaults to the max feed); ``accel_mm_s2`` (mm/s²) refines the estimate; ``max_spindle`` caps S
     (rpm on a mill, power units 0..$30 on a laser); ``laser`` says the station runs Grbl laser mode
-    ($32=1); ``work_offsets`` maps ``"G54"``..``"G59"`` to the offset of that work coordinate system
+    ($32=1); ``allow_reverse_spindle`` lets a mill run M4 (left-hand tools; refused by default because an
+    M4 on a mill usually means a laser program sent to the wrong station); ``work_offsets`` maps
+    ``"G54"``..``"G59"`` to the offset of that work coordinate system
     in mm (machine position = work position + offset), as ``$#`` reports them.
     """
 
@@ -51,6 +53,7 @@ class MachineLimits:
     max_spindle: float | None = None
     laser: bool = False
     max_line_length: int = 80
+    allow_reverse_spindle: bool = False
     work_offsets: Mapping[str, Vec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -87,4 +90,5 @@ class MachineLimits:
         assert env is not None and limits.max_feed_mm_min is not None
         return cls(Envelope(tuple(env.x), tuple(env.y), tuple(env.z)),  # type: ignore[arg-type]
                    limits.max_feed_mm_min, limits.max_rapid_mm_min, limits.accel_mm_s2,
-                   limits.max_spindle, limits.laser, work_offsets=dict(work_offsets or {}))
+                   limits.max_spindle, limits.laser, work_offsets=dict(work_offsets or {}),
+                   allow_reverse_spindle=limits.allow_reverse_spindle)

@@ -12,8 +12,9 @@ Policy decisions (beyond what Grbl itself refuses):
   where it is, but a relative move, arc, G92 or G28.1 that needs it is refused (code ``position``).
 - Laser station (``laser=True``): S is power (0..``max_spindle``); M3 and M4 are allowed; a G4 dwell
   while the laser is on at constant power (M3, S>0) is refused (``power``): it burns a spot.
-- Mill (``laser=False``): M4 is refused (``spindle``): our spindles run clockwise and an M4 in a
-  program means it was written for a laser.
+- Mill (``laser=False``): M4 is refused (``spindle``) unless the station's limits set
+  ``allow_reverse_spindle`` (shops running left-hand tools): by default an M4 in a mill program most
+  likely means it was written for a laser.
 """
 
 from __future__ import annotations
@@ -200,9 +201,11 @@ class _Checker:
         self.s.speed = value
 
     def spindle(self, code: str, column: int) -> None:
-        if code == "M4" and not self.limits.laser:
+        if code == "M4" and not self.limits.laser and not self.limits.allow_reverse_spindle:
             self.problem(column, "spindle", "M4 (spindle counter-clockwise / laser dynamic power) on a "
-                         "station without a laser: this program looks written for a laser; mills here run M3")
+                         "station without a laser: this program looks written for a laser; mills here run "
+                         "M3 (for left-hand tools set limits: allow_reverse_spindle: true on this station "
+                         "in the cell file)")
         self.s.spindle = code
 
     def dwell(self, b: ParsedBlock) -> None:

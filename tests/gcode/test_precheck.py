@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
+from microfactory.cell import Limits
 from microfactory.errors import SafetyRefusal
 from microfactory.gcode import Envelope, MachineLimits, ModalState, precheck, precheck_file
 
@@ -157,6 +159,24 @@ def test_spindle_and_laser_policy() -> None:
     assert codes(HOME + "M3 S500\nG4 P0.5\n", LASER) == [(3, "power")]
     assert codes(HOME + "M3 S500\nG4 P0.5\n", MILL) == []
     assert codes(HOME + "M4 S500\nG4 P0.5\n", LASER) == []
+
+
+def test_reverse_spindle_on_a_mill_only_when_the_station_allows_it() -> None:
+    refused = precheck(HOME + "M4 S100\nG1 X10 F100\nM5\n", MILL)
+    assert [(p.line, p.code, p.column) for p in refused.problems] == [(2, "spindle", 1)]
+    assert "allow_reverse_spindle: true" in refused.problems[0].text
+    left_hand = replace(MILL, allow_reverse_spindle=True)
+    allowed = precheck(HOME + "M4 S100\nG1 X10 F100\nM5\n", left_hand)
+    assert allowed.ok and allowed.final_state.spindle == "M5"
+    assert codes(HOME + "M4 S12000\n", left_hand) == [(2, "power")]  # S is still capped
+
+
+def test_cell_file_limits_carry_reverse_spindle() -> None:
+    limits = Limits.model_validate({"envelope": {"x": [0, 10], "y": [0, 10], "z": [-5, 0]},
+                                    "max_feed_mm_min": 500, "allow_reverse_spindle": True})
+    assert MachineLimits.from_config(limits).allow_reverse_spindle
+    assert not MachineLimits.from_config(limits.model_copy(update={"allow_reverse_spindle": False})
+                                         ).allow_reverse_spindle
 
 
 def test_grammar_problems() -> None:
