@@ -9,7 +9,7 @@ from microfactory.cell import StationConfig
 from microfactory.errors import SafetyRefusal
 from microfactory.gcode import MachineLimits
 from microfactory.station import StationKind, StepRequest
-from stations.grbl.driver import ACTIONS, GrblStation, jog_as_motion
+from stations.grbl.driver import ACTIONS, GrblStation, jog_as_motion, resume_problems
 from stations.grbl.laser import check_laser_program
 from stations.grbl.options import GrblOptions
 from stations.grbl.program import CheckedProgram, check_program
@@ -41,6 +41,12 @@ def check(step: StepRequest, config: StationConfig) -> list[str]:
     """The pre-check without a station: problems as "file:line: text" (empty when the step may run)."""
     if step.action not in ACTIONS:
         return [f"unknown action {step.action!r} for a Grbl station (known: {', '.join(sorted(ACTIONS))})"]
+    if step.action == "gcode":
+        program = step.params.get("program", [])
+        problems = resume_problems(step.params.get("resume_from"), program if isinstance(program, str)
+                                   else list(program))
+        if problems:
+            return problems
     try:
         checked = _checked(step, config)
     except SafetyRefusal as exc:

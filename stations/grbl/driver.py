@@ -47,6 +47,7 @@ from stations.grbl.laser import check_laser_program
 from stations.grbl.options import GrblOptions
 from stations.grbl.poller import StatusPoller
 from stations.grbl.program import CheckedProgram, check_program
+from stations.grbl.resume import program_lines, resume_program
 from stations.grbl.settings import GrblSettings, refuse_if_inconsistent
 from stations.grbl.streamer import ProgramLine, Streamer, StreamMode, StreamResult
 
@@ -246,8 +247,10 @@ class GrblStation(Station):
         """Problems with ``step`` ("file:line: text"); empty when it may run."""
         try:
             if step.action == "gcode":
-                return self.check_program(list(step.params.get("program", [])),
-                                          str(step.params.get("source", "program"))).problems
+                program = step.params.get("program", [])
+                program = program if isinstance(program, str) else list(program)
+                return (self.check_program(program, str(step.params.get("source", "program"))).problems
+                        + resume_problems(step.params.get("resume_from"), program))
             if step.action == "jog":
                 return self.check_program([jog_as_motion(str(step.params.get("jog", "")))], "jog",
                                           from_here=True).problems
@@ -260,7 +263,12 @@ class GrblStation(Station):
 
     # -- steps -------------------------------------------------------------------------------------
     async def run_step(self, step: StepRequest) -> StepResult:
-        """Run ``gcode``, ``home``, ``unlock``, ``jog`` or ``jog_cancel``."""
+        """Run ``gcode``, ``home``, ``unlock``, ``jog`` or ``jog_cancel``.
+
+        ``gcode`` params: ``program`` (lines or text), ``source`` (name for messages), ``resume_from``
+        (source line N, 1-based: restore the modal state of lines 1..N-1 without sending them, then send
+        N.. checked from the current position).
+        """
         if step.action not in ACTIONS:
             raise StateError(f"station {self.id!r}: unknown action {step.action!r}",
                              hint=f"use one of {', '.join(sorted(ACTIONS))}")
@@ -280,12 +288,41 @@ class GrblStation(Station):
     async def _step_gcode(self, step: StepRequest) -> dict[str, Any]:
         source = str(step.params.get("source", "program"))
         program = step.params.get("program", [])
-        checked = self.check_program(program if isinstance(program, str) else list(program), source)
+        program = program if isinstance(program, str) else list(program)
+        resume_from = step.params.get("resume_from")
+        if resume_from is None:
+            checked = self.check_program(program, source)
+        else:
+            self._require_ready(f"resume {source}")
+            checked = await self.check_resume(program, source, int(resume_from))
         checked.raise_for_problems()
         self._require_ready(f"run {source}")
         result = await self.stream(checked.lines, estimate_s=checked.estimate_s)
-        return {"lines": result.acknowledged, "elapsed_s": result.elapsed_s, "firmware": self.firmware,
-                "source": source, "estimate_s": checked.estimate_s}
+        data: dict[str, Any] = {"lines": result.acknowledged, "elapsed_s": result.elapsed_s,
+                                "firmware": self.firmware, "source": source, "estimate_s": checked.estimate_s}
+        if resume_from is not None:
+            data["resumed_from"] = int(resume_from)
+        return data
+
+    async def check_resume(self, program: list[str] | str, source: str, resume_from: int) -> CheckedProgram:
+        """The pre-checked lines that resume ``program`` at source line ``resume_from`` (1-based).
+
+        Lines before it are only pre-checked, for the modal state they leave; the preamble restoring that
+        state and the remaining lines are checked from the machine position read now (a fresh ``?``).
+        """
+        report = await self.poller.fresh(self.config.timeouts.status_s)
+        if report.mpos is None or len(report.mpos) < 3:
+            raise StateError(f"station {self.id!r}: the machine position is not known, cannot resume "
+                             f"{source} from line {resume_from}",
+                             hint="set $10 so status reports carry MPos or WCO, or home the machine")
+        offsets = {k: (v[0], v[1], v[2]) for k, v in self.offsets.items() if k.startswith("G5")}
+        checked = resume_program(program, self.machine_limits(), source=source, resume_from=resume_from,
+                                 position=(report.mpos[0], report.mpos[1], report.mpos[2]),
+                                 machine_offsets=offsets)
+        if self.config.limits.laser:
+            checked.problems += check_laser_program(checked.lines, spindle_max=self.settings.spindle_max,
+                                                    cell_max=self.config.limits.max_spindle)
+        return checked
 
     async def stream(self, lines: list[ProgramLine], *, estimate_s: float | None = None,
                      mode: StreamMode | None = None) -> StreamResult:
@@ -481,6 +518,16 @@ class GrblStation(Station):
         await self.poller.stop()
         await self.channel.stop()
         await self.transport.close()
+
+
+def resume_problems(resume_from: object, program: list[str] | str) -> list[str]:
+    """Problems with a ``gcode`` step's ``resume_from`` (a source line number, 1-based); empty if fine."""
+    if resume_from is None:
+        return []
+    total = len(program_lines(program))
+    if isinstance(resume_from, bool) or not isinstance(resume_from, int) or not 1 <= resume_from <= total:
+        return [f"resume_from={resume_from!r} is not a line of the program (give 1..{total})"]
+    return []
 
 
 def jog_as_motion(jog: str) -> str:

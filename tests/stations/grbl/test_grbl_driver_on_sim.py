@@ -12,6 +12,7 @@ from test_grbl_scripted import BANNER, IDLE, handshake
 from microfactory import registry
 from microfactory.cell import StationConfig
 from microfactory.clock import ScaledClock
+from microfactory.errors import SafetyRefusal, StationFault
 from microfactory.events import EventBus, EventRecorder
 from microfactory.station import PortHandle, StationState, StepRequest
 from microfactory.testing import Exchange, ScriptedPeer
@@ -90,6 +91,43 @@ def test_refused_program_sends_nothing_to_the_simulator() -> None:
         before = list(sim.received_lines)  # type: ignore[union-attr]
         with pytest.raises(Exception, match="outside the envelope"):
             await station.run_step(StepRequest("gcode", {"program": ["G0 X500"], "source": "far.nc"}))
+        assert list(sim.received_lines) == before  # type: ignore[union-attr]
+
+    with_sim(body)
+
+
+def test_resume_after_a_fault_sends_the_preamble_then_only_the_remaining_lines() -> None:
+    async def body(station: GrblStation, rec: EventRecorder) -> None:
+        sim = station.port.simulator
+        assert sim is not None
+        sim.inject("error_on_line", line=5, code=20)  # the 5th G-code line from now: PROGRAM line 5
+        with pytest.raises(StationFault, match=r"square\.nc:5"):
+            await station.run_step(StepRequest("gcode", {"program": PROGRAM, "source": "square.nc"}))
+        assert station.state is StationState.FAULTED
+        await station.reset()
+        mark = len(sim.received_lines)  # type: ignore[attr-defined]
+        step = StepRequest("gcode", {"program": PROGRAM, "source": "square.nc", "resume_from": 5})
+        assert station.check_step(step) == []
+        result = await station.run_step(step)
+        assert result.ok and result.data["resumed_from"] == 5
+        sent = sim.received_lines[mark:]  # type: ignore[attr-defined]
+        preamble = ["G21", "G17G90G91.1G94", "G54", "G92.1", "F900", "G90", "T0S500M3", "M9", "G1"]
+        assert sent == [*preamble, "G1Y20", "G1X10", "G1Y10", "M5"]
+        assert result.data["lines"] == len(sent)
+        assert sim.position == pytest.approx((10.0, 10.0, 0.0))  # type: ignore[attr-defined]
+        assert station.state is StationState.IDLE
+
+    with_sim(body)
+
+
+def test_resume_from_a_line_outside_the_program_is_refused_before_sending() -> None:
+    async def body(station: GrblStation, rec: EventRecorder) -> None:
+        sim = station.port.simulator
+        before = list(sim.received_lines)  # type: ignore[union-attr]
+        step = StepRequest("gcode", {"program": PROGRAM, "source": "square.nc", "resume_from": 99})
+        assert station.check_step(step) == ["resume_from=99 is not a line of the program (give 1..8)"]
+        with pytest.raises(SafetyRefusal, match="from line 99"):
+            await station.run_step(step)
         assert list(sim.received_lines) == before  # type: ignore[union-attr]
 
     with_sim(body)
