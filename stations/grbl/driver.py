@@ -47,6 +47,7 @@ from stations.grbl.laser import check_laser_program
 from stations.grbl.options import GrblOptions
 from stations.grbl.poller import StatusPoller
 from stations.grbl.program import CheckedProgram, check_program
+from stations.grbl.realtime import Override, door_text
 from stations.grbl.resume import program_lines, resume_program
 from stations.grbl.settings import GrblSettings, refuse_if_inconsistent
 from stations.grbl.streamer import ProgramLine, Streamer, StreamMode, StreamResult
@@ -92,6 +93,8 @@ class GrblStation(Station):
         self._closing = False
         self.estopped = False
         self.reconnected = asyncio.Event()
+        self.door: int | None = None  # Door:N substate while the safety door interlock holds, else None
+        self._waking = False
 
     # -- events from the channel -------------------------------------------------------------------
     def _on_link(self, up: bool, detail: str) -> None:
@@ -108,9 +111,30 @@ class GrblStation(Station):
             return
         self.poller.report(report)
         self.bus.publish(EventKind.STATION_STATUS, self.id, **report.as_fields())
-        if report.state == "Alarm" and self.state not in (StationState.ALARM, StationState.OFFLINE,
-                                                          StationState.CONNECTING):
+        if report.state == "Door" or self.door is not None:
+            self._on_door(report)
+        if report.state == "Alarm" and not self._waking and self.state not in (
+                StationState.ALARM, StationState.OFFLINE, StationState.CONNECTING):
             self.state_machine.trigger_safely("alarm")
+
+    def _on_door(self, report: StatusReport) -> None:
+        """The safety door interlock: a running step is held (HELD) until the door closes and resume."""
+        sub = report.substate if report.state == "Door" else None
+        if sub == self.door:
+            return
+        opened = self.door is None
+        self.door = sub
+        if sub is None:
+            self.bus.publish(EventKind.ALARM_CLEARED, self.id, code="DOOR")
+            return
+        text = door_text(sub)
+        if opened or sub in (1, 2):
+            self.bus.publish(EventKind.ALARM, self.id, code="DOOR", text=text, severity=str(Severity.WARNING),
+                             recovery="close the safety door, then resume")
+        else:
+            self.bus.publish(EventKind.LOG, self.id, level="info", text=text)
+        if self.state in (StationState.BUSY, StationState.HOLDING):
+            self.state_machine.trigger_safely("hold_complete")
 
     def _on_alarm(self, line: GrblLine) -> None:
         code = line.code or 0
@@ -254,6 +278,12 @@ class GrblStation(Station):
             if step.action == "jog":
                 return self.check_program([jog_as_motion(str(step.params.get("jog", "")))], "jog",
                                           from_here=True).problems
+            if step.action == "check":
+                program = step.params.get("program", [])
+                return self.check_program(program if isinstance(program, str) else list(program),
+                                          str(step.params.get("source", "program"))).problems
+            if step.action == "override":
+                return override_problems(step.params)
         except SafetyRefusal as exc:
             return [str(exc)]
         if step.action not in ACTIONS:
@@ -263,7 +293,9 @@ class GrblStation(Station):
 
     # -- steps -------------------------------------------------------------------------------------
     async def run_step(self, step: StepRequest) -> StepResult:
-        """Run ``gcode``, ``home``, ``unlock``, ``jog`` or ``jog_cancel``.
+        """Run ``gcode``, ``check`` (the program in Grbl check mode, no motion), ``override``
+        (``feed_pct``/``spindle_pct`` 10–200, ``rapid_pct`` 25/50/100), ``home``, ``unlock``, ``jog`` or
+        ``jog_cancel``.
 
         ``gcode`` params: ``program`` (lines or text), ``source`` (name for messages), ``resume_from``
         (source line N, 1-based: restore the modal state of lines 1..N-1 without sending them, then send
@@ -277,6 +309,9 @@ class GrblStation(Station):
         return StepResult(True, data=data, duration_s=time.monotonic() - started)
 
     def _require_ready(self, what: str) -> None:
+        if self.door is not None:
+            raise StateError(f"station {self.id!r}: {door_text(self.door)}: cannot {what}",
+                             hint="close the safety door and resume (cycle start) first")
         if self.state is StationState.ALARM:
             info = describe_alarm(self.alarm_code or 0) if self.alarm_code else None
             raise StateError(f"station {self.id!r} is in alarm{f' ({info.text})' if info else ''}: "
@@ -421,6 +456,67 @@ class GrblStation(Station):
         self.channel.realtime(JOG_CANCEL)
         return {"jog_cancel": True}
 
+    async def _step_override(self, step: StepRequest) -> dict[str, Any]:
+        try:
+            wanted = Override.from_params(dict(step.params))
+        except ValueError as exc:
+            raise StateError(f"station {self.id!r}: override refused: {exc}",
+                             hint="feed_pct and spindle_pct 10–200, rapid_pct 25, 50 or 100") from None
+        feed, rapid, spindle = await self.override(wanted)
+        return {"feed_pct": feed, "rapid_pct": rapid, "spindle_pct": spindle}
+
+    async def override(self, wanted: Override) -> tuple[int, int, int]:
+        """Set feed/rapid/spindle overrides (%), at once, also while a program runs; return what Grbl
+        reports (``Ov:``) once it shows the targets."""
+        problems = wanted.problems()
+        if problems:
+            raise StateError(f"station {self.id!r}: override refused: {'; '.join(problems)}",
+                             hint="feed_pct and spindle_pct 10–200, rapid_pct 25, 50 or 100")
+        self.channel.realtime(wanted.to_bytes())
+        report = await self.poller.wait_for(lambda r: wanted.matches(r.overrides),
+                                            self.config.timeouts.answer_s, what="overrides (Ov:) reported")
+        assert report.overrides is not None
+        return report.overrides
+
+    async def _step_check(self, step: StepRequest) -> dict[str, Any]:
+        """Grbl check mode (``$C``): the machine parses the program and answers each line, no motion.
+
+        A dry verification on the real firmware: every ``error:N`` is collected (streaming does not stop
+        at the first), check mode is left again (``$C``, which soft-resets Grbl), and the step fails
+        listing them all.
+        """
+        source = str(step.params.get("source", "program"))
+        program = step.params.get("program", [])
+        checked = self.check_program(program if isinstance(program, str) else list(program), source)
+        checked.raise_for_problems()
+        self._require_ready(f"check {source}")
+        self.state_machine.trigger_safely("start")
+        try:
+            await self._query("$C", phase="check mode on ($C)")
+            try:
+                streamer = Streamer(self.channel, rx_bytes=self.build.rx_bytes, mode=self.stream_mode,
+                                    stop_on_error=False, answer_timeout_s=self.config.timeouts.answer_s,
+                                    step_timeout_s=self.config.timeouts.step_s, dead=self.poller.dead,
+                                    failure=lambda: self.poller.failure, alive=self._alive)
+                result = await streamer.stream(checked.lines)
+            finally:
+                with self.poller.paused():
+                    self.channel.banner.clear()
+                    await self._query("$C", phase="check mode off ($C)")
+                    await self._wait_banner(self.config.timeouts.connect_s)
+        except (StationFault, CommunicationError):
+            self._fault_state()
+            raise
+        self.state_machine.trigger_safely("finish")
+        if result.errors:
+            listing = "; ".join(f"{e.line.where} {e.line.text!r}: error:{e.code} "
+                                f"{describe_error(e.code).text}" for e in result.errors)
+            raise StationFault(self.id, f"error:{result.errors[0].code}",
+                               f"check mode ($C): {len(result.errors)} line(s) refused by the firmware: "
+                               f"{listing}", recovery="fix those lines; nothing moved")
+        return {"lines": result.acknowledged, "checked": True, "source": source,
+                "elapsed_s": result.elapsed_s}
+
     # -- hold, resume, stop, reset -----------------------------------------------------------------
     async def hold(self) -> None:
         """Feed hold (``!``), then wait until Grbl reports ``Hold:1`` (decelerated, stopped)."""
@@ -431,10 +527,16 @@ class GrblStation(Station):
         self.state_machine.trigger_safely("hold_complete")
 
     async def resume(self) -> None:
-        """Cycle start (``~``): continue after a hold."""
+        """Cycle start (``~``): continue after a hold, or after the safety door was closed again.
+
+        Refused while the door is open (``Door:1``/``Door:2``): Grbl would ignore the cycle start.
+        """
+        if self.door in (1, 2):
+            raise StateError(f"station {self.id!r}: {door_text(self.door)}",
+                             hint="close the safety door, then resume")
         self.channel.realtime(CYCLE_START)
-        await self.poller.wait_for(lambda r: r.state != "Hold", self.config.timeouts.answer_s,
-                                   what="leaving Hold")
+        await self.poller.wait_for(lambda r: r.state not in ("Hold", "Door") or r.substate == 3,
+                                   self.config.timeouts.answer_s, what="leaving Hold")
         self.state_machine.trigger_safely("resume")
 
     async def stop(self) -> None:
@@ -471,6 +573,39 @@ class GrblStation(Station):
         self.alarm_code = None
         self.state_machine.trigger_safely("clear")
         self.state_machine.trigger_safely("ready")
+
+    async def standby(self, on: bool) -> None:
+        """Standby: ``$SLP`` (spindle/laser, coolant and steppers off); waking soft-resets and unlocks.
+
+        Grbl leaves sleep only through a reset, into Alarm (motion locked); waking sends ``$X``. With
+        ``options: {sleep_on_standby: false}`` only the station state changes.
+        """
+        if not self.options.sleep_on_standby:
+            await super().standby(on)
+            return
+        if on:
+            if self.state is not StationState.IDLE:
+                raise StateError(f"station {self.id!r} is {self.state}: cannot enter standby",
+                                 hint="wait for the step to finish")
+            await self._query("$SLP", phase="sleep ($SLP)")
+            await self.poller.wait_for(lambda r: r.state == "Sleep", self.config.timeouts.answer_s,
+                                       what="Sleep")
+            self.state_machine.trigger_safely("sleep")
+            return
+        if self.state is not StationState.STANDBY:
+            return
+        self._waking = True
+        try:
+            await self._soft_reset()
+            report = await self.poller.fresh(self.config.timeouts.status_s)
+            if report.state == "Alarm":
+                await self._query("$X", phase="unlock after sleep ($X)")
+                await self.poller.wait_for(lambda r: r.state != "Alarm", self.config.timeouts.answer_s,
+                                           what="unlocked after sleep")
+        finally:
+            self._waking = False
+        self.alarm_code = None
+        self.state_machine.trigger_safely("wake")
 
     def emergency_stop(self) -> None:
         """Feed hold then soft reset, written at once (synchronous, any thread)."""
@@ -520,6 +655,15 @@ class GrblStation(Station):
         await self.transport.close()
 
 
+def override_problems(params: object) -> list[str]:
+    """Problems with an ``override`` step's params; empty when Grbl can apply them."""
+    try:
+        Override.from_params(dict(params) if isinstance(params, dict) else params)
+    except ValueError as exc:
+        return [f"override: {exc}"]
+    return []
+
+
 def resume_problems(resume_from: object, program: list[str] | str) -> list[str]:
     """Problems with a ``gcode`` step's ``resume_from`` (a source line number, 1-based); empty if fine."""
     if resume_from is None:
@@ -539,5 +683,5 @@ def jog_as_motion(jog: str) -> str:
     return f"G1 {body}"
 
 
-ACTIONS = frozenset({"gcode", "home", "unlock", "jog", "jog_cancel"})
+ACTIONS = frozenset({"gcode", "check", "override", "home", "unlock", "jog", "jog_cancel"})
 __all__ = ["ACTIONS", "Disconnected", "GrblStation"]
