@@ -10,6 +10,8 @@ from collections import defaultdict
 
 import numpy as np
 import pyqtgraph as pg
+from PyQt6.QtCore import QTimer
+from PyQt6.QtGui import QShowEvent
 from PyQt6.QtWidgets import QComboBox, QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from microfactory.events import Event, EventKind
@@ -69,6 +71,13 @@ class ChartsView(QWidget):
         box = QVBoxLayout(self)
         box.addLayout(grid, 1)
         box.addLayout(spc, 1)
+        # plots are redrawn at most twice a second and only while the tab is shown: the data is kept
+        # as events come, so a hidden Charts tab costs the GUI thread nothing at event rate
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(500)
+        self._timer.timeout.connect(self._redraw_if_shown)
+        self._timer.start()
 
     def apply(self, event: Event) -> None:
         if event.kind == EventKind.PART:
@@ -77,13 +86,10 @@ class ChartsView(QWidget):
             if state in ("passed", "scrapped"):
                 self.cycle_times.append(event.t - self.part_start.pop(part, event.t))
                 self.finished.append(state == "passed")
-                self.cycle_curve.setData(np.arange(1, len(self.cycle_times) + 1), self.cycle_times)
-                good = np.cumsum(self.finished) / np.arange(1, len(self.finished) + 1) * 100
-                self.yield_curve.setData(np.arange(1, len(good) + 1), good)
-                self._draw_energy()
+                self._dirty = True
         elif event.kind == EventKind.ENERGY:
             self.joules[event.source] = float(event.get("joules") or 0.0)  # the station's total so far
-            self._draw_energy()
+            self._dirty = True
         elif event.kind == EventKind.STEP and event.get("phase") in ("done", "failed"):
             measurements = (event.get("data") or {}).get("measurements")
             if isinstance(measurements, dict):
@@ -93,7 +99,25 @@ class ChartsView(QWidget):
                         if name not in self.samples:
                             self.feature.addItem(name)
                         self.samples[name].append(float(feature["measured"]))
-                self._draw_spc()
+                self._dirty = True
+
+    def redraw(self) -> None:
+        """Redraw every plot from the data collected so far."""
+        self._dirty = False
+        x = np.arange(1, len(self.cycle_times) + 1)
+        self.cycle_curve.setData(x, self.cycle_times)
+        if self.finished:
+            self.yield_curve.setData(x, np.cumsum(self.finished) / x * 100)
+        self._draw_energy()
+        self._draw_spc()
+
+    def _redraw_if_shown(self) -> None:
+        if self._dirty and self.isVisible():
+            self.redraw()
+
+    def showEvent(self, event: QShowEvent | None) -> None:
+        super().showEvent(event)
+        self.redraw()
 
     def _draw_energy(self) -> None:
         """Each station's energy so far divided by the parts finished so far (the lot's total before

@@ -45,8 +45,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from PyQt6.QtWidgets import QApplication
 
     from microfactory.cell import load_cell
-    from ui.app import MainWindow
+    from ui.app import MainWindow, prefer_gui_thread
 
+    prefer_gui_thread()
     cell = load_cell(args.cell)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     speed = args.speed if args.speed is not None else (300.0 if args.demo else 1.0)

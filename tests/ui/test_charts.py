@@ -30,6 +30,7 @@ def test_energy_bars_are_per_finished_part(qtbot) -> None:  # type: ignore[no-un
     for n, t in enumerate((0.0, 10.0)):
         view.apply(Event(EventKind.PART, "cell", {"part": f"p{n}", "state": "queued"}, t=t))
         view.apply(Event(EventKind.PART, "cell", {"part": f"p{n}", "state": "passed"}, t=t + 30.0))
+    view.redraw()
     heights = np.asarray(view.energy_bars.opts["height"])
     assert heights.tolist() == pytest.approx([1.0])  # 2 Wh over 2 parts
     assert view.cycle_times == [30.0, 30.0]
