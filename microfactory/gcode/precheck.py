@@ -28,6 +28,7 @@ from microfactory.errors import SafetyRefusal
 from microfactory.gcode.arcs import PLANE_AXES, Arc, ArcGeometryError, arc_from_offsets, arc_from_radius
 from microfactory.gcode.block import AXIS_COMMANDS, ParsedBlock, parse_block
 from microfactory.gcode.estimate import MotionTimer
+from microfactory.gcode.fastpath import try_fast_line
 from microfactory.gcode.lexer import Word, lex_line
 from microfactory.gcode.limits import AXES, MachineLimits, Vec
 from microfactory.gcode.modal import ZERO, MaybeVec, ModalState
@@ -99,8 +100,9 @@ def _fmt(value: float) -> str:
 class _Checker:
     """Walks the blocks of one program, updating modal state and collecting problems."""
 
-    def __init__(self, limits: MachineLimits, state: ModalState) -> None:
+    def __init__(self, limits: MachineLimits, state: ModalState, *, fast: bool = True) -> None:
         self.limits = limits
+        self.fast = fast
         self.s = state
         self.problems: list[Problem] = []
         self.blocks: list[Block] = []
@@ -111,11 +113,17 @@ class _Checker:
         env = limits.envelope
         self._bounds = (env.x, env.y, env.z)
 
+    def add_block(self, number: int, text: str) -> None:
+        """A sendable block (fast path): ``text`` already compacted, from source line ``number``."""
+        self.blocks.append(Block(number, text))
+
     def problem(self, column: int | None, code: str, text: str) -> None:
         self.problems.append(Problem(self.line, column, code, text))
 
     # --- one line -------------------------------------------------------------------------------
     def check_line(self, number: int, raw: str) -> None:
+        if self.fast and try_fast_line(self, number, raw):
+            return
         self.line = number
         lexed = lex_line(raw)
         for lp in lexed.problems:
@@ -458,16 +466,18 @@ def _tangent(arc: Arc, fraction: float) -> Vec:
 
 
 def precheck(source: str | Iterable[str], limits: MachineLimits, *, name: str = "<program>",
-             start: ModalState | None = None) -> PrecheckReport:
+             start: ModalState | None = None, fast: bool = True) -> PrecheckReport:
     """Check a whole program against ``limits`` and report every problem (never raises on bad G-code).
 
     ``source`` is the program text or an iterable of its lines. ``start`` is the modal state (and
     machine position, mm) the program begins in — e.g. a previous report's ``final_state`` to resume,
     or the position read from the machine; by default Grbl's power-up state with the station's work
-    offsets and an unknown position. It is copied, never modified.
+    offsets and an unknown position. It is copied, never modified. ``fast=False`` checks every line on
+    the general path (the fast path for axis-and-F lines gives identical reports; this is how that is
+    tested).
     """
     state = start.copy() if start is not None else ModalState.initial(limits)
-    checker = _Checker(limits, state)
+    checker = _Checker(limits, state, fast=fast)
     lines = source.splitlines() if isinstance(source, str) else source
     for number, raw in enumerate(lines, start=1):
         checker.check_line(number, raw)

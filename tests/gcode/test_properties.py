@@ -137,3 +137,32 @@ def test_lexer_and_precheck_never_raise_on_random_text(text: str) -> None:
 def test_precheck_never_raises_on_gcode_like_text(text: str) -> None:
     report = precheck(["G90 G0 X0 Y0 Z0", text, text], LIMITS)
     assert isinstance(report.ok, bool)
+
+
+# --- the fast path (axis words and F only) gives exactly what the general path gives ------------------
+_coord = st.integers(-60_000, 260_000).map(lambda v: f"{v / 1000:g}")
+_axis_word = st.tuples(st.sampled_from("XYZxyz"), st.sampled_from(["", " "]), _coord).map("".join)
+_feed_word = st.sampled_from(["F600", "F1500", "f 2000", "F4000", "F-5", "F0"])
+_fast_line = st.tuples(st.lists(st.one_of(_axis_word, _feed_word), min_size=1, max_size=4),
+                       st.sampled_from(["", " (seg)", " ;note", "  ", "\n"])).map(
+    lambda t: " ".join(t[0]) + t[1])
+_other_line = st.sampled_from([
+    "G90", "G91", "G20", "G21", "G0", "G1", "G80", "G93", "G94", "G54", "G55", "G92 X0 Y0 Z0", "G92.1",
+    "G2 X10 Y10 I5", "G3 X0 Y0 R20", "M3 S1000", "M5", "G53 G0 X0 Y0 Z0", "G43.1 Z-1", "G49",
+    "N10 X5", "X1 (mid) Y2", "G4 P0.1", "M30", "%", "( only a comment )", "X1 X2", "G28", "$H", "Y1.2.3",
+])
+_OFFSETS = MachineLimits(Envelope((0, 200), (0, 150), (-40, 0)), 3000, accel_mm_s2=400, max_spindle=1000,
+                         work_offsets={"G55": (50.0, 25.0, -5.0)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_fast_line, _fast_line, _fast_line, _other_line), max_size=40), st.booleans())
+def test_fast_path_reports_exactly_what_the_general_path_reports(lines: list[str], known: bool) -> None:
+    start = ModalState.initial(_OFFSETS, (10.0, 10.0, -1.0)) if known else None
+    fast = precheck(lines, _OFFSETS, start=start)
+    general = precheck(lines, _OFFSETS, start=start, fast=False)
+    assert fast.problems == general.problems
+    assert fast.blocks == general.blocks
+    assert fast.extents == general.extents
+    assert fast.estimate_s == general.estimate_s
+    assert fast.final_state == general.final_state
