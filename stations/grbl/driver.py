@@ -55,6 +55,7 @@ from stations.grbl.streamer import ProgramLine, Streamer, StreamMode, StreamResu
 log = logging.getLogger("stations.grbl")
 
 FEED_HOLD, CYCLE_START, JOG_CANCEL = b"!", b"~", b"\x85"
+PROGRESS_PERIOD_S = 0.1  # s between progress events while streaming (progress_every: 0)
 
 
 class GrblStation(Station):
@@ -371,7 +372,21 @@ class GrblStation(Station):
                             step_timeout_s=timeouts.step_s, dead=self.poller.dead,
                             failure=lambda: self.poller.failure, alive=self._alive)
 
+        every = self.options.progress_every
+        last_t = [0.0]
+
         def progress(done: int, total: int, remaining_s: float | None) -> None:
+            # one event per line would cost the streamer host time on long programs: publish every
+            # ``progress_every`` lines, or (0) at most ~10 per second; the first and last always
+            if done not in (1, total):
+                if every:
+                    if done % every:
+                        return
+                else:
+                    now = time.monotonic()
+                    if now - last_t[0] < PROGRESS_PERIOD_S:
+                        return
+                    last_t[0] = now
             self.bus.publish(EventKind.STATION_PROGRESS, self.id, done=done, total=total,
                              remaining_s=remaining_s)
 

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from microfactory.errors import StationTimeout
 from stations.grbl.channel import Answer, GrblChannel
@@ -97,10 +98,16 @@ class Streamer:
         self.dead = dead
         self._failure = failure or (lambda: None)
         self._alive = alive or (lambda _since: False)
+        self._dead_wait: asyncio.Future[Any] | None = None
 
     async def stream(self, lines: Sequence[ProgramLine], *, estimate_s: float | None = None,
                      progress: Progress | None = None) -> StreamResult:
-        """Send every line, wait for every answer; stop at the first ``error:N`` if configured."""
+        """Send every line, wait for every answer; stop at the first ``error:N`` if configured.
+
+        Each round sends everything that fits in one write, then takes the oldest answer *and every
+        answer already in*: when several ``ok`` arrive together the freed room is refilled with one
+        write, not one write (and one writer-thread hop) per ``ok``.
+        """
         result = StreamResult()
         start = time.monotonic()
         in_flight: deque[tuple[ProgramLine, int, asyncio.Future[Answer]]] = deque()
@@ -108,61 +115,73 @@ class Streamer:
         index = 0
         total = len(lines)
         limit = self.budget if self.mode is StreamMode.COUNT else 0
-        while index < total or in_flight:
-            batch: list[tuple[ProgramLine, int]] = []
-            while index < total and not (result.errors and self.stop_on_error):
-                size = len(lines[index].text) + 1
-                if (in_flight or batch) and used + size > limit:
+        # one watcher on the dead-man event for the whole stream, not a task per line
+        self._dead_wait = asyncio.ensure_future(self.dead.wait()) if self.dead is not None else None
+        try:
+            while index < total or in_flight:
+                batch: list[tuple[ProgramLine, int]] = []
+                while index < total and not (result.errors and self.stop_on_error):
+                    size = len(lines[index].text) + 1
+                    if (in_flight or batch) and used + size > limit:
+                        break
+                    batch.append((lines[index], size))
+                    used += size
+                    index += 1
+                if batch:
+                    futures = await self.channel.send_many([line.text for line, _ in batch])
+                    in_flight.extend((line, size, fut)
+                                     for (line, size), fut in zip(batch, futures, strict=True))
+                    result.sent += len(batch)
+                if not in_flight:
                     break
-                batch.append((lines[index], size))
-                used += size
-                index += 1
-            if batch:
-                futures = await self.channel.send_many([line.text for line, _ in batch])
-                in_flight.extend((line, size, fut) for (line, size), fut in zip(batch, futures, strict=True))
-                result.sent += len(batch)
-            if not in_flight:
-                break
-            line, size, future = in_flight[0]
-            answer = await self._answer(future, line)
-            in_flight.popleft()
-            used -= size
-            result.acknowledged += 1
-            if not answer.ok:
-                result.errors.append(LineError(line, answer.line.code or 0, answer.line))
-                result.stopped = self.stop_on_error
-            if progress is not None:
-                progress(result.acknowledged, total, self._remaining(result.acknowledged, total,
-                                                                     time.monotonic() - start, estimate_s))
+                line, size, future = in_flight[0]
+                answer = await self._answer(future, line)
+                while True:
+                    in_flight.popleft()
+                    used -= size
+                    result.acknowledged += 1
+                    if not answer.ok:
+                        result.errors.append(LineError(line, answer.line.code or 0, answer.line))
+                        result.stopped = self.stop_on_error
+                    if progress is not None:
+                        progress(result.acknowledged, total,
+                                 self._remaining(result.acknowledged, total, time.monotonic() - start,
+                                                 estimate_s))
+                    if not in_flight or not in_flight[0][2].done():
+                        break
+                    line, size, future = in_flight[0]
+                    answer = future.result()
+        finally:
+            if self._dead_wait is not None:
+                self._dead_wait.cancel()
+                self._dead_wait = None
         result.elapsed_s = time.monotonic() - start
         return result
 
     async def _answer(self, future: asyncio.Future[Answer], line: ProgramLine) -> Answer:
         """Wait for one answer; a slow answer is fine while the machine still answers ``?``."""
+        if future.done():
+            return future.result()
         waited_since = time.monotonic()
         waiters: set[asyncio.Future[object]] = {future}  # type: ignore[arg-type]
-        dead_wait = asyncio.ensure_future(self.dead.wait()) if self.dead is not None else None
+        dead_wait = self._dead_wait
         if dead_wait is not None:
-            waiters.add(dead_wait)  # type: ignore[arg-type]
-        try:
-            while True:
-                done, _ = await asyncio.wait(waiters, timeout=self.answer_timeout_s,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if future in done:
-                    return future.result()
-                if dead_wait is not None and dead_wait in done:
-                    raise self._failure() or StationTimeout("the machine stopped answering",
-                                                            port=self.channel.transport.port)
-                waited = time.monotonic() - waited_since
-                if not self._alive(waited_since) or waited > self.step_timeout_s:
-                    raise StationTimeout(
-                        f"no answer to {line.where} {line.text!r} within {waited:.1f} s",
-                        port=self.channel.transport.port, sent=line.text,
-                        received=self.channel.received_tail(),
-                        hint="the machine stopped answering; check power and cable, then reset")
-        finally:
-            if dead_wait is not None:
-                dead_wait.cancel()
+            waiters.add(dead_wait)
+        while True:
+            done, _ = await asyncio.wait(waiters, timeout=self.answer_timeout_s,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if future in done:
+                return future.result()
+            if dead_wait is not None and dead_wait in done:
+                raise self._failure() or StationTimeout("the machine stopped answering",
+                                                        port=self.channel.transport.port)
+            waited = time.monotonic() - waited_since
+            if not self._alive(waited_since) or waited > self.step_timeout_s:
+                raise StationTimeout(
+                    f"no answer to {line.where} {line.text!r} within {waited:.1f} s",
+                    port=self.channel.transport.port, sent=line.text,
+                    received=self.channel.received_tail(),
+                    hint="the machine stopped answering; check power and cable, then reset")
 
     @staticmethod
     def _remaining(done: int, total: int, elapsed_s: float, estimate_s: float | None) -> float | None:
