@@ -5,7 +5,12 @@ simulator's pty at 115200 baud with 2 ms one-way link latency and zero motion ti
 counting and then send-response, in the same run. The link bound is what the wire alone allows:
 (baud / 10 bytes/s) ÷ mean bytes per line. Goal: ``ratio_to_bound`` ≥ 0.95 and ``speedup`` ≥ 2.5.
 
-    .venv/bin/python benchmarks/streaming.py [--lines 2400]
+The simulator runs in a child process by default, as a real Grbl is another device: in the same process
+its pacing thread and the driver's threads take turns on one interpreter lock, and that contention (not
+the driver) dominated the run-to-run spread on a loaded machine. ``--simulator thread`` keeps it
+in-process (the old way).
+
+    .venv/bin/python benchmarks/streaming.py [--lines 2400] [--simulator process|thread]
 
 The last line printed is one JSON object.
 """
@@ -17,6 +22,10 @@ import asyncio
 import json
 import logging
 import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from microfactory import registry
 from microfactory.cell import StationConfig
@@ -39,29 +48,56 @@ def contour(segments: int, radius_mm: float = 40.0, centre: float = 60.0) -> lis
     return lines
 
 
-async def run(segments: int) -> dict[str, float]:
+SIM_OPTIONS = {
+    "baud": BAUD,
+    "latency_ms": LATENCY_MS,
+    "motion": False,
+    "settings": {110: 3000, 111: 3000, 112: 500, 130: 120, 131: 120, 132: 10},
+}
+
+
+def serve() -> None:
+    """Child process: run the simulator, print its pty, stop when stdin closes."""
+    sim = registry.simulator("grbl").start(SIM_OPTIONS, ScaledClock(1.0))
+    try:
+        print(sim.port, flush=True)
+        sys.stdin.read()
+    finally:
+        sim.close()
+
+
+@contextmanager
+def simulator(where: str) -> Iterator[str]:
+    """The simulator's pty path, in a child process (``process``) or in this one (``thread``)."""
+    if where == "thread":
+        sim = registry.simulator("grbl").start(SIM_OPTIONS, ScaledClock(1.0))
+        try:
+            yield sim.port
+        finally:
+            sim.close()
+        return
+    child = subprocess.Popen([sys.executable, __file__, "--serve"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        yield child.stdout.readline().strip()
+    finally:
+        child.stdin.close()
+        child.wait(30)
+
+
+async def run(segments: int, port: str) -> dict[str, float]:
     clock = ScaledClock(1.0)
-    sim = registry.simulator("grbl").start(
-        {
-            "baud": BAUD,
-            "latency_ms": LATENCY_MS,
-            "motion": False,
-            "settings": {110: 3000, 111: 3000, 112: 500, 130: 120, 131: 120, 132: 10},
-        },
-        clock,
-    )
     config = StationConfig.model_validate(
         {
             "id": "bench",
             "kind": "grbl",
-            "port": sim.port,
+            "port": port,
             "baud": BAUD,
             "limits": {"envelope": {"x": [0, 120], "y": [0, 120], "z": [-5, 0]}, "max_feed_mm_min": 3000},
         }
     )
-    station = GrblStation(
-        config, bus=EventBus(clock), clock=clock, port=PortHandle(lambda: sim.port, simulator=sim)
-    )
+    station = GrblStation(config, bus=EventBus(clock), clock=clock, port=PortHandle.fixed(port))
     try:
         await station.connect()
         checked = station.check_program(contour(segments), "contour.nc")
@@ -72,7 +108,6 @@ async def run(segments: int) -> dict[str, float]:
     finally:
         await station.close()
         station.transport.shutdown()
-        sim.close()
     bound = BAUD / 10 / mean_bytes
     return {
         "lines": float(len(checked.lines)),
@@ -88,9 +123,16 @@ async def run(segments: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=2400, help="contour segments (≥ 2000)")
+    parser.add_argument("--simulator", choices=("process", "thread"), default="process",
+                        help="run the simulator in a child process (like a real device) or in-process")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    print(json.dumps(asyncio.run(run(max(args.lines, 2000)))))
+    if args.serve:
+        serve()
+        return
+    with simulator(args.simulator) as port:
+        print(json.dumps(asyncio.run(run(max(args.lines, 2000), port))))
 
 
 if __name__ == "__main__":
