@@ -103,13 +103,15 @@ def main() -> None:
         serve_simulators(Path(args.serve), args.speed)
         return
 
-    from PyQt6.QtCore import QEventLoop, QTimer
+    from PyQt6.QtCore import QEventLoop, QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
 
     from microfactory.cell import load_cell
     from ui.app import MainWindow, prefer_gui_thread
 
     prefer_gui_thread()  # as `microfactory gui` does
+    settings_dir = tempfile.mkdtemp(prefix="gui-bench-settings-")  # leave the operator's layout alone
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, settings_dir)
     app = QApplication(sys.argv[:1])
     app.setApplicationName("gui-responsiveness")
     folder = Path(tempfile.mkdtemp(prefix="gui-bench-"))
@@ -120,6 +122,7 @@ def main() -> None:
         child, cell_file = simulators_in_a_process(folder, args.speed)
     cell = load_cell(cell_file)
     window = MainWindow(cell, speed=args.speed, recipes_dir=REPO / "recipes", simulated_operator=True)
+    window.tabs.setCurrentIndex(0)  # the Overview, where an operator watches a lot
     window.show()
 
     gaps: list[float] = []

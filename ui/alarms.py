@@ -55,11 +55,12 @@ class AlarmLog(QWidget):
         box = QVBoxLayout(self)
         box.addLayout(row)
         box.addWidget(self.table)
+        self._unacked = 0
 
     @property
     def unacknowledged(self) -> int:
-        return sum(1 for r in range(self.table.rowCount())
-                   if (item := self.table.item(r, 6)) is not None and item.text() == "")
+        """Rows not yet acknowledged (kept as a count: adding a row must not walk the whole table)."""
+        return self._unacked
 
     def apply(self, event: Event) -> None:
         if event.kind == EventKind.ALARM:
@@ -81,14 +82,27 @@ class AlarmLog(QWidget):
             if col == 2:
                 item.setForeground(colour)
             self.table.setItem(0, col, item)
+        self._unacked += 1
         if self.table.rowCount() > MAX_ROWS:
-            self.table.removeRow(self.table.rowCount() - 1)
-        self._refilter()
+            last = self.table.rowCount() - 1
+            dropped = self.table.item(last, 6)
+            if dropped is not None and not dropped.text():
+                self._unacked -= 1
+            self.table.removeRow(last)
+        self.table.setRowHidden(0, self._hidden(station, severity))
+        self.unacked.setText(f"{self._unacked} unacknowledged")
+
+    def _hidden(self, station: str, severity: str) -> bool:
+        shown_station = self.filter_station.currentText()
+        shown_severity = self.filter_severity.currentText()
+        return (shown_station != "all stations" and station != shown_station) or \
+            (shown_severity != "all severities" and severity != shown_severity)
 
     def _ack_row(self, row: int) -> None:
         item = self.table.item(row, 6)
         if item is not None and not item.text():
             item.setText(time.strftime("%H:%M:%S"))
+            self._unacked -= 1
 
     def acknowledge_selected(self) -> None:
         for index in self.table.selectionModel().selectedRows():  # type: ignore[union-attr]
@@ -101,11 +115,8 @@ class AlarmLog(QWidget):
         self._refilter()
 
     def _refilter(self) -> None:
-        station = self.filter_station.currentText()
-        severity = self.filter_severity.currentText()
+        """Show the rows the filters select (on a filter change or an acknowledge, not per row added)."""
         for row in range(self.table.rowCount()):
             st, sev = self.table.item(row, 1), self.table.item(row, 2)
-            hide = (station != "all stations" and st is not None and st.text() != station) or \
-                (severity != "all severities" and sev is not None and sev.text() != severity)
-            self.table.setRowHidden(row, hide)
-        self.unacked.setText(f"{self.unacknowledged} unacknowledged")
+            self.table.setRowHidden(row, self._hidden(st.text() if st else "", sev.text() if sev else ""))
+        self.unacked.setText(f"{self._unacked} unacknowledged")

@@ -7,6 +7,7 @@ Qt module (Qt Charts is a separate PyQt6 wheel), and its plots stay responsive w
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -71,11 +72,13 @@ class ChartsView(QWidget):
         box = QVBoxLayout(self)
         box.addLayout(grid, 1)
         box.addLayout(spc, 1)
-        # plots are redrawn at most twice a second and only while the tab is shown: the data is kept
+        # plots are redrawn about twice a second and only while the tab is shown: the data is kept
         # as events come, so a hidden Charts tab costs the GUI thread nothing at event rate
         self._dirty = False
+        self._parts = [self._draw_cycle_and_yield, self._draw_energy, self._draw_spc]
+        self._todo: list[Callable[[], None]] = []
         self._timer = QTimer(self)
-        self._timer.setInterval(500)
+        self._timer.setInterval(150)
         self._timer.timeout.connect(self._redraw_if_shown)
         self._timer.start()
 
@@ -104,16 +107,25 @@ class ChartsView(QWidget):
     def redraw(self) -> None:
         """Redraw every plot from the data collected so far."""
         self._dirty = False
+        for draw in self._parts:
+            draw()
+
+    def _draw_cycle_and_yield(self) -> None:
         x = np.arange(1, len(self.cycle_times) + 1)
         self.cycle_curve.setData(x, self.cycle_times)
         if self.finished:
             self.yield_curve.setData(x, np.cumsum(self.finished) / x * 100)
-        self._draw_energy()
-        self._draw_spc()
 
     def _redraw_if_shown(self) -> None:
-        if self._dirty and self.isVisible():
-            self.redraw()
+        """Timer: one chart group per tick (a pyqtgraph scene update costs a few ms; doing all of them
+        in one tick would hold the GUI thread for tens of ms)."""
+        if not self.isVisible():
+            return
+        if self._dirty:
+            self._dirty = False
+            self._todo = list(self._parts)
+        if self._todo:
+            self._todo.pop(0)()
 
     def showEvent(self, event: QShowEvent | None) -> None:
         super().showEvent(event)

@@ -17,6 +17,7 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -43,40 +44,80 @@ def released_recipes(folder: Path) -> list[tuple[str, Path]]:
 
 
 class PromptBanner(QFrame):
-    """A non-blocking banner for an operator prompt, with one button per choice."""
+    """A non-blocking banner for operator prompts, with one button per choice.
+
+    It is always there at a fixed height — "No operator action needed" when idle — so a prompt
+    appearing never moves the buttons under a gloved finger and never relayouts the whole page.
+    """
 
     answered = pyqtSignal(str, str)  # prompt id, choice
+    IDLE_TEXT = "No operator action needed."
+    MAX_CHOICES = 4
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("banner")
-        self.text = QLabel("")
+        self.text = QLabel(self.IDLE_TEXT)
         self.text.setWordWrap(True)
-        self.text.setStyleSheet("font-size: 16px; font-weight: 600;")
+        self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.buttons = QHBoxLayout()
-        box = QVBoxLayout(self)
-        box.addWidget(self.text)
+        self._choices: list[str] = []
+        self._pool: list[QPushButton] = []
+        for index in range(self.MAX_CHOICES):
+            button = QPushButton("")
+            button.setMinimumWidth(140)
+            button.clicked.connect(lambda _=False, i=index: self._answer(i))
+            button.hide()
+            self._pool.append(button)
+            self.buttons.addWidget(button)
+        box = QHBoxLayout(self)
+        box.addWidget(self.text, 1)
         box.addLayout(self.buttons)
+        self.setFixedHeight(84)
         self.prompt_id = ""
-        self.hide()
+        self._idle()
+
+    @property
+    def active(self) -> bool:
+        """True while a prompt waits for the operator."""
+        return bool(self.prompt_id)
+
+    def choice_buttons(self) -> list[QPushButton]:
+        """The buttons of the prompt shown, in the order of its choices."""
+        return self._pool[: len(self._choices)]
+
+    def _answer(self, index: int) -> None:
+        if self.prompt_id and index < len(self._choices):
+            self.answered.emit(self.prompt_id, self._choices[index])
+
+    def _idle(self) -> None:
+        self.prompt_id = ""
+        self._choices = []
+        self.text.setText(self.IDLE_TEXT)
+        self.text.setStyleSheet("font-size: 15px; color: #6d6d6d;")
+        self.setStyleSheet("QFrame#banner { background: #f2f2f2; border: 2px solid #d0d0d0; "
+                           "border-radius: 8px; }")
+        for button in self._pool:
+            button.hide()
 
     def show_prompt(self, event: Event) -> None:
         self.prompt_id = str(event.get("id"))
         where = " · ".join(str(x) for x in (event.get("station"), event.get("part")) if x)
         self.text.setText(f"Operator: {event.get('text')}" + (f"  ({where})" if where else ""))
-        while self.buttons.count():
-            item = self.buttons.takeAt(0)
-            if item is not None and item.widget() is not None:
-                item.widget().deleteLater()  # type: ignore[union-attr]
-        for choice in event.get("choices") or ["ok"]:
-            button = QPushButton(str(choice).capitalize())
-            button.clicked.connect(lambda _=False, c=str(choice): self.answered.emit(self.prompt_id, c))
-            self.buttons.addWidget(button)
-        self.show()
+        self.text.setStyleSheet("font-size: 16px; font-weight: 600; color: #111111;")
+        self.setStyleSheet("QFrame#banner { background: #fff3cd; border: 2px solid #ef8f00; "
+                           "border-radius: 8px; }")
+        self._choices = [str(c) for c in (event.get("choices") or ["ok"])][: self.MAX_CHOICES]
+        for index, button in enumerate(self._pool):
+            if index < len(self._choices):
+                button.setText(self._choices[index].capitalize())
+                button.show()
+            else:
+                button.hide()
 
     def clear(self, prompt_id: str) -> None:
         if prompt_id == self.prompt_id:
-            self.hide()
+            self._idle()
 
 
 class RunControl(QWidget):

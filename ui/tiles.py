@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import Qt, QTimer
 from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import (
     QFrame,
@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QProgressBar,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -95,6 +96,13 @@ class StationTile(QFrame):
         head = QHBoxLayout()
         head.addWidget(title, 1)
         head.addWidget(self.state)
+        # text changes every few hundred ms: fixed line heights and widths that ignore the text keep a
+        # new value from relayouting (and repainting) the whole page
+        lines = self.fontMetrics().lineSpacing()
+        for label, rows in ((self.kind, 1), (self.part, 2), (self.detail, 2), (self.alarm, 2)):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            label.setFixedHeight(rows * lines + 6)
+        self.progress.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         box = QVBoxLayout(self)
         box.addLayout(head)
         box.addWidget(self.kind)
@@ -153,6 +161,8 @@ class CellOverview(QWidget):
         self.in_flight = QLabel("parts in flight: —")
         self.counts = QLabel("good 0 · rework 0 · scrap 0")
         self.counts.setStyleSheet("font-size: 16px; font-weight: 600;")
+        self.counts.setMinimumWidth(280)
+        self.in_flight.setMinimumWidth(160)
         header = QHBoxLayout()
         header.addWidget(self.lot, 2)
         header.addWidget(self.counts, 1)
@@ -171,14 +181,30 @@ class CellOverview(QWidget):
         box.addLayout(grid)
         box.addWidget(QLabel("Recent activity"))
         box.addWidget(self.recent, 1)
+        self._lines: list[tuple[str, str | None]] = []
+        self._recent_timer = QTimer(self)
+        self._recent_timer.setInterval(250)
+        self._recent_timer.timeout.connect(self._show_lines)
+        self._recent_timer.start()
 
     def _note(self, text: str, colour: str | None = None) -> None:
-        item = QListWidgetItem(f"{time.strftime('%H:%M:%S')}  {text}")
-        if colour:
-            item.setForeground(QColor(colour))
-        self.recent.insertItem(0, item)
+        self._lines.append((f"{time.strftime('%H:%M:%S')}  {text}", colour))
+
+    def _show_lines(self) -> None:
+        """Timer: add the lines gathered since the last tick in one go (each insertion at the top
+        repaints the whole list, so per event it would be the costliest thing on the page)."""
+        if not self._lines:
+            return
+        lines, self._lines = self._lines, []
+        self.recent.setUpdatesEnabled(False)
+        for text, colour in lines[-RECENT_LINES:]:
+            item = QListWidgetItem(text)
+            if colour:
+                item.setForeground(QColor(colour))
+            self.recent.insertItem(0, item)
         while self.recent.count() > RECENT_LINES:
             self.recent.takeItem(self.recent.count() - 1)
+        self.recent.setUpdatesEnabled(True)
 
     def _record(self, event: Event) -> None:
         """One line per finished step, alarm, prompt and lot change (never per status report)."""

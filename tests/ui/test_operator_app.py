@@ -20,8 +20,8 @@ def test_a_lot_updates_the_tiles_and_the_gui_stays_responsive(window, qtbot, hea
     # manual load steps need an operator: answer every prompt the banner shows
     def answer_banner() -> bool:
         banner = window.run_control.banner
-        if banner.isVisible() and banner.buttons.count():
-            banner.buttons.itemAt(0).widget().click()
+        if banner.active:
+            banner.choice_buttons()[0].click()
         return window.overview.lot.value() >= 1
 
     qtbot.waitUntil(answer_banner, timeout=60_000)
@@ -82,11 +82,12 @@ def test_out_of_bounds_parameter_shows_an_error_and_refuses_saving(qtbot, tmp_pa
 def test_a_prompt_is_answered_from_the_banner(window, qtbot) -> None:  # type: ignore[no-untyped-def]
     window.start_lot(REPO / "recipes" / "shim.yaml", 1)
     banner = window.run_control.banner
-    qtbot.waitUntil(banner.isVisible, timeout=20_000)
+    assert banner.isVisible() and not banner.active  # always there, idle until a prompt comes
+    qtbot.waitUntil(lambda: banner.active, timeout=20_000)
     assert "Operator:" in banner.text.text()
     first_prompt = banner.prompt_id
-    banner.buttons.itemAt(0).widget().click()
-    qtbot.waitUntil(lambda: not banner.isVisible() or banner.prompt_id != first_prompt, timeout=20_000)
+    banner.choice_buttons()[0].click()
+    qtbot.waitUntil(lambda: banner.prompt_id != first_prompt, timeout=20_000)
 
 
 def test_an_injected_alarm_shows_and_reset_recovers(window, qtbot) -> None:  # type: ignore[no-untyped-def]
@@ -112,8 +113,10 @@ def test_an_injected_alarm_shows_and_reset_recovers(window, qtbot) -> None:  # t
                     "…" not in manual.message.text(), timeout=30_000)
     assert manual.message.text() == "mill: unlock: done", manual.message.text()
     qtbot.waitUntil(lambda: window.overview.tiles["mill"].state.text() == "IDLE", timeout=20_000)
-    recent = [window.overview.recent.item(i).text() for i in range(window.overview.recent.count())]
-    assert any("mill: ALARM" in line for line in recent), recent
+    def recent() -> list[str]:
+        return [window.overview.recent.item(i).text() for i in range(window.overview.recent.count())]
+
+    qtbot.waitUntil(lambda: any("mill: ALARM" in line for line in recent()), timeout=5_000)
     window.alarms.acknowledge_all()
     assert window.alarms.unacknowledged == 0
 
