@@ -222,9 +222,11 @@ class LineTransport:
                                hint="check the cable and power") from None
 
     def _write_all(self, ser: serial.Serial, data: bytes) -> None:
-        ser.write(data)
-        if self.trace:
-            self.trace.record(self.name, "tx", data)
+        if self.trace is None:
+            ser.write(data)
+            return
+        with self.trace.sending(self.name, "tx", data):
+            ser.write(data)
 
     async def write_line(self, line: str) -> None:
         """Write ``line`` followed by ``\\n`` (ASCII)."""
@@ -241,6 +243,7 @@ class LineTransport:
             log.error("%s: realtime %r not sent: port not open", self.name, data)
             return False
         try:
+            # Realtime bytes (E-stop among them) never wait for the trace: write first, record after.
             os.write(fd, data)
         except OSError as exc:
             log.error("%s: realtime %r failed: %s", self.name, data, exc)

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -35,14 +36,30 @@ class ByteTrace:
         self.records: list[TraceRecord] = []
 
     def record(self, port: str, direction: str, data: bytes) -> None:
-        rec = TraceRecord(time.monotonic() - self._t0, port, direction, bytes(data))
+        """Record bytes that have just been received (or sent, when order does not matter)."""
         with self._lock:
-            if self._fh is not None:
-                self._fh.write(json.dumps({"t": round(rec.t, 6), "port": port, "dir": direction,
-                                           "data": data.decode("latin-1")}) + "\n")
-                self._fh.flush()
-            else:
-                self.records.append(rec)
+            self._append(port, direction, data)
+
+    @contextmanager
+    def sending(self, port: str, direction: str, data: bytes) -> Iterator[None]:
+        """Record ``data`` as sent once the body (the write) succeeds.
+
+        The trace is held across the write, so an answer the reader thread receives meanwhile is
+        recorded after the bytes that caused it: a fast device can answer before a write call returns,
+        and a trace with the answer first would mislead whoever reads it. A failed write is not recorded.
+        """
+        with self._lock:
+            yield
+            self._append(port, direction, data)
+
+    def _append(self, port: str, direction: str, data: bytes) -> None:
+        rec = TraceRecord(time.monotonic() - self._t0, port, direction, bytes(data))
+        if self._fh is not None:
+            self._fh.write(json.dumps({"t": round(rec.t, 6), "port": port, "dir": direction,
+                                       "data": data.decode("latin-1")}) + "\n")
+            self._fh.flush()
+        else:
+            self.records.append(rec)
 
     def close(self) -> None:
         with self._lock:
