@@ -1,7 +1,8 @@
 """The work of each PackML acting state; each ends with ``state_complete`` when its work is done.
 
 - Starting: wake stations from standby.  - Holding: ``station.hold()`` on every station running a step
-  (feed hold on motion stations, pause on the wash).  - Unholding: ``station.resume()`` on those.
+  (feed hold on motion stations, pause on the wash).  - Unholding: ``station.resume()`` on every station
+  held, including one whose step ended as the hold reached it.
 - Suspending / Stopping: take no new parts and let the running steps finish (Stop from Held stops held
   stations safely first, withdraws open prompts).  - Aborting: E-stop bytes to every station, cancel the
   steps, then each station's own safe state (``stop()``).  - Clearing: reset faulted/alarmed stations.
@@ -93,7 +94,10 @@ class ActingStates:
         self.held.update(ids)
 
     async def _unholding(self, previous: PackMLState) -> None:
-        ids = [sid for sid in self.held if sid in self.e.serving]
+        # Every station that was held is resumed, serving or not: a step can end between the cell's
+        # decision to hold a station and the hold reaching it, and a station left held would stall the
+        # next part sent to it (resume on an idle station is harmless for every driver).
+        ids = sorted(self.held)
         await self._each(ids, "resume")
         self.held.clear()
 
@@ -103,9 +107,11 @@ class ActingStates:
 
     async def _stopping(self, previous: PackMLState) -> None:
         self.e.prompts.withdraw_all()
-        held = [sid for sid in self.held if sid in self.e.serving]
+        held = [sid for sid in sorted(self.held) if sid in self.e.serving]
+        idle = [sid for sid in sorted(self.held) if sid not in self.e.serving]
         self.held.clear()
         await self._each(held, "stop")
+        await self._each(idle, "resume")  # held after their step ended: leave them ready, not held
         await self._drain(previous)
 
     async def _aborting(self, previous: PackMLState) -> None:

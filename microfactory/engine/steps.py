@@ -174,7 +174,6 @@ class StepServer:
             result = await self._watched(station, station.run_step(request), step)
         finally:
             e.serving.pop(sid, None)
-            e.acting.held.discard(sid)
             e.power(sid, PowerState.IDLE)
             if e.meter is not None:
                 e.meter.use[sid].steps += 1
