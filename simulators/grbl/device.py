@@ -146,9 +146,10 @@ class GrblDevice:
         return self.planner.current(self._now)
 
     def state_text(self) -> str:
-        """The state as a status report shows it (``Idle``, ``Hold:1``, ``Door:0`` ...)."""
+        """The state as a status report shows it (``Idle``, ``Hold:0``, ``Door:0`` ...)."""
         if self.state is State.HOLD:
-            return f"Hold:{int(self.planner.held or not self.planner.busy)}"
+            # Grbl 1.1: Hold:0 = hold complete (ready to resume), Hold:1 = still decelerating.
+            return f"Hold:{0 if self.planner.held or not self.planner.busy else 1}"
         if self.state is State.DOOR:
             return f"Door:{self._door_sub()}"
         return self.state.value

@@ -534,11 +534,12 @@ class GrblStation(Station):
 
     # -- hold, resume, stop, reset -----------------------------------------------------------------
     async def hold(self) -> None:
-        """Feed hold (``!``), then wait until Grbl reports ``Hold:1`` (decelerated, stopped)."""
+        """Feed hold (``!``), then wait until Grbl reports ``Hold:0`` (decelerated, stopped; ``Hold:1`` is
+        still decelerating — Grbl 1.1's meaning, see docs/design.md)."""
         self.state_machine.trigger_safely("request_hold")
         self.channel.realtime(FEED_HOLD)
-        await self.poller.wait_for(lambda r: r.label == "Hold:1" or r.state == "Idle",
-                                   self.config.timeouts.answer_s * 5, what="Hold:1 (hold complete)")
+        await self.poller.wait_for(lambda r: r.label == "Hold:0" or r.state == "Idle",
+                                   self.config.timeouts.answer_s * 5, what="Hold:0 (hold complete)")
         self.state_machine.trigger_safely("hold_complete")
 
     async def resume(self) -> None:
@@ -562,7 +563,7 @@ class GrblStation(Station):
     async def _stop_motion(self) -> None:
         self.channel.realtime(FEED_HOLD)
         with contextlib.suppress(StationTimeout):
-            await self.poller.wait_for(lambda r: r.label == "Hold:1" or r.state in ("Idle", "Alarm"),
+            await self.poller.wait_for(lambda r: r.label == "Hold:0" or r.state in ("Idle", "Alarm"),
                                        self.config.timeouts.answer_s * 5, what="hold complete")
         await self._soft_reset()
 

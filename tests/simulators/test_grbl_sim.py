@@ -163,7 +163,7 @@ def test_motion_advances_and_hold_resume(client: Client, grbl: GrblHandle) -> No
     run = client.wait_state("Run")
     assert float(run.group(7)) > 0
     client.port.write(b"!")
-    held = client.wait_state("Hold:1")
+    held = client.wait_state("Hold:0")  # Grbl 1.1: Hold:0 is a complete hold
     x_held = float(held.group(2))
     assert 0 < x_held < 100
     assert float(client.status().group(2)) == x_held  # nothing moves while held

@@ -295,7 +295,7 @@ def test_jog_is_prechecked_from_the_current_position_and_cancel_is_realtime() ->
 
 
 def test_hold_resume_and_stop() -> None:
-    rt = realtime(b"<Hold:1|MPos:1.000,0.000,0.000|Bf:15,127|FS:0,0>\r\n")
+    rt = realtime(b"<Hold:0|MPos:1.000,0.000,0.000|Bf:15,127|FS:0,0>\r\n")
     with ScriptedPeer(handshake(), realtime=realtime()) as peer:
         peer.realtime = rt  # type: ignore[misc]
 
@@ -303,13 +303,13 @@ def test_hold_resume_and_stop() -> None:
             rt[b"?"] = IDLE
             await connected(station)
             station.state_machine.trigger_safely("start")
-            rt[b"?"] = b"<Hold:1|MPos:1.000,0.000,0.000|Bf:15,127|FS:0,0>\r\n"
+            rt[b"?"] = b"<Hold:0|MPos:1.000,0.000,0.000|Bf:15,127|FS:0,0>\r\n"
             await station.hold()
             assert station.state is StationState.HELD
             rt[b"?"] = b"<Run|MPos:1.000,0.000,0.000|Bf:15,127|FS:100,0>\r\n"
             await station.resume()
             assert station.state is StationState.BUSY
-            rt[b"?"] = b"<Hold:1|MPos:1.000,0.000,0.000|Bf:15,127|FS:0,0>\r\n"
+            rt[b"?"] = b"<Hold:0|MPos:1.000,0.000,0.000|Bf:15,127|FS:0,0>\r\n"
             await station.stop()
             assert station.state is StationState.IDLE
 
