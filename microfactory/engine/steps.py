@@ -201,6 +201,7 @@ class StepServer:
         finally:
             if not task.done():
                 task.cancel()
+            task.add_done_callback(_consume)  # its StationFault after stop() is ours, already reported
 
     async def _manual(self, d: Dispatch) -> StepResult | None:
         e, step = self.e, d.step
@@ -293,9 +294,17 @@ class StepServer:
         loop.create_task(self._enter_standby(sid))
 
     async def _enter_standby(self, sid: str) -> None:
-        if sid in self.e.serving or sid in self._waking:
+        """Standby is an energy saving, never a reason to fail: a station that refuses (alarmed, lost its
+        link) stays as it is and the refusal is logged."""
+        station = self.e.stations[sid]
+        if sid in self.e.serving or sid in self._waking or station.state != StationState.IDLE:
             return
-        await self.e.stations[sid].standby(True)
+        try:
+            await station.standby(True)
+        except MicrofactoryError as exc:
+            self.e.bus.publish(EventKind.LOG, sid, level="warning",
+                               text=f"station {sid} did not enter standby: {exc}")
+            return
         self.e.power(sid, PowerState.STANDBY)
 
     def _wake_ahead(self, step: Step) -> None:
@@ -307,7 +316,8 @@ class StepServer:
         if nxt and self.e.meter is not None and self.e.meter.state(nxt) == PowerState.STANDBY:
             loop = self.e._loop
             assert loop is not None
-            loop.create_task(self.wake(nxt))
+            # A failed early wake is not lost: the step's own wake tries again and reports it.
+            loop.create_task(self.wake(nxt)).add_done_callback(_consume)
 
     async def wake(self, sid: str) -> None:
         """Leave standby (once, even when asked twice at the same time)."""
@@ -330,3 +340,9 @@ class StepServer:
             await task
         finally:
             self._waking.pop(sid, None)
+
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve a finished task's exception so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
