@@ -7,8 +7,10 @@ the drawing is loaded by the real camera kind.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from recipe_support import RECIPES
+from recipe_support import RECIPES, REPO
 
 from microfactory.recipe import validate_recipe
 from microfactory.recipe.compile import load_kind
@@ -16,10 +18,33 @@ from microfactory.recipe.compile import load_kind
 DEMO_CELL = RECIPES / "cells" / "sim.yaml"
 
 
-@pytest.mark.parametrize("name", ["watch-plate.yaml", "watch-plate-rework.yaml", "shim.yaml"])
-def test_example_is_valid_on_the_demo_cell(name: str) -> None:
+SHIPPED = sorted(p.name for p in RECIPES.glob("*.yaml"))
+BENCHMARKS = REPO / "benchmarks"
+#: The throughput benchmark's short lot: these values on its own cell (see benchmarks/throughput.py).
+SHORT_VALUES = {"far": 12, "cut_feed": 3000, "mill_feed": 1200, "dwell": 0, "wash_temp": 20, "wash_time": 1}
+
+
+def real_kinds_or_skip() -> None:
     missing = [text for kind in ("grbl", "wash", "camera") if isinstance(text := load_kind(kind), str)]
     if missing:
         pytest.skip("real station kinds not loadable yet: " + "; ".join(missing))
+
+
+def test_the_examples_are_all_found() -> None:
+    assert {"watch-plate.yaml", "watch-plate-rework.yaml", "shim.yaml"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_example_is_valid_on_the_demo_cell(name: str) -> None:
+    real_kinds_or_skip()
     report = validate_recipe(RECIPES / name, DEMO_CELL)
+    assert report.problems == [], "\n".join(str(p) for p in report.problems)
+
+
+@pytest.mark.parametrize("cell, values", [(DEMO_CELL, None),
+                                          (BENCHMARKS / "short-lot-cell.yaml", SHORT_VALUES)])
+def test_the_throughput_benchmark_recipe_is_valid_on_its_cells(cell: Path,
+                                                               values: dict[str, float] | None) -> None:
+    real_kinds_or_skip()
+    report = validate_recipe(BENCHMARKS / "throughput-plate.yaml", cell, values=values)
     assert report.problems == [], "\n".join(str(p) for p in report.problems)
