@@ -47,6 +47,7 @@ class StepServer:
         self._visits: dict[tuple[str, str], int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._waking: dict[str, asyncio.Task[None]] = {}
+        self._sleeping: dict[str, asyncio.Task[None]] = {}  # standby being entered, awaited by wake()
 
     def reset(self) -> None:
         self.last_end_s = 0.0
@@ -291,7 +292,14 @@ class StepServer:
             return
         loop = self.e._loop
         assert loop is not None
-        loop.create_task(self._enter_standby(sid))
+        task = loop.create_task(self._enter_standby(sid))
+        self._sleeping[sid] = task
+        task.add_done_callback(lambda done: self._slept(sid, done))
+
+    def _slept(self, sid: str, task: asyncio.Task[None]) -> None:
+        if self._sleeping.get(sid) is task:
+            del self._sleeping[sid]
+        _consume(task)
 
     async def _enter_standby(self, sid: str) -> None:
         """Standby is an energy saving, never a reason to fail: a station that refuses (alarmed, lost its
@@ -320,9 +328,16 @@ class StepServer:
             loop.create_task(self.wake(nxt)).add_done_callback(_consume)
 
     async def wake(self, sid: str) -> None:
-        """Leave standby (once, even when asked twice at the same time)."""
+        """Leave standby (once, even when asked twice at the same time).
+
+        A station still entering standby is let finish first: a step started while ``$SLP`` is on its
+        way would stream into a machine falling asleep.
+        """
         meter = self.e.meter
         station = self.e.stations[sid]
+        sleeping = self._sleeping.get(sid)
+        if sleeping is not None:
+            await asyncio.wait({sleeping})
         if sid in self._waking:
             await self._waking[sid]
             return

@@ -563,7 +563,8 @@ class GrblStation(Station):
     async def _stop_motion(self) -> None:
         self.channel.realtime(FEED_HOLD)
         with contextlib.suppress(StationTimeout):
-            await self.poller.wait_for(lambda r: r.label == "Hold:0" or r.state in ("Idle", "Alarm"),
+            # Sleep counts as stopped: nothing moves, spindle and steppers are off, and Grbl ignores `!`.
+            await self.poller.wait_for(lambda r: r.label == "Hold:0" or r.state in ("Idle", "Alarm", "Sleep"),
                                        self.config.timeouts.answer_s * 5, what="hold complete")
         await self._soft_reset()
 
