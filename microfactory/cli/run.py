@@ -149,6 +149,8 @@ def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: floa
     if as_json:
         print(json.dumps(summary.as_dict()))
     else:
+        if not console.is_terminal:
+            console.line()  # rich's Live leaves its last frame without a newline when output is piped
         console.print(summary_table(summary))
     return EXIT_OK if summary.state == "complete" else EXIT_FAILED
 
