@@ -145,6 +145,11 @@ class ChartsView(QWidget):
         limits = xbar_r_limits(values)
         self.xbar.clear()
         self.range.clear()
+        title = f"X̄ (mm), subgroups of {SUBGROUP}"
+        if limits is None:  # say why the chart is empty instead of showing bare axes
+            need = 2 * SUBGROUP
+            title += f" — control limits after {need} measured parts ({len(values)} so far)"
+        self.xbar.setTitle(title)
         if limits is None:
             return
         xbar, rng = np.asarray(limits["xbar"]), np.asarray(limits["r"])

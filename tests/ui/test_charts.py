@@ -34,3 +34,24 @@ def test_energy_bars_are_per_finished_part(qtbot) -> None:  # type: ignore[no-un
     heights = np.asarray(view.energy_bars.opts["height"])
     assert heights.tolist() == pytest.approx([1.0])  # 2 Wh over 2 parts
     assert view.cycle_times == [30.0, 30.0]
+
+
+def test_spc_says_how_many_parts_it_still_needs(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from ui.charts import ChartsView
+
+    view = ChartsView()
+    qtbot.addWidget(view)
+
+    def measured(value: float) -> Event:
+        return Event(EventKind.STEP, "inspect", {"phase": "done", "data": {"measurements": {
+            "features": [{"feature": "outline.width", "measured": value}]}}})
+
+    for value in (20.0, 20.01, 19.99):
+        view.apply(measured(value))
+    view.redraw()
+    assert "(3 so far)" in view.xbar.plotItem.titleLabel.text
+    for value in (20.0, 20.01, 19.99, 20.0, 20.02, 19.98, 20.0):
+        view.apply(measured(value))
+    view.redraw()
+    assert "so far" not in view.xbar.plotItem.titleLabel.text
+    assert view.xbar.plotItem.listDataItems()  # X̄ points drawn
