@@ -18,7 +18,8 @@ from microfactory import __version__
 from microfactory.errors import ConfigError, MicrofactoryError, SafetyRefusal
 
 #: Core command modules, each with ``register(subparsers)``.
-CORE_COMMANDS = ("microfactory.cli.bench", "microfactory.cli.validate", "microfactory.cli.run")
+CORE_COMMANDS = ("microfactory.cli.bench", "microfactory.cli.validate", "microfactory.cli.run",
+                 "microfactory.cli.journal")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

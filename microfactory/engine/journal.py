@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from microfactory.errors import ConfigError
 from microfactory.events import Event, EventBus, EventKind
 
 log = logging.getLogger("microfactory.engine.journal")
@@ -78,6 +79,20 @@ class Journal:
     Writers: the engine loop (steps, runs, parts) and the bus subscriber (events, from any thread);
     one lock serialises them on one connection.
     """
+
+    @classmethod
+    def open_existing(cls, path: str | Path) -> Journal:
+        """Open a journal written by a run, for reading; a missing or foreign file is a ConfigError."""
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError.single(file, "no such run journal", hint="give the --db PATH a run wrote to")
+        try:
+            journal = cls(file)
+            journal.runs()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError.single(file, f"not a microfactory run journal ({exc})",
+                                     hint="give the --db PATH a run wrote to") from None
+        return journal
 
     def __init__(self, path: str | Path, *, bus: EventBus | None = None) -> None:
         self.path = str(path)
@@ -145,9 +160,18 @@ class Journal:
         return bool(self._read("SELECT 1 FROM steps WHERE key = ? AND done_s IS NOT NULL", (key,)))
 
     def runs(self) -> list[dict[str, Any]]:
-        rows = self._read("SELECT lot, recipe, state, summary FROM runs ORDER BY rowid")
-        return [{"lot": r[0], "recipe": r[1], "state": r[2],
-                 "summary": json.loads(r[3]) if r[3] else None} for r in rows]
+        """Every lot run, oldest first; ``state`` is None for a run that never ended (killed process)."""
+        rows = self._read("SELECT lot, recipe, state, summary, version, cell, parts, started_at, ended_at "
+                          "FROM runs ORDER BY rowid")
+        return [{"lot": r[0], "recipe": r[1], "state": r[2], "summary": json.loads(r[3]) if r[3] else None,
+                 "version": r[4], "cell": r[5], "parts": r[6], "started_at": r[7], "ended_at": r[8]}
+                for r in rows]
+
+    def parts(self, lot: str) -> list[dict[str, Any]]:
+        """Each part of ``lot`` as last recorded: state, rework count, energy (J)."""
+        rows = self._read("SELECT part, state, reworks, energy_j FROM parts WHERE lot = ? ORDER BY part",
+                          (lot,))
+        return [{"part": r[0], "state": r[1], "reworks": r[2], "energy_j": r[3]} for r in rows]
 
     def part_states(self, lot: str) -> dict[str, str]:
         rows = self._read("SELECT part, state FROM parts WHERE lot = ?", (lot,))
