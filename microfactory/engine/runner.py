@@ -17,7 +17,8 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from typing import Any
 
 from microfactory.cell import Cell, PowerProfile
 from microfactory.clock import Clock
@@ -94,10 +95,11 @@ class Engine:
         if self._wake is not None:
             self._wake.set()
 
-    async def state_change(self) -> None:
-        """Wait for the next cell state change."""
+    def state_change(self) -> Coroutine[Any, Any, bool]:
+        """Wait for the next cell state change (the change after *this call*, even when the returned
+        coroutine is scheduled later as a task)."""
         assert self._changed is not None
-        await self._changed.wait()
+        return self._changed.wait()
 
     # -- commands ---------------------------------------------------------------------------------
     def command(self, name: str | Command) -> None:

@@ -133,7 +133,7 @@ class StepServer:
             elif step.kind == StepKind.MANUAL:
                 result = await self._manual(d)
             else:
-                await e.clock.sleep(step.duration_s)
+                await self._timed(step.duration_s)
                 result = StepResult(ok=True)
         except asyncio.CancelledError:
             e.journal.done(key, ok=False, verdict=None, data={"aborted": True}, t=e.clock.now())
@@ -203,6 +203,24 @@ class StepServer:
             if not task.done():
                 task.cancel()
             task.add_done_callback(_consume)  # its StationFault after stop() is ours, already reported
+
+    async def _timed(self, seconds: float) -> None:
+        """A timed step without a station (a transfer): ``seconds`` of process time that stop counting
+        while the cell holds, as a conveyor or a robot would stop moving the part."""
+        e, left = self.e, seconds
+        while left > 0:
+            if e.machine.state in HELDISH:
+                await e.state_change()
+                continue
+            t0 = e.clock.now()
+            sleeper = asyncio.ensure_future(e.clock.sleep(left))
+            changed = asyncio.ensure_future(e.state_change())
+            try:
+                done, _ = await asyncio.wait({sleeper, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (sleeper, changed):
+                    task.cancel()
+            left = 0.0 if sleeper in done else left - (e.clock.now() - t0)
 
     async def _manual(self, d: Dispatch) -> StepResult | None:
         e, step = self.e, d.step

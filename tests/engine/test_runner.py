@@ -11,7 +11,7 @@ from microfactory.engine.packml import PackMLState
 from microfactory.errors import StateError
 from microfactory.events import EventKind
 from microfactory.procedure import FaultAction, FaultPolicy, Procedure, Step, StepKind
-from microfactory.station import StepRequest
+from microfactory.station import StepRequest, StepResult
 
 S = PackMLState
 
@@ -206,13 +206,13 @@ def test_journal_writes_intent_before_and_completion_after_each_step() -> None:
         seen: list[tuple[str, str, bool | None]] = []
         original = line.stations["mill"].run_step
 
-        async def spy(request: StepRequest):  # type: ignore[no-untyped-def]
+        async def spy(request: StepRequest) -> StepResult:
             rows = {r.key: r for r in line.engine.journal.steps()}
             row = rows[request.key]
             seen.append((request.key, row.step, row.ok))  # intent is there, completion not yet
             return await original(request)
 
-        line.stations["mill"].run_step = spy  # type: ignore[method-assign]
+        line.stations["mill"].run_step = spy  # type: ignore[method-assign,assignment]
         summary = await line.engine.run_lot(watch_plate(), parts=3, lot_id="L1")
         assert len(seen) == 4 and all(ok is None for _, _, ok in seen)
         rows = line.engine.journal.steps()
@@ -339,5 +339,32 @@ def test_a_step_that_overruns_its_timeout_is_a_fault() -> None:
         summary = await line.engine.run_lot(proc, parts=2)
         assert summary.scrapped == 2
         assert {e.data["code"] for e in line.events(EventKind.ALARM)} == {"TIMEOUT"}
+
+    run(main())
+
+
+def test_a_transfer_stops_counting_while_the_cell_holds() -> None:
+    async def main() -> None:
+        line = await Line().connect()
+        steps = (
+            Step("cut", StepKind.CUT, "cut", StepRequest("gcode"), on_pass="move"),
+            Step("move", StepKind.TRANSFER, None, StepRequest("transfer"), on_pass="done", duration_s=30.0),
+        )
+        proc = Procedure("t", "1", "transfer", steps, "cut", parts_in_flight=1)
+        lot = asyncio.ensure_future(line.engine.run_lot(proc, parts=1))
+        await until(lambda: any(e.data.get("step") == "move" and e.data.get("phase") == "intent"
+                                for e in line.events(EventKind.STEP)))
+        line.engine.apply("hold")
+        await until(lambda: line.engine.machine.state == S.HELD)
+        await line.clock.sleep(100.0)  # far longer than the transfer, in process time
+        assert not lot.done()
+        assert not any(e.data.get("step") == "move" and e.data.get("phase") == "done"
+                       for e in line.events(EventKind.STEP))
+        line.engine.apply("unhold")
+        summary = await lot
+        assert summary.passed == 1
+        (move,) = [e for e in line.events(EventKind.STEP) if e.data.get("step") == "move"
+                   and e.data.get("phase") == "done"]
+        assert move.data["duration_s"] >= 100.0  # the held time is in the step's wall span, not its count
 
     run(main())
