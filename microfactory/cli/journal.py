@@ -3,7 +3,8 @@
 What a quality engineer asks after a lot (which station, firmware and attempt made this part, with what
 verdict) and what an operator must see after a crash: steps whose intent was written but whose
 completion never was. Those were maybe half done; the part must be checked by hand, never re-run blindly.
-Reads only; exit 0, or 1 when steps are in doubt, 2 for a missing or foreign file.
+``--verify`` recomputes the hash-chained audit trail and compares it with the tables (exit 1 when the
+journal was altered). Reads only; exit 0, or 1 when steps are in doubt, 2 for a missing or foreign file.
 """
 
 from __future__ import annotations
@@ -32,12 +33,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("db", metavar="DB", help="the SQLite journal (run --db PATH)")
     parser.add_argument("--lot", help="show this lot's parts")
     parser.add_argument("--part", help="show this part's genealogy")
+    parser.add_argument("--verify", action="store_true",
+                        help="check the hash-chained audit trail against the tables (exit 1 if altered)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     journal = Journal.open_existing(args.db)
+    if args.verify:
+        try:
+            return _verify(journal, args)
+        finally:
+            journal.close()
     try:
         doubt = journal.in_doubt(args.lot)
         if args.part:
@@ -58,6 +66,22 @@ def handle(args: argparse.Namespace) -> int:
     else:
         _render(out, Console())
     return EXIT_IN_DOUBT if doubt else EXIT_OK
+
+
+def _verify(journal: Journal, args: argparse.Namespace) -> int:
+    result = journal.verify()
+    if args.json:
+        print(json.dumps({"journal": args.db, "intact": result.intact, "records": result.records,
+                          "last_hash": result.last_hash, "problems": result.problems}))
+    elif result.intact:
+        print(f"audit trail intact: {result.records} records; last hash {result.last_hash} "
+              "(keep it elsewhere to prove later that nothing was rewritten)")
+    else:
+        for problem in result.problems:
+            print(f"altered: {problem}", file=sys.stderr)
+        print(f"{args.db}: the journal was altered after it was written ({len(result.problems)} problem(s)); "
+              "keep this copy and compare it with your backup", file=sys.stderr)
+    return EXIT_OK if result.intact else EXIT_IN_DOUBT
 
 
 def _step(r: StepRecord) -> dict[str, Any]:

@@ -5,7 +5,8 @@ to the station, and the completion row after the station answers. A process that
 leaves an intent without a completion — on restart that step is *in doubt* and must be asked about,
 never silently run twice (:meth:`Journal.in_doubt`).
 
-Tables: ``runs`` (one per lot run: recipe, version, cell), ``parts`` (final state per part),
+Tables: ``audit`` (every write below, hash-chained: :mod:`microfactory.engine.audit`),
+``runs`` (one per lot run: recipe, version, cell), ``parts`` (final state per part),
 ``steps`` (intent/completion per key, with station, firmware, verdict and data: the genealogy of every
 part), ``events`` (the bus, minus high-rate progress/status). Times are process seconds of the engine's
 clock plus the wall time (UTC ISO) for people.
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from microfactory.engine import audit
 from microfactory.errors import ConfigError
 from microfactory.events import Event, EventBus, EventKind
 
@@ -103,11 +105,31 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._db.executescript(audit.SCHEMA)
+        self._last_hash = audit.last_hash(self._db)
         self._subscription = bus.subscribe(self._on_event) if bus is not None else None
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         with self._lock:
             self._db.execute(sql, args)
+
+    def _record(self, sql: str, args: tuple[Any, ...], what: str, record: dict[str, Any]) -> None:
+        """A write about runs, parts or steps, with its audit record in the same transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(sql, args)
+                digest = audit.append(self._db, self._last_hash, what, record)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._last_hash = digest
+
+    def verify(self) -> audit.Verification:
+        """Recompute the audit chain and compare it with the tables (see :mod:`~.audit`)."""
+        with self._lock:
+            return audit.verify(self._db)
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -116,33 +138,45 @@ class Journal:
     # -- runs and parts ---------------------------------------------------------------------------
     def begin_run(self, lot: str, *, recipe: str, version: str, cell: str, parts: int,
                   parameters: dict[str, Any], t: float) -> None:
-        self._write("INSERT OR REPLACE INTO runs (lot, recipe, version, cell, parts, parameters, started_s, "
-                    "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (lot, recipe, version, cell, parts, _json(parameters), t, _now()))
+        at = _now()
+        self._record("INSERT OR REPLACE INTO runs (lot, recipe, version, cell, parts, parameters, started_s, "
+                     "started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (lot, recipe, version, cell, parts, _json(parameters), t, at),
+                     "run", {"lot": lot, "recipe": recipe, "version": version, "cell": cell, "parts": parts,
+                             "parameters": parameters, "t": t, "at": at})
 
     def end_run(self, lot: str, *, state: str, summary: dict[str, Any], t: float) -> None:
-        self._write("UPDATE runs SET ended_s = ?, ended_at = ?, state = ?, summary = ? WHERE lot = ?",
-                    (t, _now(), state, _json(summary), lot))
+        at = _now()
+        self._record("UPDATE runs SET ended_s = ?, ended_at = ?, state = ?, summary = ? WHERE lot = ?",
+                     (t, at, state, _json(summary), lot),
+                     "run_end", {"lot": lot, "state": state, "summary": summary, "t": t, "at": at})
 
     def part(self, part: str, lot: str, state: str, *, reworks: int, energy_j: float, t: float) -> None:
-        self._write("INSERT INTO parts (part, lot, state, reworks, energy_j, updated_s) VALUES (?,?,?,?,?,?) "
-                    "ON CONFLICT(part) DO UPDATE SET state=excluded.state, reworks=excluded.reworks, "
-                    "energy_j=excluded.energy_j, updated_s=excluded.updated_s",
-                    (part, lot, state, reworks, energy_j, t))
+        self._record("INSERT INTO parts (part, lot, state, reworks, energy_j, updated_s) "
+                     "VALUES (?,?,?,?,?,?) ON CONFLICT(part) DO UPDATE SET state=excluded.state, "
+                     "reworks=excluded.reworks, energy_j=excluded.energy_j, updated_s=excluded.updated_s",
+                     (part, lot, state, reworks, energy_j, t),
+                     "part", {"part": part, "lot": lot, "state": state, "reworks": reworks,
+                              "energy_j": energy_j, "t": t})
 
     # -- steps ------------------------------------------------------------------------------------
     def intent(self, key: str, *, lot: str, part: str, step: str, station: str | None, firmware: str,
                attempt: int, request: dict[str, Any], t: float) -> None:
         """Record that ``step`` is about to be sent. Raises ``sqlite3.IntegrityError`` on a reused key:
         a key is never run twice."""
-        self._write("INSERT INTO steps (key, lot, part, step, station, firmware, attempt, request, intent_s, "
-                    "intent_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (key, lot, part, step, station, firmware, attempt, _json(request), t, _now()))
+        at = _now()
+        self._record("INSERT INTO steps (key, lot, part, step, station, firmware, attempt, request, "
+                     "intent_s, intent_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                     (key, lot, part, step, station, firmware, attempt, _json(request), t, at),
+                     "intent", {"key": key, "lot": lot, "part": part, "step": step, "station": station,
+                                "firmware": firmware, "attempt": attempt, "request": request, "t": t,
+                                "at": at})
 
     def done(self, key: str, *, ok: bool, verdict: str | None, data: dict[str, Any], t: float) -> None:
         """Record the step's completion (after the station answered, or failed)."""
-        self._write("UPDATE steps SET done_s = ?, ok = ?, verdict = ?, data = ? WHERE key = ?",
-                    (t, int(ok), verdict, _json(data), key))
+        self._record("UPDATE steps SET done_s = ?, ok = ?, verdict = ?, data = ? WHERE key = ?",
+                     (t, int(ok), verdict, _json(data), key),
+                     "done", {"key": key, "ok": ok, "verdict": verdict, "data": data, "t": t})
 
     def steps(self, part: str | None = None) -> list[StepRecord]:
         """Genealogy: every step row (of one part), in intent order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,33 @@ def test_a_run_on_a_journal_with_steps_in_doubt_warns_first(tmp_path: Path,
     assert main(["journal", str(db), "--json"]) == 1  # the old step stays in doubt: nobody guessed
     runs = json.loads(capsys.readouterr().out)["runs"]
     assert [r["state"] for r in runs] == [None, "complete"]
+
+
+def test_verify_accepts_the_journal_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "runs.sqlite"
+    write_journal(db, crash=False)
+    assert main(["journal", str(db), "--verify", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["intact"] and out["records"] == 1 + 2 * 5 + 1 and len(out["last_hash"]) == 64
+
+
+@pytest.mark.parametrize("tamper, named", [
+    ("UPDATE parts SET state = 'passed' WHERE part = 'L1-001' AND 0", None),  # a no-op: still intact
+    ("UPDATE steps SET verdict = 'pass', ok = 1 WHERE key = 'L1-002/mill/1'", "step L1-002/mill/1"),
+    ("UPDATE parts SET state = 'scrapped' WHERE part = 'L1-001'", "part L1-001"),
+    ("DELETE FROM steps WHERE key = 'L1-001/cut/1'", "step L1-001/cut/1"),
+    ("UPDATE audit SET body = replace(body, 'Grbl 1.1h', 'Grbl 1.1f') WHERE seq = 2", "audit record 2"),
+    ("DELETE FROM audit WHERE seq = 3", "audit records 3..3 are missing"),
+])
+def test_verify_names_what_was_altered(tmp_path: Path, capsys: pytest.CaptureFixture[str], tamper: str,
+                                       named: str | None) -> None:
+    db = tmp_path / "runs.sqlite"
+    write_journal(db, crash=True)
+    with sqlite3.connect(db) as con:
+        con.execute(tamper)
+    code = main(["journal", str(db), "--verify"])
+    err = capsys.readouterr().err
+    if named is None:
+        assert code == 0 and err == ""
+    else:
+        assert code == 1 and named in err and "altered after it was written" in err
