@@ -1,0 +1,190 @@
+"""The Grbl station's shared core: its state, what the channel reports, and the helpers every part uses.
+
+:class:`GrblCore` builds the transport, channel and status poller, keeps the station state machine in
+step with Grbl's own reports (status, safety door, alarms, messages) and holds the small helpers the
+connect, motion, standby and step mixins all rely on (asking a ``$`` command, turning ``error:N`` into a
+fault, refusing a step while not ready). It exists so those mixins share one definition of the
+station's attributes instead of each re-declaring them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from microfactory.cell import StationConfig
+from microfactory.clock import Clock
+from microfactory.errors import (
+    CommunicationError,
+    ProtocolError,
+    StateError,
+    StationFault,
+    StationTimeout,
+)
+from microfactory.events import EventBus, EventKind, Severity
+from microfactory.station import PortHandle, Station, StationState
+from microfactory.transport.line import LineTransport
+from stations.grbl.channel import Answer, GrblChannel
+from stations.grbl.codec import (
+    BuildInfo,
+    GrblLine,
+    LineKind,
+    StatusReport,
+    StatusTracker,
+    Vec,
+    parse_status,
+)
+from stations.grbl.codes import describe_alarm, describe_error, needs_rehome
+from stations.grbl.options import GrblOptions
+from stations.grbl.poller import StatusPoller
+from stations.grbl.realtime import door_text
+from stations.grbl.settings import GrblSettings
+from stations.grbl.streamer import StreamMode
+
+
+class GrblCore(Station):
+    """State, channel callbacks and shared helpers of :class:`~stations.grbl.driver.GrblStation`."""
+
+    def __init__(self, config: StationConfig, *, bus: EventBus, clock: Clock, port: PortHandle,
+                 check_cell_limits: bool = True) -> None:
+        super().__init__(config, bus=bus, clock=clock, port=port)
+        self.options = opts = GrblOptions.of(config.options, station=config.id)
+        self.poll_hz = opts.poll_hz
+        self.stream_mode = StreamMode.RESPOND if opts.send_response else StreamMode.COUNT
+        self.stop_on_error = opts.stop_on_error
+        self.reset_on_connect = opts.reset_on_connect
+        self.auto_reconnect = opts.auto_reconnect
+        self.check_cell_limits = check_cell_limits
+        self.transport = LineTransport(port.resolve, baud=config.baud, name=config.id, trace=port.trace,
+                                       on_link=self._on_link)
+        self.channel = GrblChannel(self.transport, on_status=self._on_status, on_alarm=self._on_alarm,
+                                   on_message=self._on_message)
+        self.poller = StatusPoller(self.channel.realtime, rate_hz=self.poll_hz,
+                                   status_timeout_s=config.timeouts.status_s, port=config.id)
+        self.tracker = StatusTracker()
+        self.build = BuildInfo()
+        self.settings = GrblSettings({})
+        self.offsets: dict[str, Vec] = {}
+        self.parser_state = ""
+        self.alarm_code: int | None = None
+        self.messages: list[str] = []
+        self._watch: asyncio.Task[None] | None = None
+        self._closing = False
+        self.estopped = False
+        self.reconnected = asyncio.Event()
+        self.door: int | None = None  # Door:N substate while the safety door interlock holds, else None
+        self._waking = False
+
+    # -- events from the channel -------------------------------------------------------------------
+    def _on_link(self, up: bool, detail: str) -> None:
+        self.bus.publish(EventKind.STATION_LINK, self.id, connected=up, port=self.transport.port,
+                         detail=detail)
+        if not up:
+            self.state_machine.trigger_safely("link_down")
+
+    def _on_status(self, line: GrblLine) -> None:
+        try:
+            report = self.tracker.update(parse_status(line.text, port=self.transport.port))
+        except ProtocolError as exc:
+            self.channel.garbled.append(exc)
+            return
+        self.poller.report(report)
+        self.bus.publish(EventKind.STATION_STATUS, self.id, **report.as_fields())
+        if report.state == "Door" or self.door is not None:
+            self._on_door(report)
+        if report.state == "Alarm" and not self._waking and self.state not in (
+                StationState.ALARM, StationState.OFFLINE, StationState.CONNECTING):
+            self.state_machine.trigger_safely("alarm")
+
+    def _on_door(self, report: StatusReport) -> None:
+        """The safety door interlock: a running step is held (HELD) until the door closes and resume."""
+        sub = report.substate if report.state == "Door" else None
+        if sub == self.door:
+            return
+        opened = self.door is None
+        self.door = sub
+        if sub is None:
+            self.bus.publish(EventKind.ALARM_CLEARED, self.id, code="DOOR")
+            return
+        text = door_text(sub)
+        if opened or sub in (1, 2):
+            self.bus.publish(EventKind.ALARM, self.id, code="DOOR", text=text, severity=str(Severity.WARNING),
+                             recovery="close the safety door, then resume")
+        else:
+            self.bus.publish(EventKind.LOG, self.id, level="info", text=text)
+        if self.state in (StationState.BUSY, StationState.HOLDING):
+            self.state_machine.trigger_safely("hold_complete")
+
+    def _on_alarm(self, line: GrblLine) -> None:
+        code = line.code or 0
+        info = describe_alarm(code)
+        self.alarm_code = code
+        severity = Severity.CRITICAL if needs_rehome(code) else Severity.ERROR
+        self.bus.publish(EventKind.ALARM, self.id, code=f"ALARM:{code}", text=info.text,
+                         severity=str(severity), recovery=info.recovery)
+        self.channel.fail_pending(StationFault(self.id, f"ALARM:{code}", info.text, recovery=info.recovery))
+        if self.state is not StationState.OFFLINE:
+            self.state_machine.trigger_safely("alarm")
+
+    def _on_message(self, line: GrblLine) -> None:
+        if line.kind is LineKind.MSG:
+            self.messages.append(line.payload)
+            self.bus.publish(EventKind.LOG, self.id, level="info", text=f"Grbl: {line.payload}")
+
+
+    # -- helpers shared by the mixins ---------------------------------------------------------------
+    async def _wait_banner(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self.channel.banner.wait(), timeout_s)
+        except TimeoutError:
+            raise self._not_grbl(f"no Grbl banner within {timeout_s:g} s after reset") from None
+
+    def _not_grbl(self, what: str) -> CommunicationError:
+        received = self.channel.received_tail()
+        if self.channel.garbled or self.transport.garbage_lines:
+            return ProtocolError(f"{what}: received unreadable bytes", port=self.transport.port,
+                                 received=received,
+                                 hint=f"wrong baud rate? the cell file says {self.config.baud}; Grbl 1.1 "
+                                      "usually runs at 115200")
+        if received:
+            return ProtocolError(f"{what}: this does not look like a Grbl 1.1 device",
+                                 port=self.transport.port, received=received,
+                                 hint="check that the port is the Grbl machine's")
+        return StationTimeout(f"{what}: nothing received", port=self.transport.port,
+                              hint="not a Grbl device, or it is off; check the port, power and baud rate")
+
+    async def _query(self, line: str, *, phase: str, timeout_s: float | None = None) -> Answer:
+        try:
+            answer = await self.channel.command(line, timeout_s=timeout_s or self.config.timeouts.answer_s,
+                                                phase=phase)
+        except StationTimeout:
+            if self.channel.lines_seen == 0 or self.channel.garbled:
+                raise self._not_grbl(f"no answer to {line!r}") from None
+            raise
+        if not answer.ok:
+            raise self._error_fault(line, answer.line)
+        return answer
+
+    def _error_fault(self, sent: str, line: GrblLine, where: str = "") -> StationFault:
+        info = describe_error(line.code or 0)
+        place = f"{where}: " if where else ""
+        return StationFault(self.id, f"error:{line.code}", f"{place}{sent!r} refused: {info.text}",
+                            recovery=info.recovery)
+
+
+    def _require_ready(self, what: str) -> None:
+        if self.door is not None:
+            raise StateError(f"station {self.id!r}: {door_text(self.door)}: cannot {what}",
+                             hint="close the safety door and resume (cycle start) first")
+        if self.state is StationState.ALARM:
+            info = describe_alarm(self.alarm_code or 0) if self.alarm_code else None
+            raise StateError(f"station {self.id!r} is in alarm{f' ({info.text})' if info else ''}: "
+                             f"cannot {what}", hint=info.recovery if info else "unlock ($X) or home ($H)")
+        if self.state is not StationState.IDLE:
+            raise StateError(f"station {self.id!r} is {self.state}: cannot {what}",
+                             hint="wait for the station to be idle (connect it first if offline)")
+
+
+    def _fault_state(self) -> None:
+        if self.state not in (StationState.ALARM, StationState.OFFLINE):
+            self.state_machine.trigger_safely("fault")
+

@@ -1,0 +1,113 @@
+"""The link of a Grbl station: connect and handshake, watching for link loss, reconnect, and close.
+
+Connecting resets Grbl (or waits for its banner) and reads ``$I``, ``$$``, ``$#`` and ``$G``, refusing a
+machine whose settings disagree with the cell file; the watcher reconnects by identity when the port
+goes away (``options: {auto_reconnect: ...}``); closing stops motion first. Kept together because they
+share the link's life cycle (the watcher task and the ``_closing`` flag).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from microfactory.errors import CommunicationError, StationFault, StationTimeout
+from stations.grbl.channel import RESET
+from stations.grbl.codec import LineKind, parse_build_info, parse_offsets
+from stations.grbl.motion import GrblMotion
+from stations.grbl.settings import GrblSettings, refuse_if_inconsistent
+
+log = logging.getLogger("stations.grbl")
+
+
+class GrblLink(GrblMotion):
+    """Connect, handshake, reconnect after link loss, and close."""
+
+    async def connect(self) -> None:
+        """Open the port, reset Grbl (or wait for its banner), read ``$I``, ``$$``, ``$#``, ``$G``."""
+        self._closing = False
+        self.state_machine.trigger_safely("link_up")
+        try:
+            await self.transport.open(self.config.timeouts.connect_s)
+            self.channel.start()
+            await self._handshake()
+        except BaseException:
+            await self._shutdown_link()
+            self.state_machine.trigger_safely("link_down")
+            raise
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.get_running_loop().create_task(self._watch_link(), name=f"{self.id}-link")
+
+    async def _handshake(self) -> None:
+        timeouts = self.config.timeouts
+        self.transport.drain_lines()
+        self.channel.banner.clear()
+        if self.reset_on_connect:
+            self.channel.realtime(RESET)
+        await self._wait_banner(timeouts.connect_s)
+        # A status answer to a '?' sent now comes after every banner already on its way (a power-up
+        # banner that raced our reset), so the lines sent next cannot be flushed by a late reset.
+        try:
+            await self.poller.fresh(timeouts.status_s)
+        except StationTimeout:
+            raise self._not_grbl("no status report after the reset banner") from None
+        answer = await self._query("$I", phase="build info ($I)")
+        self.build = parse_build_info(answer.pushed, port=self.transport.port)
+        self.firmware = self.build.firmware
+        self.settings = GrblSettings.parse((await self._query("$$", phase="settings ($$)")).pushed)
+        if self.check_cell_limits:
+            refuse_if_inconsistent(self.settings, self.config.limits, station=self.id)
+        self.offsets = parse_offsets((await self._query("$#", phase="offsets ($#)")).pushed)
+        gc = [p for p in (await self._query("$G", phase="parser state ($G)")).pushed if p.kind is LineKind.GC]
+        self.parser_state = gc[0].payload if gc else ""
+        self.poller.start()
+        report = await self.poller.fresh(timeouts.status_s)
+        if report.state == "Alarm":
+            self.state_machine.trigger_safely("alarm")
+        else:
+            self.state_machine.trigger_safely("ready")
+        log.info("%s: connected to %s on %s", self.id, self.firmware, self.transport.port)
+
+
+    # -- link loss, reconnect, close ---------------------------------------------------------------
+    async def _watch_link(self) -> None:
+        while not self._closing:
+            await self.transport.lost.wait()
+            if self._closing or not self.auto_reconnect:
+                return
+            log.warning("%s: link lost; reconnecting by identity", self.id)
+            await self.poller.stop()
+            await self.channel.stop()
+            try:
+                await self.transport.reconnect()
+                self.state_machine.trigger_safely("link_up")
+                self.channel.start()
+                await self._handshake()
+            except CommunicationError as exc:
+                log.error("%s: reconnect failed: %s", self.id, exc)
+                self.state_machine.trigger_safely("link_down")
+                return
+            self.reconnected.set()
+
+    async def close(self) -> None:
+        """Stop motion, switch the spindle/laser off (soft reset does M5), close the port."""
+        self._closing = True
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        if self.transport.connected:
+            try:
+                await self._stop_motion()
+            except (CommunicationError, StationFault) as exc:
+                log.warning("%s: could not stop cleanly before closing: %s", self.id, exc)
+        await self._shutdown_link()
+        self.state_machine.trigger_safely("link_down")
+
+    async def _shutdown_link(self) -> None:
+        await self.poller.stop()
+        await self.channel.stop()
+        await self.transport.close()
+

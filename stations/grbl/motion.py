@@ -1,0 +1,89 @@
+"""Motion control of a Grbl station: feed hold, cycle start, stop, soft reset, reset and E-stop.
+
+These are the realtime bytes (``!``, ``~``, ``0x18``) and what to wait for after each, kept together
+because stopping safely is one concern: the link's close, a failed program and the operator's stop all
+go through :meth:`GrblMotion._stop_motion`, and waking from standby through
+:meth:`GrblMotion._soft_reset`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from microfactory.errors import StateError, StationFault, StationTimeout
+from stations.grbl.channel import RESET
+from stations.grbl.codes import describe_alarm, needs_rehome
+from stations.grbl.core import GrblCore
+from stations.grbl.realtime import door_text
+
+FEED_HOLD, CYCLE_START, JOG_CANCEL = b"!", b"~", b"\x85"
+
+
+class GrblMotion(GrblCore):
+    """Hold, resume, stop, reset and emergency stop."""
+
+    async def hold(self) -> None:
+        """Feed hold (``!``), then wait until Grbl reports ``Hold:0`` (decelerated, stopped; ``Hold:1`` is
+        still decelerating — Grbl 1.1's meaning, see docs/design.md)."""
+        self.state_machine.trigger_safely("request_hold")
+        self.channel.realtime(FEED_HOLD)
+        await self.poller.wait_for(lambda r: r.label == "Hold:0" or r.state == "Idle",
+                                   self.config.timeouts.answer_s * 5, what="Hold:0 (hold complete)")
+        self.state_machine.trigger_safely("hold_complete")
+
+    async def resume(self) -> None:
+        """Cycle start (``~``): continue after a hold, or after the safety door was closed again.
+
+        Refused while the door is open (``Door:1``/``Door:2``): Grbl would ignore the cycle start.
+        """
+        if self.door in (1, 2):
+            raise StateError(f"station {self.id!r}: {door_text(self.door)}",
+                             hint="close the safety door, then resume")
+        self.channel.realtime(CYCLE_START)
+        await self.poller.wait_for(lambda r: r.state not in ("Hold", "Door") or r.substate == 3,
+                                   self.config.timeouts.answer_s, what="leaving Hold")
+        self.state_machine.trigger_safely("resume")
+
+    async def stop(self) -> None:
+        """Stop safely: feed hold, wait for the hold to complete (position kept), then soft reset."""
+        await self._stop_motion()
+        self.state_machine.trigger_safely("ready")
+
+    async def _stop_motion(self) -> None:
+        self.channel.realtime(FEED_HOLD)
+        with contextlib.suppress(StationTimeout):
+            # Sleep counts as stopped: nothing moves, spindle and steppers are off, and Grbl ignores `!`.
+            await self.poller.wait_for(lambda r: r.label == "Hold:0" or r.state in ("Idle", "Alarm", "Sleep"),
+                                       self.config.timeouts.answer_s * 5, what="hold complete")
+        await self._soft_reset()
+
+    async def _soft_reset(self) -> None:
+        with self.poller.paused():
+            self.channel.banner.clear()
+            self.channel.realtime(RESET)
+            self.channel.fail_pending(StationFault(self.id, "reset", "soft reset flushed the line",
+                                                   recovery="run the step again"))
+            await self._wait_banner(self.config.timeouts.connect_s)
+
+    async def reset(self) -> None:
+        """Soft reset, then ``$X`` when the alarm allows it; after alarms 1, 3, 6–9 re-home first."""
+        await self._soft_reset()
+        report = await self.poller.fresh(self.config.timeouts.status_s)
+        if report.state == "Alarm":
+            code = self.alarm_code
+            if code is not None and needs_rehome(code):
+                info = describe_alarm(code)
+                raise StationFault(self.id, f"ALARM:{code}", f"{info.text}; reset done but the machine "
+                                   "stays locked", recovery="re-home required: run the home step ($H)")
+            await self._query("$X", phase="unlock ($X)")
+        self.alarm_code = None
+        self.state_machine.trigger_safely("clear")
+        self.state_machine.trigger_safely("ready")
+
+
+    def emergency_stop(self) -> None:
+        """Feed hold then soft reset, written at once (synchronous, any thread)."""
+        self.estopped = True
+        self.transport.write_realtime(FEED_HOLD)
+        self.transport.write_realtime(RESET)
+
