@@ -131,7 +131,7 @@ def arc_from_radius(start: Vec, end: Vec, radius: float, plane: str, clockwise: 
     a0, a1, _ = axes
     x, y = end[a0] - start[a0], end[a1] - start[a1]
     chord = math.hypot(x, y)
-    if chord == 0.0:
+    if chord < 1e-9:  # a nanometre: ends that G-code cannot tell apart (and 1/chord would overflow)
         raise ArcGeometryError("arc given by R ends where it starts; write a full circle with I/J/K "
                                "(Grbl error 33)")
     h2 = 4.0 * radius * radius - x * x - y * y

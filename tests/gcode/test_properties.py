@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from microfactory.gcode import (
@@ -78,6 +78,7 @@ def _analytic_box(arc: object) -> tuple[list[float], list[float]]:
 
 
 @settings(max_examples=60, deadline=None)
+@example((0.0, 0.0, 0.0), 0.0, 1.0, 5e-324, 0.0, "G17", True)  # ends 5e-324 mm apart: 1/chord overflowed
 @given(points, st.floats(-math.pi, math.pi), st.floats(0.5, 60), st.floats(-2 * math.pi, 2 * math.pi),
        st.floats(-10, 10), st.sampled_from(["G17", "G18", "G19"]), st.booleans())
 def test_arc_extents_contain_samples_and_are_tight(start: tuple[float, float, float], phase: float,
