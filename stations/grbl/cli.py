@@ -30,7 +30,7 @@ from microfactory.simulation import SimulatorHandle
 from microfactory.station import PortHandle
 from microfactory.transport.ports import resolve_port
 from microfactory.transport.trace import ByteTrace
-from stations.grbl.driver import GrblStation
+from stations.grbl.driver import GrblStation, resume_problems
 from stations.grbl.laser import check_laser_program
 from stations.grbl.program import CheckedProgram, check_program
 from stations.grbl.streamer import StreamMode, StreamResult
@@ -56,6 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="without --cell: the machine's travel is 0..$13x (Grbl built with "
                         "HOMING_FORCE_SET_ORIGIN, and the simulator), not stock Grbl's -$13x..0")
     p.add_argument("--trace", metavar="OUT.jsonl", help="record every byte to this JSON-lines file")
+    p.add_argument("--from-line", type=int, metavar="N",
+                   help="resume the program at its line N (after a broken tool or a stop): earlier lines "
+                        "only set the modal state, which a preamble restores; needs --cell and --station")
     p.set_defaults(func=cmd_stream)
 
 
@@ -123,6 +126,14 @@ def _check(station: GrblStation, lines: list[str], source: str, args: argparse.N
 async def _stream(args: argparse.Namespace, console: Console) -> int:
     lines = _read(args.file)
     config = _config(args)
+    if args.from_line is not None:
+        if not args.cell:
+            raise ConfigError.single(args.file, "--from-line needs --cell and --station",
+                                     hint="a resumed program is checked against the station's limits in the "
+                                          "cell file, from the machine's position")
+        if resume_problems(args.from_line, lines):
+            raise ConfigError.single(args.file, f"--from-line {args.from_line} is not a line of this file",
+                                     hint=f"give a line number from 1 to {len(lines)}")
     clock = ScaledClock(1.0)
     bus = EventBus(clock)
     sim: SimulatorHandle | None = None
@@ -136,8 +147,14 @@ async def _stream(args: argparse.Namespace, console: Console) -> int:
     station = GrblStation(config, bus=bus, clock=clock, port=handle, check_cell_limits=bool(args.cell))
     try:
         await station.connect()
-        checked = _check(station, lines, Path(args.file).name, args)
+        if args.from_line is None:
+            checked = _check(station, lines, Path(args.file).name, args)
+        else:
+            checked = await station.check_resume(lines, Path(args.file).name, args.from_line)
         checked.raise_for_problems()
+        if args.from_line is not None:
+            console.print(f"resuming at line {args.from_line} of {args.file} from the machine's position now",
+                          highlight=False)
         console.print(f"{station.firmware} on {station.transport.port}: {len(checked.lines)} lines, "
                       f"estimated {checked.estimate_s or 0:.0f} s", highlight=False)
         mode = StreamMode.RESPOND if args.send_response else StreamMode.COUNT

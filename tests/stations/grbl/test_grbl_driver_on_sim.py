@@ -16,8 +16,11 @@ from microfactory.errors import SafetyRefusal, StationFault
 from microfactory.events import EventBus, EventRecorder
 from microfactory.station import PortHandle, StationState, StepRequest
 from microfactory.testing import Exchange, ScriptedPeer
+from microfactory.transport.trace import read_trace
 from stations.grbl import GrblStation
 from stations.grbl.cli import cmd_stream
+
+REPO = Path(__file__).resolve().parents[3]
 
 SIM_SETTINGS = {110: 3000, 111: 3000, 112: 500, 130: 120, 131: 120, 132: 10}
 PROGRAM = ["G21 G90", "G0 X10 Y10", "M3 S500", "G1 X20 F900", "G1 Y20", "G1 X10", "G1 Y10", "M5"]
@@ -161,7 +164,7 @@ class Args:
     def __init__(self, file: Path, port: str, **kw: object) -> None:
         self.file, self.port = str(file), port
         self.baud, self.send_response, self.cell, self.station, self.trace = None, False, None, None, None
-        self.positive_space = True
+        self.positive_space, self.from_line = True, None
         self.__dict__.update(kw)
 
 
@@ -190,6 +193,22 @@ def test_stream_cli_error_line_and_wrong_baud(tmp_path: Path, capsys: pytest.Cap
     with ScriptedPeer([], realtime={b"\x18": b"\xf8\x80\xfe\x9c\r\n\xe0\xff\r\n"}) as peer:
         assert cmd_stream(Args(prog, peer.port)) == 1
     assert "wrong baud rate" in capsys.readouterr().err
+
+
+def test_stream_cli_resumes_from_a_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prog = tmp_path / "p.nc"
+    prog.write_text("G21 G90 G94\nG0 Z-2\nG1 X10 F600\nG1 Y10\nG1 X20\n")
+    trace = tmp_path / "t.jsonl"
+    cell = str(REPO / "recipes" / "cells" / "sim.yaml")
+    assert cmd_stream(Args(prog, "sim", cell=cell, station="mill", from_line=4, trace=str(trace))) == 0
+    sent = [r.data for r in read_trace(trace) if r.direction == "tx"]
+    assert b"G1X10F600\n" not in sent  # line 3 was before the resume point: not sent
+    assert any(b"Y10" in d for d in sent) and any(b"X20" in d for d in sent)
+    assert "resuming at line 4" in capsys.readouterr().err
+    assert cmd_stream(Args(prog, "sim", cell=cell, station="mill", from_line=9)) == 2
+    assert "give a line number from 1 to 5" in capsys.readouterr().err
+    assert cmd_stream(Args(prog, "sim", from_line=4)) == 2  # no cell: nothing to check a resume against
+    assert "--from-line needs --cell" in capsys.readouterr().err
 
 
 def test_stations_cli_registers_stream() -> None:
