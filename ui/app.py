@@ -40,7 +40,7 @@ from ui.faults import FaultPanel
 from ui.manual import ManualControl
 from ui.recipe_editor import RecipeEditor
 from ui.run_control import RunControl
-from ui.theme import CELL_COLOURS, STYLE, badge_style
+from ui.theme import CELL_COLOURS, STYLE, badge_style, restyle
 from ui.tiles import CellOverview
 from ui.vision_view import VisionView
 
@@ -209,10 +209,10 @@ class MainWindow(QMainWindow):
             state = str(event.get("state"))
             self.cell_state.setText(state.upper())
             colour = next((c for name, c in CELL_COLOURS.items() if name.lower() == state.lower()), "#4a4a4a")
-            self.cell_state.setStyleSheet(badge_style(colour))
+            restyle(self.cell_state, badge_style(colour))
             self.mode.setText(f"mode: {event.get('mode')}")
             self.status_state.setText(f"cell: {state} · mode: {event.get('mode')}")
-            self.status_state.setStyleSheet(badge_style(colour) + " color: white; padding: 2px 10px;")
+            restyle(self.status_state, badge_style(colour) + " color: white; padding: 2px 10px;")
             self.manual.set_cell_state(state)
         if kind == EventKind.PROMPT and self.simulated_operator and event.get("reason") == "manual":
             self.answer(str(event.get("id")), str((event.get("choices") or ["done"])[0]))

@@ -26,6 +26,7 @@ from PyQt6.QtWidgets import (
 from microfactory.errors import MicrofactoryError
 from microfactory.events import Event, EventKind
 from microfactory.recipe import load_recipe
+from ui.theme import set_style_property
 
 COMMANDS = ("start", "hold", "unhold", "stop", "reset")
 
@@ -58,6 +59,7 @@ class PromptBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("banner")
         self.text = QLabel(self.IDLE_TEXT)
+        self.text.setObjectName("bannerText")
         self.text.setWordWrap(True)
         self.text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.buttons = QHBoxLayout()
@@ -94,9 +96,7 @@ class PromptBanner(QFrame):
         self.prompt_id = ""
         self._choices = []
         self.text.setText(self.IDLE_TEXT)
-        self.text.setStyleSheet("font-size: 15px; color: #6d6d6d;")
-        self.setStyleSheet("QFrame#banner { background: #f2f2f2; border: 2px solid #d0d0d0; "
-                           "border-radius: 8px; }")
+        set_style_property("prompting", False, self, self.text)
         for button in self._pool:
             button.hide()
 
@@ -104,9 +104,7 @@ class PromptBanner(QFrame):
         self.prompt_id = str(event.get("id"))
         where = " · ".join(str(x) for x in (event.get("station"), event.get("part")) if x)
         self.text.setText(f"Operator: {event.get('text')}" + (f"  ({where})" if where else ""))
-        self.text.setStyleSheet("font-size: 16px; font-weight: 600; color: #111111;")
-        self.setStyleSheet("QFrame#banner { background: #fff3cd; border: 2px solid #ef8f00; "
-                           "border-radius: 8px; }")
+        set_style_property("prompting", True, self, self.text)
         self._choices = [str(c) for c in (event.get("choices") or ["ok"])][: self.MAX_CHOICES]
         for index, button in enumerate(self._pool):
             if index < len(self._choices):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PyQt6.QtWidgets import QWidget
+
 STATE_COLOURS = {
     "offline": "#4a4a4a", "connecting": "#7a7a7a", "idle": "#2e7d32", "busy": "#1565c0",
     "holding": "#ef8f00", "held": "#ef8f00", "faulted": "#c62828", "alarm": "#c62828",
@@ -30,9 +32,31 @@ QLabel#cellState { color: white; font-weight: 800; border-radius: 6px; padding: 
 QProgressBar { border: 1px solid #9e9e9e; border-radius: 4px; background: #ffffff; color: #111111;
                text-align: center; font-weight: 600; min-height: 24px; }
 QProgressBar::chunk { background: #90caf9; border-radius: 3px; }
-QFrame#banner { background: #fff3cd; border: 2px solid #ef8f00; border-radius: 8px; }
+QFrame#banner[prompting="false"] { background: #f2f2f2; border: 2px solid #d0d0d0; border-radius: 8px; }
+QFrame#banner[prompting="true"] { background: #fff3cd; border: 2px solid #ef8f00; border-radius: 8px; }
+QLabel#bannerText[prompting="false"] { font-size: 15px; color: #6d6d6d; }
+QLabel#bannerText[prompting="true"] { font-size: 16px; font-weight: 600; color: #111111; }
 """
 
 
 def badge_style(colour: str) -> str:
     return f"background: {colour};"
+
+
+def restyle(widget: QWidget, sheet: str) -> None:
+    """Set a widget's own style sheet only when it changes: every call re-parses the sheet and
+    re-polishes the widget and its children, which 16 tiles changing state many times a second felt."""
+    if widget.styleSheet() != sheet:
+        widget.setStyleSheet(sheet)
+
+
+def set_style_property(name: str, value: bool, *widgets: QWidget) -> None:
+    """Switch a dynamic property the app style sheet selects on, re-polishing only these widgets."""
+    for widget in widgets:
+        if widget.property(name) == value:
+            continue
+        widget.setProperty(name, value)
+        style = widget.style()
+        if style is not None:
+            style.unpolish(widget)
+            style.polish(widget)

@@ -24,7 +24,7 @@ from PyQt6.QtWidgets import (
 from microfactory.cell import Cell, StationConfig
 from microfactory.events import Event, EventKind
 from ui.bridge import short
-from ui.theme import SEVERITY_COLOURS, STATE_COLOURS, badge_style
+from ui.theme import SEVERITY_COLOURS, STATE_COLOURS, badge_style, restyle
 
 GRBL_STATES = {"Idle": "ready", "Run": "moving", "Hold": "feed hold", "Jog": "jogging", "Home": "homing",
                "Alarm": "alarm (locked)", "Door": "door open", "Check": "check mode", "Sleep": "asleep"}
@@ -115,7 +115,7 @@ class StationTile(QFrame):
 
     def set_state(self, state: str) -> None:
         self.state.setText(state.upper())
-        self.state.setStyleSheet(badge_style(STATE_COLOURS.get(state, "#4a4a4a")))
+        restyle(self.state, badge_style(STATE_COLOURS.get(state, "#4a4a4a")))
 
     def apply(self, event: Event) -> None:
         kind = event.kind
@@ -176,6 +176,7 @@ class CellOverview(QWidget):
         self.recent = QListWidget()
         self.recent.setObjectName("recent")
         self.recent.setToolTip("What the cell did lately, newest first")
+        self.recent.setUniformItemSizes(True)  # one line each: no per-item size pass on every insertion
         box = QVBoxLayout(self)
         box.addLayout(header)
         box.addLayout(grid)
