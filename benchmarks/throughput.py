@@ -56,8 +56,9 @@ HERE = Path(__file__).resolve().parent
 RECIPE = HERE / "throughput-plate.yaml"
 CELL = HERE.parent / "recipes" / "cells" / "sim.yaml"
 SHORT_CELL = HERE / "short-lot-cell.yaml"
-#: The short lot: moves of a millimetre or two at fast feeds, a 1 s wash at room temperature (no heating).
-SHORT_VALUES = {"far": 12, "cut_feed": 3000, "mill_feed": 1200, "dwell": 0, "wash_temp": 20, "wash_time": 1}
+#: The short lot's parameter values (also used by the tests): moves of a millimetre or two at fast feeds,
+#: a 1 s wash at room temperature (no heating).
+SHORT_VALUES = json.loads((HERE / "short-lot-values.json").read_text())
 LINE = ("cut", "mill", "wash", "inspect")
 LOT_WALL_LIMIT_S = 600.0  # a lot that stalls (a station held or alarmed) fails the benchmark, not hangs it
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from microfactory.events import Event, EventKind
 REPO = Path(__file__).resolve().parents[2]
 CELL = REPO / "benchmarks" / "short-lot-cell.yaml"
 RECIPE = REPO / "benchmarks" / "throughput-plate.yaml"
-VALUES = {"far": 12, "cut_feed": 3000, "mill_feed": 1200, "dwell": 0, "wash_temp": 20, "wash_time": 1}
+VALUES = json.loads((REPO / "benchmarks" / "short-lot-values.json").read_text())
 PARTS = 4
 
 

@@ -7,6 +7,7 @@ the drawing is loaded by the real camera kind.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ DEMO_CELL = RECIPES / "cells" / "sim.yaml"
 SHIPPED = sorted(p.name for p in RECIPES.glob("*.yaml"))
 BENCHMARKS = REPO / "benchmarks"
 #: The throughput benchmark's short lot: these values on its own cell (see benchmarks/throughput.py).
-SHORT_VALUES = {"far": 12, "cut_feed": 3000, "mill_feed": 1200, "dwell": 0, "wash_temp": 20, "wash_time": 1}
+SHORT_VALUES = json.loads((BENCHMARKS / "short-lot-values.json").read_text())
 
 
 def real_kinds_or_skip() -> None:
