@@ -5,11 +5,15 @@ pairs, in the spirit of PyMeasure's ``expected_protocol``: the driver under test
 its real :class:`~microfactory.transport.LineTransport`, so the exchange crosses a real file descriptor.
 Realtime bytes (e.g. Grbl's ``?``) are taken out of the stream wherever they appear and answered from
 ``realtime``. :meth:`ScriptedPeer.verify` fails on a mismatch and on pairs left over.
+
+:class:`ManualClock` is a clock that moves only when the test advances it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import heapq
 import os
 import select
 import threading
@@ -126,3 +130,56 @@ class ScriptedPeer:
         if self._index < len(self._pairs):
             left = [p.expect for p in self._pairs[self._index:]]
             raise AssertionError(f"{len(left)} exchange(s) never happened, next expected {left[0]!r}")
+
+
+class ManualClock:
+    """A :class:`~microfactory.clock.Clock` whose time moves only when a test says so.
+
+    ``await clock.advance(dt)`` moves process time forward by ``dt`` seconds, waking every sleeper
+    whose deadline falls inside, in deadline order, and letting the loop run after each one. Tests of
+    timers (the watchdog, timed steps) then assert exact process times without any wall-clock wait.
+    """
+
+    speed = 1.0
+
+    def __init__(self, start_s: float = 0.0) -> None:
+        self.t = start_s
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = 0
+
+    def now(self) -> float:
+        return self.t
+
+    def wall(self, seconds: float) -> float:
+        return seconds
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        heapq.heappush(self._sleepers, (self.t + max(0.0, seconds), self._seq, future))
+        await future
+
+    @property
+    def sleepers(self) -> int:
+        """How many sleeps are waiting (cancelled ones excluded)."""
+        return sum(1 for *_, f in self._sleepers if not f.done())
+
+    async def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``, waking due sleepers one deadline at a time."""
+        target = self.t + seconds
+        await settle()
+        while self._sleepers and self._sleepers[0][0] <= target:
+            deadline, _, future = heapq.heappop(self._sleepers)
+            if future.done():
+                continue
+            self.t = max(self.t, deadline)
+            future.set_result(None)
+            await settle()
+        self.t = target
+        await settle()
+
+
+async def settle(rounds: int = 20) -> None:
+    """Let every ready callback and task on the running loop run (no time passes)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)

@@ -206,6 +206,7 @@ class Engine:
     def _on_state(self, state: PackMLState, previous: PackMLState, mode: UnitMode) -> None:
         self.bus.publish(EventKind.CELL_STATE, "cell", state=state.value, previous=previous.value,
                          mode=mode.value, allowed=[c.value for c in self.machine.allowed()])
+        self.steps.cell_state(state)
         if self._changed is not None:
             self._changed.set()
             self._changed = asyncio.Event()

@@ -27,6 +27,7 @@ from microfactory.errors import MicrofactoryError, StationFault
 from microfactory.events import EventKind, Severity
 from microfactory.procedure import DONE, SCRAP, FaultAction, Step, StepKind
 from microfactory.station import Station, StationState, StepRequest, StepResult
+from microfactory.watchdog import Watchdog, WatchdogExpired
 
 if TYPE_CHECKING:
     from microfactory.engine.runner import Engine
@@ -48,6 +49,7 @@ class StepServer:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._waking: dict[str, asyncio.Task[None]] = {}
         self._sleeping: dict[str, asyncio.Task[None]] = {}  # standby being entered, awaited by wake()
+        self.watchdogs: set[Watchdog] = set()  # one per step running on a station
 
     def reset(self) -> None:
         self.last_end_s = 0.0
@@ -186,23 +188,28 @@ class StepServer:
         return result
 
     async def _watched(self, station: Station, run: Any, step: Step) -> StepResult:
-        """Await the station's step with a process-time watchdog that does not count held time."""
-        e = self.e
+        """Await the station's step under a :class:`Watchdog` that does not count held time.
+
+        The limit is ``step.timeout_s``, else the station's ``timeouts.step_s`` (process seconds); the
+        watchdog stops counting while the cell is Holding, Held or Unholding. On expiry the station is
+        stopped and the step fails with ``TIMEOUT``.
+        """
         limit = step.timeout_s or station.config.timeouts.step_s
-        task: asyncio.Task[StepResult] = asyncio.ensure_future(run)
+        dog = Watchdog(self.e.clock, limit, what=f"step {step.id!r}")
+        dog.held_if("cell", self.e.machine.state in HELDISH)
+        self.watchdogs.add(dog)
         try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=e.clock.wall(limit))
-                if done:
-                    return task.result()
-                if e.machine.state not in HELDISH:
-                    await station.stop()
-                    raise StationFault(station.id, "TIMEOUT", f"step {step.id!r} ran longer than {limit:g} s",
-                                       recovery="check the station; retry or scrap the part")
+            return await dog.run(run, on_expiry=station.stop)
+        except WatchdogExpired as exc:
+            raise StationFault(station.id, "TIMEOUT", str(exc),
+                               recovery="check the station; retry or scrap the part") from None
         finally:
-            if not task.done():
-                task.cancel()
-            task.add_done_callback(_consume)  # its StationFault after stop() is ours, already reported
+            self.watchdogs.discard(dog)
+
+    def cell_state(self, state: PackMLState) -> None:
+        """The cell changed state: hold or release every step watchdog (on the loop)."""
+        for dog in self.watchdogs:
+            dog.held_if("cell", state in HELDISH)
 
     async def _timed(self, seconds: float) -> None:
         """A timed step without a station (a transfer): ``seconds`` of process time that stop counting

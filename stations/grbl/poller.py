@@ -100,9 +100,12 @@ class StatusPoller:
                 await self._notify()
                 return
 
-    async def wait_for(self, predicate: Callable[[StatusReport], bool], timeout_s: float,
+    async def wait_for(self, predicate: Callable[[StatusReport], bool], timeout_s: float | None,
                        *, what: str = "status") -> StatusReport:
-        """Wait for a report matching ``predicate``; raise :class:`StationTimeout` or the dead failure."""
+        """Wait for a report matching ``predicate``; raise :class:`StationTimeout` or the dead failure.
+
+        ``timeout_s`` is link time (s); ``None`` waits without a limit (the caller's watchdog bounds it).
+        """
         count = self.count
 
         async def matched() -> StatusReport:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from microfactory.errors import CommunicationError, StationFault
+from microfactory.errors import CommunicationError, StationFault, StationTimeout
 from microfactory.events import EventKind
 from microfactory.station import StepRequest
+from microfactory.watchdog import Watchdog, WatchdogExpired
 from stations.grbl.codec import StatusReport
 from stations.grbl.codes import describe_alarm, describe_error
 from stations.grbl.motion import GrblMotion
@@ -20,6 +21,7 @@ from stations.grbl.precheck import GrblPrecheck
 from stations.grbl.streamer import ProgramLine, Streamer, StreamMode, StreamResult
 
 PROGRESS_PERIOD_S = 0.1  # s between progress events while streaming (progress_every: 0)
+MACHINE_HOLDS = frozenset({"Hold", "Door"})  # Grbl states in which the program's watchdog stops counting
 
 
 class GrblPrograms(GrblPrecheck, GrblMotion):
@@ -98,9 +100,14 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         return time.monotonic() - self.poller.last_t <= self.config.timeouts.status_s + self.poller.period_s
 
     async def _wait_idle(self, timeout_s: float) -> StatusReport:
+        """Wait until the machine is Idle with its planner empty, under a :class:`Watchdog` of
+        ``timeout_s`` process seconds that does not count time the machine reports ``Hold`` or
+        ``Door`` (a feed hold, an open safety door)."""
         blocks = self.build.planner_blocks
+        dog = Watchdog(self.clock, timeout_s, what=f"station {self.id!r}: the program reaching Idle")
 
         def done(report: StatusReport) -> bool:
+            dog.held_if("machine", report.state in MACHINE_HOLDS)
             if report.state == "Alarm":
                 raise StationFault(self.id, f"ALARM:{self.alarm_code}", "alarm while running",
                                    recovery=describe_alarm(self.alarm_code or 0).recovery)
@@ -108,8 +115,13 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
                 return False
             return report.planner_free is None or blocks is None or report.planner_free >= blocks
 
-        return await self.poller.wait_for(done, timeout_s, what="Idle after the program")
-
+        try:
+            return await dog.run(self.poller.wait_for(done, None, what="Idle after the program"))
+        except WatchdogExpired as exc:
+            seen = self.poller.last.label if self.poller.last else "no report"
+            raise StationTimeout(f"{exc} (last state {seen})", port=self.transport.port,
+                                 hint="the machine is still moving or stuck; stop it and check the "
+                                      "program's feed rates against timeouts.step_s") from None
 
     async def _step_check(self, step: StepRequest) -> dict[str, Any]:
         """Grbl check mode (``$C``): the machine parses the program and answers each line, no motion.

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from microfactory.cell import PowerProfile
-from microfactory.clock import ScaledClock
+from microfactory.clock import Clock, ScaledClock
 from microfactory.engine.fakes import FakeStation
 from microfactory.engine.runner import Engine
 from microfactory.events import Event, EventBus, EventKind, EventRecorder
@@ -50,12 +50,14 @@ POWER = {"cut": PowerProfile(busy_w=40, idle_w=6, standby_w=1),
 class Line:
     """A bus, a clock, four fake stations and an engine over them."""
 
-    def __init__(self, speed: float = SPEED, **station_kw: dict[str, Any]) -> None:
-        self.clock = ScaledClock(speed)
+    def __init__(self, speed: float = SPEED, *, clock: Clock | None = None,
+                 **station_kw: dict[str, Any]) -> None:
+        self.clock = clock or ScaledClock(speed)
         self.bus = EventBus(self.clock)
         self.recorder = EventRecorder(self.bus)
-        self.stations = {sid: FakeStation(sid, bus=self.bus, clock=self.clock, duration_s=dur,
-                                          power=POWER[sid], **station_kw.get(sid, {}))
+        self.stations = {sid: FakeStation(sid, bus=self.bus, clock=self.clock,
+                                          **{"duration_s": dur, "power": POWER[sid],
+                                             **station_kw.get(sid, {})})
                          for sid, dur in DURATIONS.items()}
         self.engine = Engine(self.stations, bus=self.bus, clock=self.clock)
 
