@@ -4,7 +4,9 @@ What a quality engineer asks after a lot (which station, firmware and attempt ma
 verdict) and what an operator must see after a crash: steps whose intent was written but whose
 completion never was. Those were maybe half done; the part must be checked by hand, never re-run blindly.
 ``--verify`` recomputes the hash-chained audit trail and compares it with the tables (exit 1 when the
-journal was altered). Reads only; exit 0, or 1 when steps are in doubt, 2 for a missing or foreign file.
+journal was altered). Reads only (the file is opened ``mode=ro``: a foreign or empty file is refused and
+left byte-for-byte as it was); exit 0, or 1 when steps are in doubt, 2 for a missing, empty or foreign
+file or an unknown lot or part.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from microfactory.engine.journal import Journal, StepRecord
+from microfactory.errors import StateError
 
-EXIT_OK, EXIT_IN_DOUBT = 0, 1
+EXIT_OK, EXIT_IN_DOUBT, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +32,8 @@ def register(subparsers: Any) -> None:
         description="Read a run journal written by `microfactory run --db PATH`: every lot; with --lot its "
                     "parts; with --part that part's genealogy (station, firmware, attempt, verdict of each "
                     "step). Steps sent but never confirmed (a killed process, a lost link) are listed as in "
-                    "doubt. Exit 0, 1 when steps are in doubt, 2 for a missing or foreign file.")
+                    "doubt. Exit 0, 1 when steps are in doubt, 2 for a missing, empty or foreign file or an "
+                    "unknown lot or part. Never writes to the file.")
     parser.add_argument("db", metavar="DB", help="the SQLite journal (run --db PATH)")
     parser.add_argument("--lot", help="show this lot's parts")
     parser.add_argument("--part", help="show this part's genealogy")
@@ -40,6 +44,14 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    try:
+        return _handle(args)
+    except StateError as exc:  # an unknown lot or part: bad input
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _handle(args: argparse.Namespace) -> int:
     journal = Journal.open_existing(args.db)
     if args.verify:
         try:
@@ -54,7 +66,12 @@ def handle(args: argparse.Namespace) -> int:
         if args.part:
             out["part"] = args.part
             out["steps"] = [_step(r) for r in journal.steps(args.part)]
+            if not out["steps"]:
+                raise StateError(f"no part {args.part!r} in the journal {args.db}",
+                                 hint=f"`microfactory journal {args.db} --lot LOT` lists a lot's parts")
+            out["record"] = journal.part_record(args.part)
         elif args.lot:
+            journal.run(args.lot)  # an unknown lot is bad input: StateError → exit 2 below
             out["lot"] = args.lot
             out["parts"] = journal.parts(args.lot)
         else:
@@ -105,9 +122,10 @@ def _render(out: dict[str, Any], console: Console) -> None:
                           run["state"] or "[red]never ended[/red]", started)
         console.print(table)
     if "parts" in out:
-        table = Table("part", "state", "reworks", "energy Wh", title=f"Parts of lot {out['lot']}")
+        table = Table("part", "state", "reworks", "energy Wh", "reason", title=f"Parts of lot {out['lot']}")
         for part in out["parts"]:
-            table.add_row(part["part"], part["state"], str(part["reworks"]), f"{part['energy_j'] / 3600:.2f}")
+            table.add_row(part["part"], part["state"], str(part["reworks"]), f"{part['energy_j'] / 3600:.2f}",
+                          part["reason"])
         console.print(table)
         if not out["parts"]:
             console.print(f"no parts recorded for lot {out['lot']!r}; "
@@ -120,8 +138,10 @@ def _render(out: dict[str, Any], console: Console) -> None:
             table.add_row(s["step"], s["station"] or "", s["firmware"] or "", str(s["attempt"]), result,
                           s["verdict"] or "", f"{s['intent_s']:.1f}")
         console.print(table)
-        if not out["steps"]:
-            console.print(f"no steps recorded for part {out['part']!r}; --lot LOT lists a lot's parts")
+        record = out.get("record") or {}
+        if record:
+            console.print(f"part {out['part']}: {record['state']}"
+                          + (f" — {record['reason']}" if record.get("reason") else ""))
     for s in out["in_doubt"]:
         print(f"in doubt: lot {s['lot']} part {s['part']} step {s['step']} on {s['station'] or 'the cell'} "
               f"(attempt {s['attempt']}) was sent but never confirmed: check the part by hand before "

@@ -17,10 +17,6 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, what TEXT NOT NULL, body TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
-"""
 GENESIS = "0" * 64
 
 
@@ -49,6 +45,8 @@ def append(db: sqlite3.Connection, prev: str, what: str, record: dict[str, Any])
 
 @dataclass
 class Verification:
+    """What :func:`verify` found: records checked, the last hash, and every problem named."""
+
     records: int = 0
     last_hash: str = GENESIS
     problems: list[str] = field(default_factory=list)
@@ -58,13 +56,56 @@ class Verification:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class Table:
+    """How one table is replayed from the trail: the audit ``whats`` that write it, its key column and
+    the columns compared (``select`` lists the key first, then ``fields`` in order)."""
+
+    kind: str
+    table: str
+    whats: tuple[str, ...]
+    key: str
+    fields: tuple[str, ...]
+
+    @property
+    def select(self) -> str:
+        return f"SELECT {', '.join((self.key, *self.fields))} FROM {self.table}"
+
+
+#: Every audited table. ``change`` records (who, when, old, new, reason) also update the replay.
+TABLES = (
+    Table("run", "runs", ("run", "run_end"), "lot",
+          ("recipe", "version", "parts", "state", "recipe_sha256", "user", "closed_reason")),
+    Table("part", "parts", ("part",), "part", ("lot", "state", "reworks", "reason")),
+    Table("step", "steps", ("intent", "done"), "key",
+          ("part", "step", "station", "firmware", "attempt", "ok", "verdict", "request", "data")),
+    Table("user", "users", ("user",), "id", ("name", "role", "pw_hash", "active", "must_change", "locked")),
+    Table("signature", "signatures", ("signature",), "id",
+          ("user", "name", "meaning", "subject", "subject_sha256", "signed_at")),
+    Table("recipe", "recipes", ("recipe",), "ref", ("recipe", "version", "sha256", "status")),
+)
+
+
+def _norm(name: str, table_value: Any, trail_value: Any) -> tuple[Any, Any]:
+    """Make a table cell and a trail value comparable (NULL = "", ints for booleans, hashed blobs)."""
+    if name in ("request", "data") and isinstance(trail_value, dict):
+        table_value = json.loads(table_value) if table_value else None  # schema-1 records keep the body
+    elif name in ("data",) and table_value is not None:
+        table_value = hashlib.sha256(str(table_value).encode("utf-8")).hexdigest()
+    if isinstance(trail_value, bool):
+        trail_value = int(trail_value)
+    if isinstance(table_value, bool):
+        table_value = int(table_value)
+    return (None if table_value == "" else table_value), (None if trail_value == "" else trail_value)
+
+
 def verify(db: sqlite3.Connection) -> Verification:
     """Recompute the chain, then compare what it says with the journal's tables."""
     out = Verification()
     prev = GENESIS
-    runs: dict[str, dict[str, Any]] = {}
-    parts: dict[str, dict[str, Any]] = {}
-    steps: dict[str, dict[str, Any]] = {}
+    replay: dict[str, dict[str, dict[str, Any]]] = {t.kind: {} for t in TABLES}
+    by_what = {what: t for t in TABLES for what in t.whats}
+    by_table = {t.table: t for t in TABLES}
     expected_seq = None
     for seq, what, body, stored_prev, digest in db.execute(
             "SELECT seq, what, body, prev, hash FROM audit ORDER BY seq"):
@@ -77,33 +118,44 @@ def verify(db: sqlite3.Connection) -> Verification:
         prev = digest
         out.records += 1
         record = json.loads(body)
-        if what in ("run", "run_end"):
-            runs.setdefault(record["lot"], {}).update(record)
-        elif what == "part":
-            parts[record["part"]] = record
-        elif what in ("intent", "done"):
-            steps.setdefault(record["key"], {}).update(record)
+        spec = by_what.get(what)
+        if spec is not None:
+            key = str(record[spec.key])
+            rows = replay[spec.kind]
+            if what in ("run", "intent", "signature") and key in rows:
+                out.problems.append(f"{spec.kind} {key}: written twice in the audit trail (record {seq}); "
+                                    "the first record was replaced")
+            rows.setdefault(key, {}).update(record)
+        elif what == "change" and record.get("table") in by_table:
+            target = by_table[record["table"]]
+            replay[target.kind].setdefault(str(record["key"]), {})[record["field"]] = record["new"]
     out.last_hash = prev
-    rows = db.execute("SELECT lot, recipe, version, parts, state FROM runs")
-    _compare("run", {r[0]: tuple(r[1:]) for r in rows},
-             {k: (r["recipe"], r["version"], r["parts"], r.get("state")) for k, r in runs.items()}, out)
-    _compare("part", {r[0]: tuple(r[1:]) for r in db.execute("SELECT part, lot, state, reworks FROM parts")},
-             {k: (r["lot"], r["state"], r["reworks"]) for k, r in parts.items()}, out)
-    rows = db.execute("SELECT key, part, step, station, firmware, attempt, ok, verdict FROM steps")
-    _compare("step", {r[0]: (*r[1:6], None if r[6] is None else bool(r[6]), r[7]) for r in rows},
-             {k: (r["part"], r["step"], r["station"], r["firmware"], r["attempt"], r.get("ok"),
-                  r.get("verdict")) for k, r in steps.items()}, out)
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for spec in TABLES:
+        if spec.table in tables:
+            _compare(spec, db, replay[spec.kind], out)
+    if "requests" in tables:
+        for digest, body in db.execute("SELECT sha256, body FROM requests"):
+            if hashlib.sha256(body.encode("utf-8")).hexdigest() != digest:
+                out.problems.append(f"request {digest[:12]}: its body was edited (it no longer hashes to "
+                                    "its key)")
     return out
 
 
-def _compare(kind: str, table: dict[str, tuple[Any, ...]], trail: dict[str, tuple[Any, ...]],
+def _compare(spec: Table, db: sqlite3.Connection, trail: dict[str, dict[str, Any]],
              out: Verification) -> None:
-    """Name every row of ``kind`` whose table values differ from what the audit trail recorded."""
+    """Name every row of ``spec`` whose table values differ from what the audit trail recorded."""
+    table = {str(r[0]): r[1:] for r in db.execute(spec.select)}
     for key in sorted(set(table) | set(trail)):
         row, rec = table.get(key), trail.get(key)
         if row is None:
-            out.problems.append(f"{kind} {key}: in the audit trail, missing from the {kind}s table")
-        elif rec is None:
-            out.problems.append(f"{kind} {key}: in the {kind}s table, not in the audit trail")
-        elif row != rec:
-            out.problems.append(f"{kind} {key}: the {kind}s table has {row}, the audit trail {rec}")
+            out.problems.append(f"{spec.kind} {key}: in the audit trail, missing from the {spec.table} table")
+            continue
+        if rec is None:
+            out.problems.append(f"{spec.kind} {key}: in the {spec.table} table, not in the audit trail")
+            continue
+        for name, value in zip(spec.fields, row, strict=True):
+            have, want = _norm(name, value, rec.get(name))
+            if have != want:
+                out.problems.append(f"{spec.kind} {key}: {name} is {have!r} in the {spec.table} table, "
+                                    f"{want!r} in the audit trail")

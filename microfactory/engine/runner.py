@@ -14,10 +14,12 @@ settled, and returns once the cell is Complete, Stopped or Aborted. Acting state
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import threading
 import uuid
 from collections.abc import Coroutine, Mapping
+from pathlib import Path
 from typing import Any
 
 from microfactory.cell import Cell, PowerProfile
@@ -38,6 +40,14 @@ from microfactory.procedure import Procedure
 from microfactory.station import Station, StationState
 
 log = logging.getLogger("microfactory.engine")
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a recipe file as it was when the lot started ("" when there is no file)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest() if path else ""
+    except OSError:
+        return ""
 
 __all__ = ["Engine", "validate_procedure"]
 
@@ -76,6 +86,8 @@ class Engine:
         self.acting = ActingStates(self)
         self.steps = StepServer(self)
         self._started_s = 0.0
+        #: The signed-in user who runs lots (``microfactory.auth``); recorded with each lot.
+        self.user = ""
 
     # -- loop ownership ---------------------------------------------------------------------------
     def bind_loop(self) -> None:
@@ -257,7 +269,8 @@ class Engine:
         self.steps.reset()
         self.journal.begin_run(self.lot, recipe=procedure.recipe_id, version=procedure.version,
                                cell=self.cell_config.cell.id if self.cell_config else "",
-                               parts=parts, parameters=dict(procedure.parameters), t=self._started_s)
+                               parts=parts, parameters=dict(procedure.parameters), t=self._started_s,
+                               recipe_sha256=file_sha256(procedure.source), user=self.user)
         self.bus.publish(EventKind.LOT, "lot", lot=self.lot, phase="started", total=parts, passed=0,
                          scrapped=0, reworked=0, in_flight=0, elapsed_s=0.0, eta_s=None,
                          recipe=procedure.recipe_id)
@@ -304,14 +317,18 @@ class Engine:
             del self.tasks[part_id]
         self.kick()
 
-    def settle_part(self, part_id: str, outcome: Outcome) -> None:
-        """Route a part after its step (called by the step server on the loop)."""
+    def settle_part(self, part_id: str, outcome: Outcome, reason: str = "") -> None:
+        """Route a part after its step (called by the step server on the loop); ``reason`` says why the
+        step failed, kept when the part is scrapped."""
         assert self.scheduler is not None and self.meter is not None
         part = self.scheduler.finish(part_id, outcome)
         now = self.clock.now()
         if outcome != Outcome.ABANDON:
+            why = reason if part.state == PartState.SCRAPPED else ""
+            if part.state == PartState.SCRAPPED and outcome == Outcome.FAIL and why:
+                why = f"{why} (rework limit reached or the route scraps it)"
             self.journal.part(part.id, self.lot, part.state.value, reworks=part.rework_total,
-                              energy_j=self.meter.part_j.get(part.id, 0.0), t=now)
+                              energy_j=self.meter.part_j.get(part.id, 0.0), t=now, reason=why)
             self.bus.publish(EventKind.PART, part.id, part=part.id, lot=self.lot, state=part.state.value,
                              step=part.step, station=part.station, reworks=part.rework_total)
         if part.finished:
@@ -339,7 +356,8 @@ class Engine:
         for part in sched.parts:
             if not part.finished:
                 self.journal.part(part.id, self.lot, part.state.value, reworks=part.rework_total,
-                                  energy_j=meter.part_j.get(part.id, 0.0), t=now)
+                                  energy_j=meter.part_j.get(part.id, 0.0), t=now,
+                                  reason=f"unfinished: the lot ended {self.machine.state.value}")
         summary = LotSummary(
             lot=self.lot, recipe=proc.recipe_id, state=self.machine.state.value, parts=len(sched.parts),
             passed=sched.count(PartState.PASSED), scrapped=sched.count(PartState.SCRAPPED),

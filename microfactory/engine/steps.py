@@ -66,6 +66,7 @@ class StepServer:
         self._wake_ahead(step)
         start = e.clock.now()
         outcome = Outcome.ABANDON
+        reason = ""
         station = e.stations.get(step.station) if step.station else None
         try:
             attempt = 0
@@ -77,8 +78,10 @@ class StepServer:
                 if result.ok:
                     outcome = {"fail": Outcome.FAIL, "scrap": Outcome.SCRAP}.get(result.verdict or "",
                                                                                   Outcome.PASS)
+                    reason = scrap_reason(step, result, attempt, fault=False)
                     break
                 decision = await self._on_fault(d, attempt, result)
+                reason = scrap_reason(step, result, attempt, fault=True)
                 if station is not None and station.state in (StationState.FAULTED, StationState.ALARM) \
                         and e.machine.state not in LEAVING:
                     await self._recover(station)
@@ -102,7 +105,7 @@ class StepServer:
                 self.last_end_s = now
             part.visits.append(Visit(step.id, step.station, outcome.value, start, now,
                                      station.firmware if station else ""))
-            e.settle_part(part.id, outcome)
+            e.settle_part(part.id, outcome, reason)
 
     async def _recover(self, station: Station) -> None:
         """Reset a faulted station once the part's fate is decided, so it can serve the next part.
@@ -380,6 +383,17 @@ class StepServer:
             await task
         finally:
             self._waking.pop(sid, None)
+
+
+def scrap_reason(step: Step, result: StepResult, attempt: int, *, fault: bool) -> str:
+    """Why a part is scrapped, in the words a quality engineer files: the step, what failed, the
+    decision (a fault policy, an operator's answer, an inspection verdict)."""
+    why = "; ".join(result.reasons) or ("failed" if fault else result.verdict or "")
+    if fault:
+        return f"step {step.id!r} failed on attempt {attempt + 1}: {why}"
+    if result.verdict == "scrap":
+        return f"step {step.id!r}: scrapped ({why})" if why != "scrap" else f"step {step.id!r}: scrapped"
+    return f"step {step.id!r} verdict {result.verdict}: {why}" if result.verdict == "fail" else ""
 
 
 def _consume(task: asyncio.Future[Any]) -> None:

@@ -111,3 +111,16 @@ def test_verify_names_what_was_altered(tmp_path: Path, capsys: pytest.CaptureFix
         assert code == 0 and err == ""
     else:
         assert code == 1 and named in err and "altered after it was written" in err
+
+
+def test_a_run_that_cannot_connect_leaves_no_journal_behind(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[2]
+    cell = tmp_path / "bench.yaml"
+    cell.write_text((root / "recipes/cells/sim.yaml").read_text().replace("port: sim", "port: /dev/ttyNOPE0"))
+    db = tmp_path / "runs.sqlite"
+    code = main(["run", str(root / "recipes/watch-plate.yaml"), "--cell", str(cell), "--parts", "1",
+                 "--db", str(db)])
+    assert code != 0
+    assert "no such serial port '/dev/ttyNOPE0'" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [cell]
