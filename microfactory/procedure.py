@@ -35,11 +35,20 @@ class FaultAction(StrEnum):
     ABORT = "abort"    # abort the cell
 
 
+#: How often an operator may answer Retry for one step of one part before only Scrap and Abort are
+#: offered: a retry that keeps failing (a locked machine) must not flood the cell with alarms.
+OPERATOR_RETRIES = 3
+
+
 @dataclass(frozen=True)
 class FaultPolicy:
+    """``retries`` automatic retries, then ``then``; under ``hold`` the operator may retry
+    ``operator_retries`` times per step and part."""
+
     action: FaultAction = FaultAction.HOLD
     retries: int = 0
     then: FaultAction = FaultAction.HOLD
+    operator_retries: int = OPERATOR_RETRIES
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class MainWindow(QMainWindow):
         top.addStretch(1)
         top.addWidget(self.estop)
 
-        self.overview = CellOverview(cell)
+        self.overview = CellOverview(cell, speed=speed)
         self.run_control = RunControl(self.recipes_dir, self.command)
         self.run_control.start_lot.connect(self.start_lot)
         self.run_control.banner.answered.connect(self.answer)
@@ -145,7 +145,25 @@ class MainWindow(QMainWindow):
         self.bridge.engine_event.connect(self.on_event)
         self.engine_ready.connect(self._on_engine_ready)
         self._restore_layout()
-        self.resize(max(self.width(), 1400), max(self.height(), 900))
+        self.fit_to_screen()
+
+    #: The size the panel opens at where the screen has room; a smaller screen gets the whole screen.
+    PREFERRED_SIZE = (1400, 900)
+
+    def fit_to_screen(self) -> None:
+        """Open at the preferred size, never larger than the screen's available area (a 1024×768
+        panel PC gets every control on screen; a remembered geometry larger than the screen is cut)."""
+        screen = self.screen()
+        if screen is None:
+            return
+        room = screen.availableGeometry()
+        want_w, want_h = self.PREFERRED_SIZE
+        width = min(max(self.width(), want_w), room.width())
+        height = min(max(self.height(), want_h), room.height())
+        self.resize(width, height)
+        if self.x() < room.x() or self.y() < room.y() or self.x() + width > room.right() + 1 \
+                or self.y() + height > room.bottom() + 1:
+            self.move(room.topLeft())
 
     def _status(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)  # type: ignore[union-attr]

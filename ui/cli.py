@@ -29,7 +29,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--screenshot", metavar="OUT.png", help="save a PNG of the main window and exit")
     p.add_argument("--after", type=float, default=8.0, metavar="S", help="seconds before the screenshot")
     p.add_argument("--tab", choices=TAB_NAMES, default="overview", help="tab shown (for screenshots)")
+    p.add_argument("--size", type=_size, default=None, metavar="WxH",
+                   help="window size in pixels, e.g. 1024x768 (default: fit the screen)")
     p.set_defaults(func=cmd_gui)
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``WxH`` in pixels, each at least 320 (argparse turns the ValueError into a usage error)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WIDTHxHEIGHT, e.g. 1024x768") from None
+    if width < 320 or height < 240:
+        raise argparse.ArgumentTypeError(f"{text!r} is too small: at least 320x240")
+    return width, height
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -53,6 +66,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     speed = args.speed if args.speed is not None else (300.0 if args.demo else 1.0)
     window = MainWindow(cell, speed=speed, db=args.db, recipes_dir=Path(args.recipe).resolve().parent,
                         simulated_operator=args.demo)
+    if args.size is not None:
+        window.resize(*args.size)
     window.tabs.setCurrentIndex(TAB_NAMES.index(args.tab))
     window.recipes.refresh_list(select=Path(args.recipe))
     window.show()

@@ -36,6 +36,9 @@ QFrame#banner[prompting="false"] { background: #f2f2f2; border: 2px solid #d0d0d
 QFrame#banner[prompting="true"] { background: #fff3cd; border: 2px solid #ef8f00; border-radius: 8px; }
 QLabel#bannerText[prompting="false"] { font-size: 15px; color: #6d6d6d; }
 QLabel#bannerText[prompting="true"] { font-size: 16px; font-weight: 600; color: #111111; }
+QPushButton[recommended="true"] { background: #1565c0; color: white; border: 2px solid #0d47a1;
+                                  border-radius: 6px; }
+QPushButton#cmd_abort:enabled { color: #c62828; }
 """
 
 

@@ -29,6 +29,25 @@ from ui.theme import SEVERITY_COLOURS, STATE_COLOURS, badge_style, restyle
 GRBL_STATES = {"Idle": "ready", "Run": "moving", "Hold": "feed hold", "Jog": "jogging", "Home": "homing",
                "Alarm": "alarm (locked)", "Door": "door open", "Check": "check mode", "Sleep": "asleep"}
 RECENT_LINES = 200
+#: Four tiles side by side fit a 1024 px wide panel PC with the window's margins.
+TILE_MIN_WIDTH = 220
+#: What of an alarm fits a tile's two lines at its narrowest; the whole text is the tooltip and in the
+#: Alarms tab.
+ALARM_CHARS = 64
+
+
+def remaining_text(done: float, total: float, remaining_s: float | None) -> str:
+    """A step's progress in words: ``done/total · N s left``; an estimate that has run out while the
+    step is still going says "finishing" instead of a misleading "0 s left"."""
+    text = f"{done:.0f}/{total:.0f}" if isinstance(done, float) or isinstance(total, float) \
+        else f"{done}/{total}"
+    if total and done >= total:
+        return text + " · done"
+    if remaining_s is None:
+        return text
+    if remaining_s < 0.5:
+        return text + " · finishing"
+    return text + f" · {remaining_s:.0f} s left"
 
 
 def _xyz(value: Any) -> str:
@@ -75,7 +94,7 @@ class StationTile(QFrame):
         super().__init__(parent)
         self.setObjectName("tile")
         self.station_id = config.id
-        self.setMinimumSize(260, 190)
+        self.setMinimumSize(TILE_MIN_WIDTH, 190)
         title = QLabel(config.label)
         title.setObjectName("tileTitle")
         title.setWordWrap(True)
@@ -99,9 +118,10 @@ class StationTile(QFrame):
         # text changes every few hundred ms: fixed line heights and widths that ignore the text keep a
         # new value from relayouting (and repainting) the whole page
         lines = self.fontMetrics().lineSpacing()
-        for label, rows in ((self.kind, 1), (self.part, 2), (self.detail, 2), (self.alarm, 2)):
+        for label, rows in ((self.kind, 1), (self.part, 3), (self.detail, 2), (self.alarm, 2)):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
             label.setFixedHeight(rows * lines + 6)
+            label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)  # clip the end only
         self.progress.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         box = QVBoxLayout(self)
         box.addLayout(head)
@@ -124,17 +144,15 @@ class StationTile(QFrame):
         elif kind == EventKind.STATION_PROGRESS:
             done, total = event.get("done", 0) or 0, event.get("total", 0) or 0
             self.progress.setValue(int(1000 * done / total) if total else 0)
-            rem = event.get("remaining_s")
-            text = f"{done:.0f}/{total:.0f}" if isinstance(done, float) or isinstance(total, float) \
-                else f"{done}/{total}"
-            self.progress.setFormat(text + (f" · {rem:.0f} s left" if rem is not None else ""))
+            self.progress.setFormat(remaining_text(done, total, event.get("remaining_s")))
         elif kind == EventKind.STATION_STATUS:
             self.detail.setText(short(describe_status(event.data), 120))
         elif kind == EventKind.ALARM:
             text = f"⚠ {event.get('text', '')}"
             if event.get("recovery"):
                 text += f" — {event.get('recovery')}"
-            self.alarm.setText(short(text, 160))
+            self.alarm.setText(short(text, ALARM_CHARS))
+            self.alarm.setToolTip(text)  # the whole text, however long; the Alarms tab has it too
         elif kind == EventKind.STEP:
             phase = event.get("phase")
             if phase == "intent":
@@ -148,27 +166,45 @@ class StationTile(QFrame):
                 self.progress.setValue(1000 if event.get("ok") else self.progress.value())
 
 
+def lot_counts(passed: int, scrapped: int, reworked: int) -> str:
+    """Finished parts, each counted once; how many of them took a rework route is said apart."""
+    text = f"good {passed} · scrap {scrapped}"
+    return text + (f" ({reworked} reworked)" if reworked else "")
+
+
 class CellOverview(QWidget):
     """Header (cell state, mode, lot progress, parts in flight) and the station tiles."""
 
-    def __init__(self, cell: Cell, parent: QWidget | None = None) -> None:
+    def __init__(self, cell: Cell, parent: QWidget | None = None, *, speed: float = 1.0) -> None:
         super().__init__(parent)
         self.tiles: dict[str, StationTile] = {}
+        simulated = speed != 1.0
+        #: said after every duration shown: a simulated lot's ETA is not wall time
+        self.time_note = f" (sim. ×{speed:g})" if simulated else ""
         self.lot = QProgressBar()
         self.lot.setFormat("no lot running")
         self.lot.setTextVisible(True)
         self.lot.setMinimumHeight(32)
         self.in_flight = QLabel("parts in flight: —")
-        self.counts = QLabel("good 0 · rework 0 · scrap 0")
+        self.lot_id = QLabel("no lot")
+        self.lot_id.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.clock_note = QLabel(f"times shown in simulated time (×{speed:g})" if simulated else "")
+        self.clock_note.setStyleSheet("color: #6d6d6d;")
+        self.counts = QLabel("good 0 · scrap 0")
         self.counts.setStyleSheet("font-size: 16px; font-weight: 600;")
-        self.counts.setMinimumWidth(280)
-        self.in_flight.setMinimumWidth(160)
+        self.counts.setToolTip("Each part is counted once: good or scrap when it is finished; reworked "
+                               "parts are also in good or scrap")
+        self.counts.setMinimumWidth(200)
+        self.in_flight.setMinimumWidth(140)
         header = QHBoxLayout()
         header.addWidget(self.lot, 2)
         header.addWidget(self.counts, 1)
         header.addWidget(self.in_flight)
+        about = QHBoxLayout()
+        about.addWidget(self.lot_id, 1)
+        about.addWidget(self.clock_note)
         grid = QGridLayout()
-        columns = 4 if len(cell.stations) > 4 else len(cell.stations) or 1
+        columns = min(4, len(cell.stations)) or 1
         for index, config in enumerate(cell.stations):
             tile = StationTile(config)
             self.tiles[config.id] = tile
@@ -179,6 +215,7 @@ class CellOverview(QWidget):
         self.recent.setUniformItemSizes(True)  # one line each: no per-item size pass on every insertion
         box = QVBoxLayout(self)
         box.addLayout(header)
+        box.addLayout(about)
         box.addLayout(grid)
         box.addWidget(QLabel("Recent activity"))
         box.addWidget(self.recent, 1)
@@ -234,10 +271,12 @@ class CellOverview(QWidget):
             self.lot.setValue(passed + scrapped)
             eta = event.get("eta_s")
             phase = event.get("phase")
-            self.lot.setFormat(f"lot {event.get('lot', '')}: {passed + scrapped}/{total} parts"
-                               + (f" · ETA {eta / 60:.0f} min" if eta and phase != "done" else "")
+            self.lot_id.setText(f"lot {event.get('lot', '')}")
+            self.lot.setFormat(f"{passed + scrapped}/{total} parts"
+                               + (f" · ETA {eta / 60:.0f} min{self.time_note}" if eta and phase != "done"
+                                  else "")
                                + (" · done" if phase == "done" else ""))
-            self.counts.setText(f"good {passed} · rework {event.get('reworked', 0) or 0} · scrap {scrapped}")
+            self.counts.setText(lot_counts(passed, scrapped, event.get("reworked", 0) or 0))
             self.in_flight.setText(f"parts in flight: {event.get('in_flight', 0) or 0}")
             return
         tile = self.tiles.get(event.source) or self.tiles.get(str(event.get("station") or ""))

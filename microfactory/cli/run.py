@@ -131,6 +131,9 @@ def handle_demo(args: argparse.Namespace) -> int:
         gui = ["gui", "--cell", str(DEMO_CELL), "--demo", "--parts", str(args.parts), "--speed",
                str(args.speed)]
         return main(gui + (["--db", args.db] if args.db != ":memory:" else []))
+    if not args.headless and not args.json:
+        print("demo: no display (DISPLAY and WAYLAND_DISPLAY are unset), so the lot runs here in the "
+              "terminal; run it on a desktop or under xvfb-run for the operator app", file=sys.stderr)
     cell = load_cell(DEMO_CELL)
     procedure = load_recipe(DEMO_RECIPE, cell=cell)
     return _run_lot(cell, procedure, parts=args.parts, speed=args.speed, db=args.db, as_json=args.json,

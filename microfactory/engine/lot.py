@@ -26,6 +26,8 @@ class Prompt:
     station: str | None = None
     step: str | None = None
     timeout_s: float | None = None
+    #: the choice the engine recommends (front ends mark it); None where no answer is better
+    recommended: str | None = None
 
     def as_event(self) -> dict[str, Any]:
         data = asdict(self)

@@ -27,10 +27,15 @@ class PromptDesk:
         self._ids = itertools.count(1)
 
     def ask(self, text: str, choices: tuple[str, ...], reason: str, *, part: str | None = None,
-            station: str | None = None, step: str | None = None,
-            timeout_s: float | None = None) -> tuple[Prompt, asyncio.Future[str]]:
-        """Publish a prompt; the future resolves with the chosen answer (or :data:`WITHDRAWN`)."""
-        prompt = Prompt(f"p{next(self._ids)}", text, choices, reason, part, station, step, timeout_s)
+            station: str | None = None, step: str | None = None, timeout_s: float | None = None,
+            recommended: str | None = None) -> tuple[Prompt, asyncio.Future[str]]:
+        """Publish a prompt; the future resolves with the chosen answer (or :data:`WITHDRAWN`).
+
+        ``recommended`` must be one of ``choices``: front ends mark it, nobody picks it by itself."""
+        if recommended is not None and recommended not in choices:
+            raise ValueError(f"recommended answer {recommended!r} is not one of {choices}")
+        prompt = Prompt(f"p{next(self._ids)}", text, choices, reason, part, station, step, timeout_s,
+                        recommended)
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._open[prompt.id] = (prompt, future)
         self._bus.publish(EventKind.PROMPT, "cell", **prompt.as_event())

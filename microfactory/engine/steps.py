@@ -267,11 +267,9 @@ class StepServer:
             if Command.ABORT in e.machine.allowed():
                 e.apply(Command.ABORT)
             return Outcome.ABANDON.value
-        reasons = "; ".join(result.reasons) or "failed"
-        prompt, future = e.prompts.ask(
-            f"Step {step.id!r} failed for part {part.id} on {step.station or 'the bench'}: {reasons}. "
-            "Retry the step, scrap the part, or abort the cell?", ("retry", "scrap", "abort"), "fault",
-            part=part.id, station=step.station, step=step.id)
+        text, choices, recommended = self._fault_question(d, attempt, result)
+        prompt, future = e.prompts.ask(text, choices, "fault", part=part.id, station=step.station,
+                                       step=step.id, recommended=recommended)
         e.hold_for(prompt.id)
         choice = await future
         e.release(prompt.id)
@@ -282,6 +280,35 @@ class StepServer:
         if choice == "abort" and Command.ABORT in e.machine.allowed():
             e.apply(Command.ABORT)
         return Outcome.ABANDON.value
+
+    def _fault_question(self, d: Dispatch, attempt: int,
+                        result: StepResult) -> tuple[str, tuple[str, ...], str]:
+        """The fault prompt: what failed, what a retry needs first, and the answers still sensible.
+
+        Retry is offered ``operator_retries`` times per step and part (a machine that stays locked
+        must not turn every Retry into another alarm); a station in alarm or faulted is reset by the
+        engine before the retry, and the text says so and what to do if that is not enough.
+        """
+        part, step = d.part, d.step
+        policy = step.fault_policy
+        where = step.station or "the bench"
+        reasons = "; ".join(result.reasons) or "failed"
+        used = max(0, attempt - policy.retries)
+        left = policy.operator_retries - used
+        station = self.e.stations.get(step.station) if step.station else None
+        state = station.state if station is not None else None
+        locked = state in (StationState.FAULTED, StationState.ALARM)
+        text = f"Step {step.id!r} failed for part {part.id} on {where}: {reasons}."
+        if left <= 0:
+            tried = f"{used} operator retr{'y' if used == 1 else 'ies'}"
+            return (text + f" Retry is not offered again ({tried} already failed): scrap the part, or "
+                    "abort the cell and fix the station.", ("scrap", "abort"), "scrap")
+        if locked:
+            text += (f" {where} is {state}: a retry first resets it; if it still needs "
+                     "homing or unlocking, abort the cell, home or unlock it in the Manual tab, then "
+                     "start again.")
+        text += f" Retry the step ({left} left), scrap the part, or abort the cell?"
+        return text, ("retry", "scrap", "abort"), "scrap" if locked else "retry"
 
     async def _until_execute(self) -> bool:
         while self.e.machine.state != S.EXECUTE:

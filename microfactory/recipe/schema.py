@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from microfactory.procedure import DONE, SCRAP, FaultAction, StepKind
+from microfactory.procedure import DONE, OPERATOR_RETRIES, SCRAP, FaultAction, StepKind
 from microfactory.recipe.parameters import NAME, ParameterSpec, ParameterValueError, _as_type
 
 STEP_ID = re.compile(r"^[a-z][a-z0-9_-]{0,47}$")
@@ -125,6 +125,8 @@ class FaultRule(_Strict):
     action: FaultAction = FaultAction.HOLD
     retries: int = Field(default=0, ge=0, le=10)
     then: FaultAction = FaultAction.HOLD
+    #: how often the operator may answer Retry (per step and part) when the cell holds on a fault
+    operator_retries: int = Field(default=OPERATOR_RETRIES, ge=0, le=10)
 
     @model_validator(mode="after")
     def _retry_count(self) -> FaultRule:

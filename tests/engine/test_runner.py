@@ -100,6 +100,23 @@ def test_hold_policy_asks_the_operator(choice: str, passed: int, scrapped: int, 
     run(main())
 
 
+def test_operator_retry_is_bounded_and_the_prompt_recommends_an_answer() -> None:
+    """A station that keeps failing (a locked machine) gets Retry 3 times, then only Scrap/Abort."""
+    async def main() -> None:
+        line = await Line(wash={"faults": lambda r, n: "LEVEL"}).connect()
+        line.answer_when_asked(lambda ev: "retry" if "retry" in ev.data["choices"] else "scrap")
+        summary = await line.engine.run_lot(watch_plate(policy=FaultPolicy(FaultAction.HOLD)), parts=1)
+        assert (summary.passed, summary.scrapped, summary.state) == (0, 1, "complete")
+        prompts = [e.data for e in line.events(EventKind.PROMPT) if e.data["reason"] == "fault"]
+        assert [p["choices"] for p in prompts] == [["retry", "scrap", "abort"]] * 3 + [["scrap", "abort"]]
+        assert [p["recommended"] for p in prompts][-1] == "scrap"
+        assert "3 left" in prompts[0]["text"] and "1 left" in prompts[2]["text"]
+        assert "not offered again" in prompts[-1]["text"]
+        assert len(line.stations["wash"].calls) == 4  # the first try and three operator retries
+
+    run(main())
+
+
 def test_an_unanswered_fault_prompt_keeps_the_cell_held_and_guesses_nothing() -> None:
     async def main() -> None:
         line = await Line(wash={"faults": lambda r, n: "LEVEL" if n == 1 else None}).connect()

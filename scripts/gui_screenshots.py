@@ -1,0 +1,95 @@
+"""Screenshots of the operator app in the states an operator meets off the happy path.
+
+Drives the real app on the simulated bench (real drivers over ptys) the way an operator would — start a
+lot, a mill alarm mid-step that brings up the fault prompt, E-stop, the ABORTED state with its recovery
+buttons — and saves the window at each stage. Run it under Xvfb at the panel size to check::
+
+    xvfb-run -a -s "-screen 0 1024x768x24" .venv/bin/python scripts/gui_screenshots.py --size 1024x768
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/gui_screenshots.py --size 1600x1000
+
+Files: ``docs/img/<stage>-<W>x<H>.png`` for the stages ``overview``, ``fault-prompt``, ``aborted``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="1024x768", help="window size WxH")
+    parser.add_argument("--out", default=str(REPO / "docs" / "img"), help="folder for the PNGs")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
+
+    from PyQt6.QtCore import QSettings
+    from PyQt6.QtWidgets import QApplication
+
+    from microfactory.cell import load_cell
+    from ui.app import MainWindow, prefer_gui_thread
+
+    prefer_gui_thread()
+    app = QApplication(sys.argv[:1])
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, tempfile.mkdtemp())
+    cell = load_cell(REPO / "recipes" / "cells" / "sim.yaml")
+    window = MainWindow(cell, speed=60.0, recipes_dir=REPO / "recipes", simulated_operator=True)
+    window.resize(width, height)
+    window.show()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 120.0) -> None:
+        end = time.monotonic() + timeout_s
+        while not predicate():
+            if time.monotonic() > end:
+                raise SystemExit(f"screenshots: timed out waiting for {what}")
+            app.processEvents()
+            time.sleep(0.01)
+
+    def shoot(stage: str) -> None:
+        for _ in range(20):
+            app.processEvents()
+        path = out / f"{stage}-{width}x{height}.png"
+        window.grab().save(str(path))
+        print(path)
+
+    ready: list[str] = []
+    window.engine_ready.connect(ready.append)
+    window.start_engine()
+    wait_for(lambda: bool(ready), "the stations to connect")
+    if ready[0]:
+        raise SystemExit(f"screenshots: stations did not connect: {ready[0]}")
+    window.start_lot(REPO / "recipes" / "watch-plate-rework.yaml", 10)
+    wait_for(lambda: window.overview.lot.value() >= 2, "two finished parts")
+    shoot("overview")
+
+    mill = window.controller.simulators["mill"]
+    wait_for(lambda: window.overview.tiles["mill"].state.text() == "BUSY", "the mill to be busy")
+    mill.inject("alarm", code=1)
+    wait_for(lambda: window.run_control.banner.active and
+             "retry" in window.run_control.banner.text.text().lower(), "the fault prompt")
+    shoot("fault-prompt")
+
+    window.emergency_stop()
+    wait_for(lambda: window.cell_state.text() == "ABORTED", "ABORTED")
+    wait_for(lambda: window.run_control.shown_commands() == {"clear"}, "the Clear button")
+    shoot("aborted")
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+    window.close()  # stops the stations on a worker thread, then says so
+    wait_for(lambda: bool(closed), "the window to close", 60)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

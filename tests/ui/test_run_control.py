@@ -1,0 +1,117 @@
+"""Run control as an operator meets it: every PackML state shows exactly the buttons of the commands it
+accepts, prompts are readable whole with the recommended answer marked, the panel fits 1024×768, and
+after an E-stop the app alone recovers (Clear → Reset → Start) without a restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from microfactory.engine.packml import Command, PackMLState, allowed_commands
+from microfactory.events import Event, EventKind
+
+REPO = Path(__file__).resolve().parents[2]
+RECIPE = REPO / "recipes" / "watch-plate-rework.yaml"
+
+
+def cell_state(state: PackMLState) -> Event:
+    return Event(EventKind.CELL_STATE, "cell", {"state": state.value, "mode": "production",
+                                               "allowed": [c.value for c in allowed_commands(state)]})
+
+
+@pytest.mark.parametrize("state", list(PackMLState))
+def test_every_state_shows_exactly_the_commands_it_accepts(qtbot, state: PackMLState) -> None:  # type: ignore[no-untyped-def]
+    from ui.run_control import COMMANDS, RunControl
+
+    control = RunControl(REPO / "recipes", lambda name: None)
+    qtbot.addWidget(control)
+    control.show()
+    slots = {name: button.geometry() for name, button in control.buttons.items()}
+    control.apply(cell_state(state))
+    accepted = {c.value for c in allowed_commands(state)} & {c.value for c in COMMANDS}
+    assert control.shown_commands() == accepted
+    for name, button in control.buttons.items():
+        assert button.isVisible() == (name in accepted), name
+        assert button.geometry() == slots[name], f"{name} moved"  # hidden ones keep their slots
+
+
+def test_aborted_offers_clear_and_stopped_offers_reset(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from ui.run_control import RunControl
+
+    control = RunControl(REPO / "recipes", lambda name: None)
+    qtbot.addWidget(control)
+    control.apply(cell_state(PackMLState.ABORTED))
+    assert control.shown_commands() == {"clear"}
+    control.apply(cell_state(PackMLState.STOPPED))
+    assert control.shown_commands() == {"reset", "abort"}
+    assert Command.COMPLETE.value not in control.buttons  # the engine's own, not an operator's
+
+
+def test_a_long_fault_prompt_is_shown_whole_with_the_recommended_answer_marked(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from ui.run_control import PromptBanner
+
+    banner = PromptBanner()
+    qtbot.addWidget(banner)
+    banner.resize(900, 60)
+    banner.show()
+    idle_height = banner.sizeHint().height()
+    reason = "the washer reports fluid level low (-310, 'System error;level low'); refill the tank " * 4
+    banner.show_prompt(Event(EventKind.PROMPT, "cell", {
+        "id": "p7", "text": f"Step 'wash' failed for part P-3 on wash: {reason}. Retry the step (3 left), "
+                            "scrap the part, or abort the cell?",
+        "choices": ["retry", "scrap", "abort"], "recommended": "retry", "station": "wash", "part": "P-3"}))
+    banner.resize(900, banner.sizeHint().height())
+    qtbot.waitUntil(lambda: banner.text.height() >= banner.text.heightForWidth(banner.text.width()),
+                    timeout=5_000)
+    assert banner.sizeHint().height() > idle_height  # it grew to fit the text: nothing is cut off
+    assert banner.text.text().endswith("(wash · P-3)") and "abort the cell?" in banner.text.text()
+    texts = [b.text() for b in banner.choice_buttons()]
+    assert texts == ["Retry (recommended)", "Scrap", "Abort"]
+    assert banner.recommended == "retry"
+    banner.clear("p7")
+    assert not banner.active and banner.recommended == ""
+
+
+def test_the_panel_fits_1024x768_with_every_control_on_screen(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    window.resize(1024, 768)
+    qtbot.waitUntil(lambda: window.width() <= 1024 and window.height() <= 768, timeout=5_000)
+    for widget in (window.centralWidget(), window.run_control, window.overview):
+        widget.layout().activate()  # lay out now, at the new size
+    frame = window.rect()
+
+    def on_screen(widget) -> bool:  # type: ignore[no-untyped-def]
+        top_left = widget.mapTo(window, widget.rect().topLeft())
+        bottom_right = widget.mapTo(window, widget.rect().bottomRight())
+        return frame.contains(top_left) and frame.contains(bottom_right)
+
+    assert on_screen(window.estop)
+    for name, button in window.run_control.buttons.items():
+        assert on_screen(button), name
+    for sid, tile in window.overview.tiles.items():
+        assert on_screen(tile), sid
+
+
+def test_after_an_estop_the_app_alone_recovers_and_runs_again(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PyQt6.QtCore import Qt
+
+    window.simulated_operator = True
+    window.start_lot(RECIPE, 3)
+    qtbot.waitUntil(lambda: window.cell_state.text() == "EXECUTE", timeout=20_000)
+    qtbot.mouseClick(window.estop, Qt.MouseButton.LeftButton)
+    controls = window.run_control
+    qtbot.waitUntil(lambda: window.cell_state.text() == "ABORTED", timeout=30_000)
+    qtbot.waitUntil(lambda: controls.shown_commands() == {"clear"}, timeout=5_000)
+    qtbot.mouseClick(controls.buttons["clear"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.cell_state.text() == "STOPPED", timeout=30_000)
+    qtbot.waitUntil(lambda: "reset" in controls.shown_commands(), timeout=5_000)
+    qtbot.mouseClick(controls.buttons["reset"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.cell_state.text() == "IDLE", timeout=30_000)
+    qtbot.waitUntil(lambda: "start" in controls.shown_commands(), timeout=5_000)
+    controls.parts.setValue(1)
+    first_lot = window.lot_future
+    qtbot.mouseClick(controls.buttons["start"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.lot_future is not first_lot, timeout=5_000)
+    qtbot.waitUntil(lambda: window.lot_future is not None and window.lot_future.done(), timeout=120_000)
+    summary = window.lot_future.result()
+    assert summary.state == "complete" and summary.passed + summary.scrapped == 1
