@@ -237,7 +237,8 @@ class Compilation:
 
     def _fault(self, step: RecipeStep) -> FaultPolicy:
         rule = step.fault or self.recipe.spec.faults.for_kind(step.kind)
-        return FaultPolicy(FaultAction(rule.action), rule.retries, FaultAction(rule.then), rule.operator_retries)
+        return FaultPolicy(FaultAction(rule.action), rule.retries, FaultAction(rule.then),
+                           rule.operator_retries)
 
     def _number(self, value: Any, where: Sequence[str | int], key: str) -> Any:
         """Check a number (or each number of a mapping) against its sanity bounds; return it typed."""
