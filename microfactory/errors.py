@@ -129,3 +129,7 @@ class InterlockOpen(SafetyRefusal):
 
 class StateError(MicrofactoryError):
     """A command that is not allowed in the current state (e.g. Start while Held)."""
+
+
+class AccessDenied(MicrofactoryError):
+    """Sign-in refused, a session expired, a locked account, or a role that may not do this (21 CFR 11)."""

@@ -30,11 +30,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from microfactory.access.signatures import check_recipe
+from microfactory.access.users import Permission, UserBook
 from microfactory.cell import Cell
+from microfactory.cli.signin import signed_in
 from microfactory.engine.api import Controller, load_cell, load_recipe
 from microfactory.engine.estimate import estimate_lot
+from microfactory.engine.journal import Journal
 from microfactory.engine.lot import LotSummary
 from microfactory.engine.prompts import WITHDRAWN
+from microfactory.errors import ConfigError
 from microfactory.events import Event, EventKind
 from microfactory.procedure import Procedure
 
@@ -54,6 +59,9 @@ def register(subparsers: Any) -> None:
     run.add_argument("--db", default="microfactory-runs.sqlite", metavar="PATH",
                      help="SQLite run journal (default: %(default)s)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    run.add_argument("--user", metavar="ID",
+                     help="who runs the lot (the password is asked); needed once the journal has users, "
+                          "unless MICROFACTORY_TOKEN holds a CI token")
     run.set_defaults(func=handle_run)
 
     sim = subparsers.add_parser("simulate", help="dry-run a lot: time, bottleneck, utilisation",
@@ -121,7 +129,7 @@ def handle_run(args: argparse.Namespace) -> int:
     cell = load_cell(args.cell)
     procedure = load_recipe(args.recipe, cell=cell, values=_values(args.values))
     return _run_lot(cell, procedure, parts=args.parts, speed=args.speed, db=args.db, as_json=args.json,
-                    simulated_operator=False)
+                    simulated_operator=False, user=args.user)
 
 
 def handle_demo(args: argparse.Namespace) -> int:
@@ -146,9 +154,9 @@ def _display_present() -> bool:
 
 
 def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: float, db: str, as_json: bool,
-             simulated_operator: bool) -> int:
+             simulated_operator: bool, user: str | None = None) -> int:
     console = Console(stderr=as_json)
-    summary = asyncio.run(_lot(cell, procedure, parts, speed, db, console, simulated_operator))
+    summary = asyncio.run(_lot(cell, procedure, parts, speed, db, console, simulated_operator, user))
     if as_json:
         print(json.dumps(summary.as_dict()))
     else:
@@ -196,8 +204,9 @@ class Board:
 
 
 async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float, db: str,
-               console: Console, simulated_operator: bool) -> LotSummary:
+               console: Console, simulated_operator: bool, user: str | None = None) -> LotSummary:
     controller = Controller(cell, speed=speed, db=db)
+    controller.user = authorise_run(controller.journal, procedure, user)
     for step in controller.journal.in_doubt():  # left by an earlier run that was killed or lost a link
         console.print(f"[bold yellow]warning: in doubt from an earlier run: lot {step.lot} part {step.part} "
                       f"step {step.step} on {step.station or 'the cell'} was sent but never confirmed; "
@@ -234,6 +243,20 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float
                     task.cancel()
             live.update(board.render())
     return summary
+
+
+def authorise_run(journal: Journal, procedure: Procedure, user: str | None) -> str:
+    """The user id to record with the lot: once a journal has users, running needs one with the role
+    (``--user`` or a CI token); a recipe released in this journal must be its released content."""
+    changed = check_recipe(journal, procedure.recipe_id, procedure.version, procedure.source) \
+        if procedure.source else None
+    if changed:
+        raise ConfigError.single(procedure.source, changed, hint="a released recipe never changes: give the "
+                                 "change a new version and release it (microfactory release)")
+    book = UserBook(journal)
+    if book.empty and not user:
+        return ""
+    return signed_in(book, user, Permission.RUN_LOT).user.id
 
 
 async def _refresh(live: Live, board: Board) -> None:

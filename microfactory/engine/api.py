@@ -108,8 +108,10 @@ class Controller:
 
     def __init__(self, cell: Cell, *, speed: float = 1.0, db: str | Path | None = None,
                  stations: Mapping[str, Station] | None = None, bus: EventBus | None = None,
-                 clock: ScaledClock | None = None) -> None:
+                 clock: ScaledClock | None = None, user: str = "") -> None:
         self.cell = cell
+        #: The signed-in user (``microfactory.access``) who runs the lots; recorded with each lot.
+        self.user = user
         self.clock = clock or ScaledClock(speed)
         self.bus = bus or EventBus(self.clock)
         self.journal = Journal(db if db is not None else ":memory:", bus=self.bus)
@@ -133,6 +135,7 @@ class Controller:
             for station in self._given.values():
                 await station.connect()
         self._engine().bind_loop()
+        self._engine().user = self.user
 
     async def close(self) -> None:
         """Leave every station safe, close ports and simulators, close the journal."""

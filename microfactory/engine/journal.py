@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from microfactory.engine import audit, schema
-from microfactory.errors import MicrofactoryError, StateError
+from microfactory.errors import ConfigError, MicrofactoryError, StateError
 from microfactory.events import Event, EventBus, EventKind
 
 log = logging.getLogger("microfactory.engine.journal")
@@ -102,7 +102,7 @@ class Journal:
 
     def _setup(self, path: str, bus: EventBus | None) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
         self._writable = True
         self._closed = False
@@ -116,13 +116,14 @@ class Journal:
             self._db, self.migrated_from = schema.open_for_writing(self.path)
             self._last_hash = audit.last_hash(self._db)
             if self.migrated_from is not None:
-                self._audited(lambda db: None, "migrate", {"from": self.migrated_from, "to": schema.VERSION,
+                self.audited(lambda db: None, "migrate", {"from": self.migrated_from, "to": schema.VERSION,
                                                            "at": _now()})
         return self._db
 
-    def _audited(self, write: Callable[[sqlite3.Connection], None], what: str,
-                 record: dict[str, Any]) -> None:
-        """Run ``write`` and append its audit record in one transaction (caller holds no lock)."""
+    def audited(self, write: Callable[[sqlite3.Connection], None], what: str,
+                record: dict[str, Any]) -> None:
+        """Run ``write`` and append its audit record ``what`` in one transaction (for the modules that
+        keep their own tables in this file: users, signatures, recipe releases)."""
         with self._lock:
             self._audited_locked(write, what, record)
 
@@ -147,7 +148,7 @@ class Journal:
         def write(db: sqlite3.Connection) -> None:
             db.execute(sql, args)
 
-        self._audited(write, what, record)
+        self.audited(write, what, record)
 
     def record_change(self, *, table: str, key: str, field: str, old: Any, new: Any, reason: str,
                       by: str, write: Callable[[sqlite3.Connection], None]) -> None:
@@ -156,8 +157,17 @@ class Journal:
         if not reason.strip():
             raise MicrofactoryError(f"changing {table} {key} {field} needs a reason",
                                     hint="say why the record changes (--reason TEXT)")
-        self._audited(write, "change", {"table": table, "key": key, "field": field, "old": old, "new": new,
+        self.audited(write, "change", {"table": table, "key": key, "field": field, "old": old, "new": new,
                                         "reason": reason, "by": by, "at": _now()})
+
+    def write_unaudited(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        """A write that is not a record (session bookkeeping, the failed-password counter)."""
+        with self._lock:
+            if not self._writable:
+                raise MicrofactoryError(f"{self.path} was opened read-only",
+                                        hint="open it with Journal(path)")
+            db = self._open()
+            db.execute(sql, args)
 
     def execute(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read rows (for the modules that keep their own tables in this file: users, signatures)."""
@@ -200,7 +210,7 @@ class Journal:
                        "started_at, recipe_sha256, user) VALUES (?,?,?,?,?,?,?,?,?,?)",
                        (lot, recipe, version, cell, parts, _json(parameters), t, at, recipe_sha256, user))
 
-        self._audited(write, "run", record)
+        self.audited(write, "run", record)
 
     def end_run(self, lot: str, *, state: str, summary: dict[str, Any], t: float, reason: str = "",
                 by: str = "") -> None:
@@ -242,7 +252,7 @@ class Journal:
                        "intent_s, intent_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                        (key, lot, part, step, station, firmware, attempt, digest, round(t, 3), at))
 
-        self._audited(write, "intent", {"key": key, "lot": lot, "part": part, "step": step,
+        self.audited(write, "intent", {"key": key, "lot": lot, "part": part, "step": step,
                                         "station": station, "firmware": firmware, "attempt": attempt,
                                         "request": digest, "t": round(t, 3), "at": at})
 
@@ -291,14 +301,14 @@ class Journal:
                 for r in rows]
 
     def run(self, lot: str) -> dict[str, Any]:
-        """One lot's run record; StateError naming the lots there are when it is not in the journal."""
+        """One lot's run record; ConfigError (bad input) naming the latest lots when it is not there."""
         runs = self.runs()
         for run in runs:
             if run["lot"] == lot:
                 return run
         known = ", ".join(r["lot"] for r in runs[-5:]) or "none"
-        raise StateError(f"no lot {lot!r} in the journal {self.path} (latest lots: {known})",
-                         hint=f"`microfactory journal {self.path}` lists the lots")
+        raise ConfigError.single(self.path, f"no lot {lot!r} in this journal (latest lots: {known})",
+                                 hint=f"`microfactory journal {self.path}` lists the lots")
 
     def parts(self, lot: str) -> list[dict[str, Any]]:
         """Each part of ``lot`` as last recorded: state, rework count, energy (J), scrap reason."""

@@ -25,11 +25,11 @@ from microfactory.errors import ConfigError
 log = logging.getLogger("microfactory.engine.schema")
 
 APPLICATION_ID = 0x4D464A4C  # "MFJL"
-VERSION = 2
+VERSION = 3
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HINT = "give the --db PATH a `microfactory run` wrote to"
 
-#: The current schema (version 2), made on a new file.
+#: The current schema (version 3), made on a new file.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     lot TEXT PRIMARY KEY, recipe TEXT NOT NULL, version TEXT NOT NULL, cell TEXT NOT NULL,
@@ -48,6 +48,19 @@ CREATE INDEX IF NOT EXISTS steps_lot ON steps(lot);
 CREATE TABLE IF NOT EXISTS requests (sha256 TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER, t REAL NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, role TEXT NOT NULL, pw_hash TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1, must_change INTEGER NOT NULL DEFAULT 1,
+    locked INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    token_sha256 TEXT PRIMARY KEY, user TEXT NOT NULL, kind TEXT NOT NULL, started_at TEXT NOT NULL,
+    last_s REAL NOT NULL, expires_s REAL, ended INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS signatures (
+    id TEXT PRIMARY KEY, user TEXT NOT NULL, name TEXT NOT NULL, meaning TEXT NOT NULL,
+    subject TEXT NOT NULL, subject_sha256 TEXT NOT NULL, signed_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS recipes (
+    ref TEXT PRIMARY KEY, recipe TEXT NOT NULL, version TEXT NOT NULL, sha256 TEXT NOT NULL,
+    status TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY, what TEXT NOT NULL, body TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
 """
@@ -61,9 +74,9 @@ def _to_2(db: sqlite3.Connection) -> None:
     step requests stored once by content hash."""
     for sql in ("ALTER TABLE runs ADD COLUMN recipe_sha256 TEXT", "ALTER TABLE runs ADD COLUMN user TEXT",
                 "ALTER TABLE runs ADD COLUMN closed_reason TEXT", "ALTER TABLE parts ADD COLUMN reason TEXT",
-                "CREATE INDEX IF NOT EXISTS steps_lot ON steps(lot)"):
+                "CREATE INDEX IF NOT EXISTS steps_lot ON steps(lot)",
+                "CREATE TABLE IF NOT EXISTS requests (sha256 TEXT PRIMARY KEY, body TEXT NOT NULL)"):
         db.execute(sql)
-    _create_missing(db)
 
 
 def _create_missing(db: sqlite3.Connection) -> None:
@@ -74,8 +87,13 @@ def _create_missing(db: sqlite3.Connection) -> None:
             db.execute(statement)
 
 
+def _to_3(db: sqlite3.Connection) -> None:
+    """Schema 2 → 3: users, sessions, electronic signatures and recipe releases (21 CFR Part 11)."""
+    _create_missing(db)
+
+
 #: Migration from version N to N + 1, keyed by N.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_2, 2: _to_3}
 
 
 def _refuse(path: Path, why: str, hint: str = HINT) -> ConfigError:
