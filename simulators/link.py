@@ -7,8 +7,11 @@ Pacing is scheduled by due times (``t_due = max(prev_due, arrival + latency) + 1
 sleeping per byte, so wake-up jitter does not accumulate and throughput is bounded by the baud rate
 alone. Link time is wall time: it is never scaled by the simulated clock's speed.
 
-Faults (``drop``, ``garble``, ``silence``/``speak``, ``unplug``/``replug``) act on the link; a device adds
-its own (an alarm, an error on a line) through :meth:`Device.device_faults`. :meth:`PtyLink.inject` is
+Faults act on the link (see :data:`PtyLink.LINK_FAULTS` and :meth:`PtyLink.inject`): answers dropped,
+duplicated or garbled on the way to the host (``drop``, ``duplicate``, ``garble``), a bit flipped in a
+line on the way to the device (``garble_up``), a garbage line (``garbage``), every byte to the host
+held back for a while (``delay``), ``silence``/``speak``, ``unplug``/``replug``; a device adds its own
+(an alarm, an error on a line, a reset) through :meth:`Device.device_faults`. :meth:`PtyLink.inject` is
 thread-safe: it runs under the same lock the link thread holds while it calls the device.
 
 The pty and a client that closes and reopens it: the link keeps its own descriptor of the slave end
@@ -130,7 +133,8 @@ class PtyLink:
     added in each direction; ``seed`` makes garbling reproducible; ``name`` labels the thread and logs.
     """
 
-    LINK_FAULTS = ("drop", "garble", "silence", "speak", "unplug", "replug")
+    LINK_FAULTS = ("drop", "duplicate", "garble", "garble_up", "garbage", "delay", "silence", "speak",
+                   "unplug", "replug")
 
     def __init__(self, device: Device, *, baud: int = 115200, latency_s: float = 0.0, seed: int = 0,
                  name: str = "sim") -> None:
@@ -149,6 +153,11 @@ class PtyLink:
         self._rng = random.Random(seed)
         self._drop = 0
         self._garble = 0
+        self._duplicate = 0
+        self._garble_up = 0
+        self._garble_up_in_line = False  # a flip was made in the line now arriving: wait for its end
+        self._held_until = 0.0  # ``delay``: nothing reaches the host before this (monotonic s)
+        self.faults_done: list[str] = []  # what each fault actually did, for tests and benchmarks
         self._silent = False
         self._master: int | None = None
         self._slave: int | None = None
@@ -198,12 +207,19 @@ class PtyLink:
         if answer and self._drop > 0:
             self._drop -= 1
             log.info("%s: fault drop: answer %r not sent (%d more)", self.name, text, self._drop)
+            self.faults_done.append(f"drop {text!r}")
             return
         if answer and self._garble > 0:
             self._garble -= 1
             data = self._garbled(data)
             log.info("%s: fault garble: answer %r sent as %r (%d more)", self.name, text, data, self._garble)
+            self.faults_done.append(f"garble {text!r} -> {data!r}")
         self.send(data)
+        if answer and self._duplicate > 0:
+            self._duplicate -= 1
+            log.info("%s: fault duplicate: answer %r sent twice (%d more)", self.name, text, self._duplicate)
+            self.faults_done.append(f"duplicate {text!r}")
+            self.send(data)
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` under the link lock (read or change device state from another thread)."""
@@ -219,7 +235,11 @@ class PtyLink:
     def inject(self, fault: str, **params: Any) -> None:
         """Inject ``fault`` (see the module docstring); unknown names raise ``ValueError``.
 
-        ``drop``/``garble`` take ``n`` (answers affected, default 1).
+        ``drop``/``duplicate``/``garble`` take ``n`` (answers affected, default 1); ``garble_up`` takes
+        ``n`` (lines from the host with one digit's low bit flipped, ``G1X24.9`` → ``G1X34.9``, the flip a
+        checksum-less protocol cannot see); ``garbage`` sends ``text`` (default unreadable bytes) as one
+        line now; ``delay`` holds every byte to the host back for ``s`` seconds from now (a stalled USB
+        adapter: late, not lost); ``silence`` loses every byte to the host until ``speak``.
         """
         device_faults = self.device.device_faults()
         if fault not in self.LINK_FAULTS and fault not in device_faults:
@@ -232,6 +252,16 @@ class PtyLink:
                 self._drop += int(params.get("n", 1))
             elif fault == "garble":
                 self._garble += int(params.get("n", 1))
+            elif fault == "duplicate":
+                self._duplicate += int(params.get("n", 1))
+            elif fault == "garble_up":
+                self._garble_up += int(params.get("n", 1))
+            elif fault == "garbage":
+                text = params.get("text", "\x00\xffo#k%\x7f")
+                self.faults_done.append(f"garbage {text!r}")
+                self.send(str(text).encode("latin-1") + b"\r\n")
+            elif fault == "delay":
+                self._held_until = time.monotonic() + float(params.get("s", 1.0))
             elif fault == "silence":
                 self._silent = True
                 self._outbound.clear()
@@ -314,8 +344,11 @@ class PtyLink:
         next_poll: float | None = 0.0
         while not self._stop.is_set():
             now = time.monotonic()
+            out_due = self._outbound.next_due()
+            if out_due is not None and self._held_until > now:
+                out_due = self._held_until
             deadline = min(t for t in (now + _IDLE_WAKE_S, next_poll, self._inbound.next_due(),
-                                       self._outbound.next_due()) if t is not None)
+                                       out_due) if t is not None)
             master = self._master
             readers = [self._wake_r] + ([master] if master is not None else [])
             try:
@@ -340,7 +373,24 @@ class PtyLink:
             return
         if data:
             self.bytes_in += len(data)
+            if self._garble_up > 0 or self._garble_up_in_line:
+                data = self._flip_up(data)
             self._inbound.push(data, time.monotonic())
+
+    def _flip_up(self, data: bytes) -> bytes:
+        """``garble_up``: flip the low bit of the first digit of each of the next lines (a digit stays a
+        digit, so the line still parses: the corruption only an echo or a checksum could catch)."""
+        out = bytearray(data)
+        for i, byte in enumerate(out):
+            if self._garble_up_in_line:
+                self._garble_up_in_line = byte != ord("\n")
+            elif self._garble_up > 0 and ord("0") <= byte <= ord("9"):
+                out[i] = byte ^ 1
+                self._garble_up -= 1
+                self._garble_up_in_line = True
+                self.faults_done.append(f"garble_up {chr(byte)!r} -> {chr(out[i])!r}")
+                log.info("%s: fault garble_up: %r became %r on the way in", self.name, chr(byte), chr(out[i]))
+        return bytes(out)
 
     def _step(self, now: float) -> float | None:
         arrived = self._inbound.take_due(now)
@@ -353,6 +403,8 @@ class PtyLink:
     def _write_host(self, now: float) -> None:
         if self._master is None:
             self._outbound.clear()
+            return
+        if now < self._held_until:  # ``delay``: the bytes wait (paced again once released)
             return
         data = bytes(self._backlog) + self._outbound.take_due(now)
         self._backlog.clear()

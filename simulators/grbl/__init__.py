@@ -7,7 +7,8 @@
 complete at once; ``zero_motion_time: true`` means the same) · ``settings`` (``{130: 200, 32: 1}``) ·
 ``identity``/``serial`` (the USB-like identity, also shown by ``$I``) · ``version`` (the ``[VER:...]``
 string) · ``envelope`` (``{x: [0, 200], y: [0, 150], z: [-50, 0]}`` mm; default ``0..$13x``) · ``home``
-(``[x, y, z]`` mm, where ``$H`` ends) · ``seed`` (garbling).
+(``[x, y, z]`` mm, where ``$H`` ends) · ``seed`` (garbling) · ``echo`` (Grbl's build option
+REPORT_ECHO_LINE_RECEIVED: ``[echo: LINE]`` for every line received; off in a stock build).
 
 Motion time is process time (divided by ``clock.speed``); link time (baud, latency) is wall time.
 """
@@ -46,8 +47,9 @@ class GrblHandle:
         return self.device.options.identity
 
     def inject(self, fault: str, **params: Any) -> None:
-        """Link faults ``drop``/``garble`` (``n``), ``silence``/``speak``, ``unplug``/``replug``;
-        device faults ``alarm`` (``code``), ``error_on_line`` (``line``, ``code``), ``door`` (``open``)."""
+        """Link faults ``drop``/``duplicate``/``garble``/``garble_up`` (``n``), ``garbage`` (``text``),
+        ``delay`` (``s``), ``silence``/``speak``, ``unplug``/``replug``; device faults ``alarm``
+        (``code``), ``error_on_line`` (``line``, ``code``), ``door`` (``open``), ``reset``."""
         self.link.inject(fault, **params)
 
     def faults(self) -> list[str]:
@@ -59,6 +61,16 @@ class GrblHandle:
     @property
     def received_lines(self) -> list[str]:
         return list(self.link.call(lambda: list(self.device.received_lines)))
+
+    @property
+    def executed_lines(self) -> list[str]:
+        """G-code lines the machine carried out, in order (answered ``ok``; not in check mode)."""
+        return list(self.link.call(lambda: list(self.device.executed_lines)))
+
+    @property
+    def faults_done(self) -> list[str]:
+        """What each injected link fault actually did (``drop 'ok'``, ``garble_up '2' -> '3'`` ...)."""
+        return list(self.link.call(lambda: list(self.link.faults_done)))
 
     @property
     def position(self) -> Vec:

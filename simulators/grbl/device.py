@@ -66,6 +66,7 @@ class GrblOptions:
     envelope: tuple[tuple[float, float], ...] | None = None  # per axis (min, max) mm
     home: Vec = (0.0, 0.0, 0.0)
     settings: dict[int, float] = field(default_factory=dict)
+    echo: bool = False  # Grbl's REPORT_ECHO_LINE_RECEIVED build option: "[echo: LINE]" before each answer
 
 
 @dataclass
@@ -77,6 +78,7 @@ class _Pending:
     sync: bool
     dwell_until: float | None = None
     homing: bool = False
+    text: str = ""  # the line as Grbl keeps it (upper case, no spaces or comments)
 
 
 class GrblDevice:
@@ -88,6 +90,7 @@ class GrblDevice:
         self.settings: dict[int, float] = {**DEFAULTS, **options.settings}
         self.build_info = options.identity
         self.received_lines: list[str] = []
+        self.executed_lines: list[str] = []  # G-code lines the machine carried out (answered ok, not $C)
         self.alarm_code = 0
         self.door_open = False
         self.parser = Parser()
@@ -137,7 +140,7 @@ class GrblDevice:
 
     def device_faults(self) -> Mapping[str, Callable[..., None]]:
         return {"alarm": self._fault_alarm, "error_on_line": self._fault_error_on_line,
-                "door": self._fault_door}
+                "door": self._fault_door, "reset": self._fault_reset}
 
     # ---- what tests read --------------------------------------------------------------------------
 
@@ -233,6 +236,9 @@ class GrblDevice:
     # ---- realtime ---------------------------------------------------------------------------------
 
     def _status_request(self) -> None:
+        # Grbl moves each complete line out of its receive buffer as soon as it can (it reads while
+        # it waits for the planner), so the lines that arrived before this '?' are taken first
+        self._run_lines(self._now)
         self._send(self._status(self._now))
 
     def _status(self, now: float) -> str:
@@ -324,6 +330,8 @@ class GrblDevice:
         text = raw.decode("latin-1")
         self.received_lines.append(text)
         line = strip_line(text)
+        if self.options.echo and not self._overflow and line:
+            self._send(f"[echo: {line}]")
         if self._overflow or len(line) > LINE_MAX:
             self._overflow = False
             self._answer(11)
@@ -363,7 +371,7 @@ class GrblDevice:
         laser = bool(self.settings[32])
         sync = parsed.sync and not (laser and not parsed.dwell_s and not parsed.pause
                                     and not parsed.program_end and parsed.modal.coolant == coolant_before)
-        self._pending = _Pending(parsed, list(parsed.moves), sync)
+        self._pending = _Pending(parsed, list(parsed.moves), sync, text=line)
 
     def _advance(self, p: _Pending, now: float) -> bool:
         """Move a pending line on; True once it is answered."""
@@ -387,6 +395,7 @@ class GrblDevice:
             if block.length > 0:
                 self.planner.push(block, now)
         self.spindle, self.spindle_speed = parsed.modal.spindle, parsed.modal.speed
+        self.executed_lines.append(p.text)
         self._answer()
         if parsed.pause:
             self._feed_hold()
@@ -563,6 +572,10 @@ class GrblDevice:
         """Answer ``error:code`` to the ``line``-th G-code line from now (1 = the next one)."""
         self._error_lines.append([int(line), int(code)])
 
+    def _fault_reset(self) -> None:
+        """The controller restarts on its own (brown-out, a reset line toggled): power-up state, banner."""
+        self.power_on()
+
     def _fault_door(self, open: bool = True) -> None:
         """Open (``open=True``) or close the safety door."""
         if open:
@@ -608,7 +621,8 @@ def parse_options(options: Mapping[str, Any]) -> GrblOptions:
     home = tuple(float(x) for x in options.get("home", (0.0, 0.0, 0.0)))
     return GrblOptions(motion=motion, identity=str(options.get("identity", options.get("serial",
                        "SIM-GRBL-0001"))), version=str(options.get("version", "1.1h.20190825")),
-                       envelope=env, home=(home[0], home[1], home[2]), settings=settings)
+                       envelope=env, home=(home[0], home[1], home[2]), settings=settings,
+                       echo=_truthy(options.get("echo", False)))
 
 
 def _truthy(value: Any) -> bool:

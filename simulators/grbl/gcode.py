@@ -95,7 +95,7 @@ class ParsedLine:
     moves: list[Move] = field(default_factory=list)
     sync: bool = False  # wait for the planner to empty first (spindle/coolant change, dwell, M0/M2)
     dwell_s: float = 0.0  # process seconds
-    pause: bool = False  # M0/M1: feed hold after the line
+    pause: bool = False  # M0: feed hold after the line (M1 is ignored, as in Grbl 1.1)
     program_end: bool = False  # M2/M30
     modal: Modal = field(default_factory=Modal)
     position: Vec = (0.0, 0.0, 0.0)
@@ -219,7 +219,7 @@ class Parser:
         stop = ms.get("stop")
         if stop is not None:
             out.sync = True
-            out.pause = stop in (0, 1)
+            out.pause = stop == 0  # Grbl 1.1 ignores M1: it has no optional-stop switch
             if stop in (2, 30):
                 out.program_end = True
                 out.modal = replace(Modal(), wcs=out.modal.wcs, tool=out.modal.tool, feed=out.modal.feed,

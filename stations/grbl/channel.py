@@ -68,6 +68,9 @@ class GrblChannel:
         self.garbled: list[ProtocolError] = []
         self.lines_seen = 0
         self.banner = asyncio.Event()
+        self.echoes = 0  # [echo:...] lines seen: the firmware echoes what it received (a build option)
+        self.unexpected: list[str] = []  # answers that came with no line waiting: a desync
+        self.on_unexpected: Callable[[str], None] | None = None
         self.closed_error: CommunicationError | None = None
 
     # -- life cycle -------------------------------------------------------------------------------
@@ -109,9 +112,16 @@ class GrblChannel:
             return
         self.lines_seen += 1
         kind = line.kind
+        if kind is LineKind.ECHO:
+            self.echoes += 1
         if kind.is_answer:
             if not self._pending:
-                log.warning("%s: %r answers no line sent (ignored)", self.transport.name, text)
+                # more answers than lines sent: one was duplicated or invented by line noise, so an
+                # earlier line was credited with an answer Grbl had not given; whoever streams stops
+                log.warning("%s: %r answers no line sent: the link is out of step", self.transport.name, text)
+                self.unexpected.append(text)
+                if self.on_unexpected:
+                    self.on_unexpected(text)
                 return
             entry = self._pending.popleft()
             if not entry.future.done():

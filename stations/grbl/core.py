@@ -10,6 +10,7 @@ station's attributes instead of each re-declaring them.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from microfactory.cell import StationConfig
 from microfactory.clock import Clock
@@ -38,7 +39,7 @@ from stations.grbl.options import GrblOptions
 from stations.grbl.poller import StatusPoller
 from stations.grbl.realtime import door_text
 from stations.grbl.settings import GrblSettings
-from stations.grbl.streamer import StreamMode
+from stations.grbl.streamer import StreamMode, StreamResult
 
 
 class GrblCore(Station):
@@ -73,6 +74,12 @@ class GrblCore(Station):
         self.reconnected = asyncio.Event()
         self.door: int | None = None  # Door:N substate while the safety door interlock holds, else None
         self._waking = False
+        #: asks the operator a question with fixed answers (the engine's prompts, or the CLI's terminal);
+        #: None: the question is only published (an ``alarm`` event) and the machine waits for resume
+        self.ask_operator: Callable[[str, tuple[str, ...]], Awaitable[str]] | None = None
+        self._prompt_tasks: set[asyncio.Task[None]] = set()
+        self._status_mask_restore: int | None = None  # the user's $10, restored on close
+        self.last_stream: StreamResult | None = None  # how far the last program got (also after a failure)
 
     # -- events from the channel -------------------------------------------------------------------
     def _on_link(self, up: bool, detail: str) -> None:

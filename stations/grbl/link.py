@@ -42,6 +42,7 @@ class GrblLink(GrblMotion):
     async def _handshake(self) -> None:
         timeouts = self.config.timeouts
         self.transport.drain_lines()
+        self.poller.port = self.transport.port  # its messages name the port, not only the station
         self.channel.banner.clear()
         if self.reset_on_connect:
             self.channel.realtime(RESET)
@@ -58,6 +59,7 @@ class GrblLink(GrblMotion):
         self.settings = GrblSettings.parse((await self._query("$$", phase="settings ($$)")).pushed)
         if self.check_cell_limits:
             refuse_if_inconsistent(self.settings, self.config.limits, station=self.id)
+        await self._report_buffer_state()
         self.offsets = parse_offsets((await self._query("$#", phase="offsets ($#)")).pushed)
         gc = [p for p in (await self._query("$G", phase="parser state ($G)")).pushed if p.kind is LineKind.GC]
         self.parser_state = gc[0].payload if gc else ""
@@ -69,6 +71,28 @@ class GrblLink(GrblMotion):
             self.state_machine.trigger_safely("ready")
         log.info("%s: connected to %s on %s", self.id, self.firmware, self.transport.port)
 
+
+    async def _report_buffer_state(self) -> None:
+        """Turn on ``Bf:`` in status reports (``$10`` bit 2): the streamer checks its byte count against
+        it. The user's value is kept and written back on close (stock Grbl ships ``$10=1``)."""
+        mask = int(self.settings.get(10, 1) or 0)
+        if mask & 2:
+            return
+        await self._query(f"$10={mask | 2}", phase="status report mask ($10, to report buffer state Bf:)")
+        if self._status_mask_restore is None:
+            self._status_mask_restore = mask
+        log.info("%s: $10=%d -> %d while connected (Bf: in status reports)", self.id, mask, mask | 2)
+
+    async def _restore_status_mask(self) -> None:
+        if self._status_mask_restore is None:
+            return
+        mask = self._status_mask_restore
+        try:
+            await self._query(f"$10={mask}", phase="restoring $10")
+            self._status_mask_restore = None
+        except (CommunicationError, StationFault) as exc:
+            log.warning("%s: could not restore the user's $10=%d: %s (it is %d now)", self.id, mask, exc,
+                        mask | 2)
 
     # -- link loss, reconnect, close ---------------------------------------------------------------
     async def _watch_link(self) -> None:
@@ -103,6 +127,8 @@ class GrblLink(GrblMotion):
                 await self._stop_motion()
             except (CommunicationError, StationFault) as exc:
                 log.warning("%s: could not stop cleanly before closing: %s", self.id, exc)
+            else:
+                await self._restore_status_mask()
         await self._shutdown_link()
         self.state_machine.trigger_safely("link_down")
 

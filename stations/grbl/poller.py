@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 
 from microfactory.errors import StationTimeout
@@ -41,6 +42,12 @@ class StatusPoller:
         self._task: asyncio.Task[None] | None = None
         self._paused = 0
         self.count = 0
+        # when each '?' still unanswered was written (monotonic s): a report answers the oldest, so the
+        # streamer knows which lines had reached Grbl before the report was made (a '?' lost on the wire
+        # pairs later reports with older times: late, never early)
+        self._asked: deque[float] = deque(maxlen=64)
+        self.last_asked_t: float | None = None
+        self.listeners: list[Callable[[StatusReport], None]] = []
 
     def start(self) -> None:
         """Start polling on the running loop."""
@@ -65,12 +72,21 @@ class StatusPoller:
         finally:
             self._paused -= 1
             self.last_t = time.monotonic()
+            self._asked.clear()  # a reset swallowed some '?': start pairing afresh
+
+    def ask(self) -> None:
+        """Write one ``?`` and note when (for :attr:`last_asked_t`)."""
+        if self._write(b"?"):
+            self._asked.append(time.monotonic())
 
     def report(self, status: StatusReport) -> None:
         """Called by the channel for every status report (on the loop)."""
         self.last = status
         self.last_t = time.monotonic()
+        self.last_asked_t = self._asked.popleft() if self._asked else None
         self.count += 1
+        for listener in list(self.listeners):
+            listener(status)
         asyncio.get_running_loop().create_task(self._notify())
 
     async def _notify(self) -> None:
@@ -84,7 +100,7 @@ class StatusPoller:
             now = time.monotonic()
             if unanswered_since is None or self.last_t >= unanswered_since:
                 unanswered_since = now
-            self._write(b"?")
+            self.ask()
             await asyncio.sleep(self.period_s)
             if self._paused:
                 unanswered_since = None
@@ -127,5 +143,5 @@ class StatusPoller:
     async def fresh(self, timeout_s: float) -> StatusReport:
         """The next report after now (asks at once rather than waiting for the next poll)."""
         count = self.count
-        self._write(b"?")
+        self.ask()
         return await self.wait_for(lambda _s: self.count > count, timeout_s, what="a status report")

@@ -7,18 +7,24 @@ from the short machine steps (home, jog, ...) because streaming is the driver's 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
-from microfactory.errors import CommunicationError, StationFault, StationTimeout
-from microfactory.events import EventKind
+from microfactory.errors import CommunicationError, MicrofactoryError, StationFault, StationTimeout
+from microfactory.events import EventKind, Severity
 from microfactory.station import StepRequest
 from microfactory.watchdog import Watchdog, WatchdogExpired
 from stations.grbl.codec import StatusReport
 from stations.grbl.codes import describe_alarm, describe_error
 from stations.grbl.motion import GrblMotion
 from stations.grbl.precheck import GrblPrecheck
-from stations.grbl.streamer import ProgramLine, Streamer, StreamMode, StreamResult
+from stations.grbl.stream_guard import Trouble, TroubleKind
+from stations.grbl.stream_stop import error_fault, link_fault, trouble_fault
+from stations.grbl.streamer import ProgramLine, Streamer, StreamInterrupted, StreamMode, StreamResult
+
+log = logging.getLogger("stations.grbl")
 
 PROGRESS_PERIOD_S = 0.1  # s between progress events while streaming (progress_every: 0)
 MACHINE_HOLDS = frozenset({"Hold", "Door"})  # Grbl states in which the program's watchdog stops counting
@@ -49,15 +55,20 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
 
     async def stream(self, lines: list[ProgramLine], *, estimate_s: float | None = None,
                      mode: StreamMode | None = None) -> StreamResult:
-        """Stream already-checked lines and wait until the machine is Idle again."""
+        """Stream already-checked lines and wait until the machine is Idle again.
+
+        Any early end (``error:N`` with ``stop_on_error``, a desync, a lost answer, a noisy cable, the
+        link or the machine failing) stops the machine (feed hold, then soft reset) where the link still
+        allows it and raises a :class:`StationFault` saying what happened, how far the program got, and
+        which ``--from-line`` resumes it.
+        """
         self._require_ready("stream a program")
         self.estopped = False
         self.state_machine.trigger_safely("start")
         timeouts = self.config.timeouts
-        streamer = Streamer(self.channel, rx_bytes=self.build.rx_bytes, mode=mode or self.stream_mode,
-                            stop_on_error=self.stop_on_error, answer_timeout_s=timeouts.answer_s,
-                            step_timeout_s=timeouts.step_s, dead=self.poller.dead,
-                            failure=lambda: self.poller.failure, alive=self._alive)
+        streamer = self._streamer(mode or self.stream_mode, self.stop_on_error)
+        streamer.paused = lambda line: self._program_paused(line, streamer)
+        port = self.transport.port
 
         every = self.options.progress_every
         last_t = [0.0]
@@ -77,37 +88,116 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
             self.bus.publish(EventKind.STATION_PROGRESS, self.id, done=done, total=total,
                              remaining_s=remaining_s)
 
+        unexpected = len(self.channel.unexpected)
+        self.last_stream = None
         try:
-            result = await streamer.stream(lines, estimate_s=estimate_s, progress=progress)
+            try:
+                result = await streamer.stream(lines, estimate_s=estimate_s, progress=progress)
+            except StreamInterrupted as exc:
+                self.last_stream = exc.result
+                raise await self._interrupted(exc, lines, port) from exc.cause
+            self.last_stream = result
             if result.errors:
                 first = result.errors[0]
-                if self.stop_on_error:
-                    await self._stop_motion()
-                raise self._error_fault(first.line.text, first.answer, first.line.where)
-            await self._wait_idle(timeouts.step_s)
+                reached = await self._stop_after_failure() if self.stop_on_error else True
+                raise error_fault(self.id, port, first, result, lines, reached=reached,
+                                  garbled=len(self.channel.garbled))
+            try:
+                await self._wait_idle(timeouts.step_s, unexpected)
+            except StreamInterrupted as exc:
+                exc.result = result
+                result.doubtful = 1
+                raise await self._interrupted(exc, lines, port) from None
         except StationFault:
             self._fault_state()
             raise
         except CommunicationError:
             self._fault_state()
             raise
+        except MicrofactoryError:
+            self._fault_state()
+            raise
         self.state_machine.trigger_safely("finish")
         return result
 
+    def _streamer(self, mode: StreamMode, stop_on_error: bool) -> Streamer:
+        timeouts = self.config.timeouts
+        return Streamer(self.channel, rx_bytes=self.build.rx_bytes, mode=mode, stop_on_error=stop_on_error,
+                        answer_timeout_s=timeouts.answer_s, step_timeout_s=timeouts.step_s,
+                        dead=self.poller.dead, failure=lambda: self.poller.failure, alive=self._alive,
+                        poller=self.poller, planner_blocks=self.build.planner_blocks,
+                        dwell_scale=1.0 / max(self.clock.speed, 1e-9))
+
+    async def _interrupted(self, exc: StreamInterrupted, lines: list[ProgramLine],
+                           port: str) -> MicrofactoryError:
+        """Stop the machine after an early end and build the message that tells the truth about it."""
+        cause = exc.cause
+        if exc.trouble is not None:
+            reached = await self._stop_after_failure()
+            log.error("%s: stream stopped: %s", self.id, exc.trouble.text)
+            return trouble_fault(self.id, port, exc.trouble, exc.result, lines, reached=reached)
+        alarm = isinstance(cause, StationFault) and cause.code.startswith("ALARM:")
+        # after a reset of its own Grbl would run the lines still on the wire: stop that too
+        stopped: bool | None = None if alarm else await self._stop_after_failure()
+        return link_fault(self.id, port, cause or RuntimeError("stream ended"), exc.result, lines,
+                          reached=stopped)
+
+    async def _stop_after_failure(self) -> bool:
+        """Feed hold, then soft reset; True when Grbl's reset banner proved the stop arrived."""
+        if not self.transport.connected:
+            return False
+        try:
+            await self._stop_motion()
+        except (CommunicationError, StationFault) as exc:
+            log.warning("%s: the stop after a failure was not confirmed: %s", self.id, exc)
+            return False
+        self.poller.start()  # after a dead-man stop the poller had ended; the machine answers again
+        return True
+
+    def _program_paused(self, line: ProgramLine, streamer: Streamer) -> None:
+        """``M0`` reached and Grbl holds: ask the operator (resume / stop), never wait in silence."""
+        text = (f"the program paused at {line.where} ({line.text!r}, M0): resume or stop?")
+        self.bus.publish(EventKind.ALARM, self.id, code="M0", text=text, severity=str(Severity.WARNING),
+                         recovery="resume (cycle start) to continue, or stop")
+        ask = self.ask_operator
+        if ask is None:
+            log.warning("%s: %s (resume with cycle start)", self.id, text)
+            return
+
+        async def answer() -> None:
+            choice = await ask(text, ("resume", "stop"))
+            if choice == "resume":
+                streamer.resumed()
+                await self.resume()
+                self.bus.publish(EventKind.ALARM_CLEARED, self.id, code="M0")
+            else:
+                streamer.interrupt(Trouble(TroubleKind.OPERATOR_STOP,
+                                           f"the operator stopped the program at its pause at {line.where}"))
+
+        task = asyncio.get_running_loop().create_task(answer(), name=f"{self.id}-m0")
+        self._prompt_tasks.add(task)
+        task.add_done_callback(self._prompt_tasks.discard)
 
     def _alive(self, since: float) -> bool:
         """True when a status report came recently: the machine is busy, not dead."""
         return time.monotonic() - self.poller.last_t <= self.config.timeouts.status_s + self.poller.period_s
 
-    async def _wait_idle(self, timeout_s: float) -> StatusReport:
+    async def _wait_idle(self, timeout_s: float, unexpected: int | None = None) -> StatusReport:
         """Wait until the machine is Idle with its planner empty, under a :class:`Watchdog` of
         ``timeout_s`` process seconds that does not count time the machine reports ``Hold`` or
-        ``Door`` (a feed hold, an open safety door)."""
+        ``Door`` (a feed hold, an open safety door). ``unexpected``: the count of answers with no line
+        waiting when the program's last line was answered; one more is a desync."""
         blocks = self.build.planner_blocks
         dog = Watchdog(self.clock, timeout_s, what=f"station {self.id!r}: the program reaching Idle")
 
         def done(report: StatusReport) -> bool:
             dog.held_if("machine", report.state in MACHINE_HOLDS)
+            if unexpected is not None and len(self.channel.unexpected) > unexpected:
+                text = self.channel.unexpected[-1]
+                raise StreamInterrupted(StreamResult(), trouble=Trouble(
+                    TroubleKind.DESYNC, f"an answer {text!r} came after the last line had been answered: one "
+                    "answer was duplicated or invented by line noise, so a line was counted as done before "
+                    "Grbl answered it"))
             if report.state == "Alarm":
                 raise StationFault(self.id, f"ALARM:{self.alarm_code}", "alarm while running",
                                    recovery=describe_alarm(self.alarm_code or 0).recovery)
@@ -139,11 +229,10 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         try:
             await self._query("$C", phase="check mode on ($C)")
             try:
-                streamer = Streamer(self.channel, rx_bytes=self.build.rx_bytes, mode=self.stream_mode,
-                                    stop_on_error=False, answer_timeout_s=self.config.timeouts.answer_s,
-                                    step_timeout_s=self.config.timeouts.step_s, dead=self.poller.dead,
-                                    failure=lambda: self.poller.failure, alive=self._alive)
-                result = await streamer.stream(checked.lines)
+                try:
+                    result = await self._streamer(self.stream_mode, False).stream(checked.lines)
+                except StreamInterrupted as exc:
+                    raise await self._interrupted(exc, checked.lines, self.transport.port) from exc.cause
             finally:
                 with self.poller.paused():
                     self.channel.banner.clear()

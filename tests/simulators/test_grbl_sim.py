@@ -302,31 +302,48 @@ def test_fault_door(client: Client, grbl: GrblHandle) -> None:
         grbl.inject("flood")
 
 
-def test_baud_pacing_of_lines() -> None:
-    """600 lines (≈ 10 kB) at 115200 baud through the planner with no motion time."""
+def test_character_counted_lines_arrive_once_in_order() -> None:
+    """600 lines (≈ 10 kB) kept 127 bytes deep, as a character-counting host does: every line is answered
+    once, reaches the device once and in order, and the receive buffer never overflows. (The pacing
+    itself, bytes per second against the baud rate, is a timing figure: ``benchmarks/streaming.py``
+    measures it as ``ratio_to_bound``; :func:`test_wire_due_times_follow_the_baud_rate` checks the model.)"""
     handle = start(motion=False)
     client = Client(handle)
     try:
         lines = [f"G1X{i % 50}.5Y{i % 30}F1000" for i in range(600)]
-        payload = sum(len(x) + 1 for x in lines)
         pending: list[int] = []
-        t0 = time.monotonic()
-        sent = 0
-        for _ in lines:
+        sent = answered = 0
+        while answered < len(lines):
             while sent < len(lines) and sum(pending) + len(lines[sent]) + 1 <= 127:
                 client.send(lines[sent])
                 pending.append(len(lines[sent]) + 1)
                 sent += 1
             assert client.line() == "ok"
             pending.pop(0)
-        elapsed = time.monotonic() - t0
-        bound = payload * 10 / 115200
-        print(f"{payload} bytes in {elapsed:.3f} s; link bound {bound:.3f} s ({bound / elapsed:.1%})")
-        assert elapsed >= bound * 0.98
-        assert bound / elapsed >= 0.90
+            answered += 1
+        assert handle.received_lines[-600:] == lines
+        assert handle.executed_lines[-600:] == lines
+        assert handle.link.call(lambda: handle.device.rx_overflows) == 0
     finally:
         client.close()
         handle.close()
+
+
+def test_wire_due_times_follow_the_baud_rate() -> None:
+    """The UART model on simulated time: byte i of a chunk is due (i + 1) × 10/baud s after its start,
+    a chunk queued behind another starts when it ends, and latency shifts the start."""
+    from simulators.link import _Direction
+
+    byte_s = 10 / 115200
+    wire = _Direction(byte_s, latency_s=0.002)
+    wire.push(b"x" * 100, now=1.0)
+    wire.push(b"y" * 50, now=1.0)
+    assert wire.take_due(1.002) == b""
+    assert wire.take_due(1.002 + 10.5 * byte_s) == b"x" * 10
+    assert wire.take_due(1.002 + 100 * byte_s) == b"x" * 90
+    assert wire.take_due(1.002 + 149.5 * byte_s) == b"y" * 49
+    assert wire.next_due() == pytest.approx(1.002 + 150 * byte_s)
+    assert wire.take_due(1.002 + 150 * byte_s) == b"y"
 
 
 def test_cli_prints_the_port_first() -> None:

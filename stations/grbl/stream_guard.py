@@ -1,0 +1,153 @@
+"""Checking a stream's bookkeeping against what Grbl itself reports, so a bad link stops the run.
+
+Grbl 1.1 answers ``ok`` with no line number, so the streamer can only count answers. A duplicated
+``ok`` (or line noise that reads ``ok``) credits a line Grbl has not answered; a lost ``ok`` leaves a
+line waiting forever. :class:`StreamGuard` catches both from the status report's ``Bf:planner,rx``
+field (``$10`` bit 2, which the driver turns on while connected):
+
+- **more bytes in Grbl than sent and unanswered** — ``rx_used > unanswered bytes``, or, while the
+  planner is full and Grbl holds the oldest line outside its receive buffer, ``rx_used > unanswered
+  bytes - that line`` — means an answer was counted that Grbl never gave: a desync;
+- **Idle, empty planner, empty receive buffer, and lines still waiting**, in a report asked for after
+  the last of those lines was written (so they had all reached Grbl), means their answers were lost:
+  Grbl has processed every byte and answered everything it will answer.
+
+Garbled lines past :data:`NOISY_LIMIT` in one stream, and a firmware echo (``[echo:...]``, a Grbl build
+option) that differs from the line sent, stop the run too. Each check gives a :class:`Trouble`; the
+streamer stops on the first, the station stops the machine and says what happened.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from stations.grbl.codec import StatusReport
+
+RX_SLACK = 1  # bytes: see StreamGuard.check_report
+NOISY_LIMIT = 3  # garbled lines in one stream before the cable is called noisy and the run stops
+
+_DWELL = re.compile(r"G0*4(?![0-9.])")
+_P_WORD = re.compile(r"P([0-9.]+)")
+
+
+class TroubleKind(StrEnum):
+    """Why a stream stopped although Grbl did not refuse a line."""
+
+    DESYNC = "desync"             # an answer with no line waiting for it: duplicated or invented
+    LOST_ANSWER = "lost answer"   # Grbl idle with empty buffers, a line still waiting for its answer
+    NOISY = "noisy cable"         # too many garbled lines
+    ECHO = "echo mismatch"        # the firmware's echo differs from the line sent
+    OPERATOR_STOP = "operator stop"  # the operator chose stop at a program pause (M0)
+
+
+@dataclass(frozen=True)
+class Trouble:
+    """What the guard saw, in the shop's words (``text`` completes "the stream stopped: ...")."""
+
+    kind: TroubleKind
+    text: str
+
+
+@dataclass(frozen=True)
+class Outstanding:
+    """A line written and not yet answered: its text, bytes on the wire (with ``\\n``), when written."""
+
+    text: str
+    size: int
+    written_t: float
+
+
+def dwell_s(text: str) -> float:
+    """Seconds of ``G4 P…`` in a line (Grbl 1.1: P is seconds), 0 without a dwell."""
+    compact = text.upper().replace(" ", "")
+    if not _DWELL.search(compact):
+        return 0.0
+    match = _P_WORD.search(compact)
+    try:
+        return float(match.group(1)) if match else 0.0
+    except ValueError:
+        return 0.0
+
+
+def grbl_form(text: str) -> str:
+    """A line as Grbl keeps (and echoes) it: upper case, no spaces, no ``( )`` or ``;`` comments."""
+    out: list[str] = []
+    in_paren = False
+    for ch in text:
+        if in_paren:
+            in_paren = ch != ")"
+        elif ch == "(":
+            in_paren = True
+        elif ch == ";":
+            break
+        elif ch > " " and ch != "\x7f":
+            out.append(ch.upper())
+    return "".join(out)
+
+
+class StreamGuard:
+    """The checks; ``rx_bytes``/``planner_blocks`` from ``$I``'s ``[OPT:]``; ``dwell_scale`` converts
+    program seconds of a dwell into wall seconds (1 on a real machine)."""
+
+    def __init__(self, *, rx_bytes: int, planner_blocks: int | None, dwell_scale: float = 1.0,
+                 period_s: float = 0.1) -> None:
+        self.rx_bytes = rx_bytes
+        self.planner_blocks = planner_blocks
+        self.dwell_scale = dwell_scale
+        self.period_s = period_s
+
+    def check_report(self, report: StatusReport, asked_t: float | None,
+                     outstanding: Sequence[Outstanding], last_answer_t: float) -> Trouble | None:
+        """Compare one status report with the lines written and not answered; None while consistent."""
+        if report.rx_free is None:
+            return None
+        # Grbl's serial_get_rx_buffer_available() reports one byte less once its ring has wrapped, so
+        # a count may read one byte high: SLACK keeps that from looking like a desync or a busy buffer
+        rx_used = max(0, self.rx_bytes - report.rx_free - RX_SLACK)
+        unanswered = sum(o.size for o in outstanding)
+        planner_full = report.planner_free == 0
+        if rx_used > unanswered or (planner_full and rx_used > 0 and outstanding
+                                    and rx_used > unanswered - outstanding[0].size):
+            return Trouble(TroubleKind.DESYNC,
+                           f"Grbl holds {rx_used} bytes in its receive buffer but only {unanswered} bytes "
+                           "were sent and not yet answered: an answer was counted that Grbl never gave "
+                           "(a duplicated 'ok', or line noise read as one)")
+        if not outstanding or asked_t is None or report.state != "Idle":
+            return None
+        if rx_used > 0:
+            return None
+        blocks, free = self.planner_blocks, report.planner_free
+        if blocks is None or free is None or free < blocks:
+            return None
+        newest = max(o.written_t for o in outstanding)
+        allowance = sum(dwell_s(o.text) for o in outstanding) * self.dwell_scale
+        if allowance and asked_t < max(newest, last_answer_t) + allowance + self.period_s:
+            return None  # a dwell (G4) is idle with empty buffers and no answer yet: that is normal
+        if asked_t <= newest:
+            return None  # the report may predate the last bytes' arrival
+        first = outstanding[0]
+        return Trouble(TroubleKind.LOST_ANSWER,
+                       f"Grbl is Idle with empty buffers while {len(outstanding)} line(s) still wait for an "
+                       f"answer, the first {first.text!r}: its answer was lost on the wire")
+
+    @staticmethod
+    def noisy(garbled: int) -> Trouble | None:
+        """Too many garbled lines in this stream: the cable (or its shield, or the baud rate) is bad."""
+        if garbled < NOISY_LIMIT:
+            return None
+        return Trouble(TroubleKind.NOISY,
+                       f"{garbled} unreadable lines came from the machine during this program: the cable is "
+                       "noisy (or loose, or the baud rate is marginal), and an answer may have been lost")
+
+    @staticmethod
+    def check_echo(sent: str, echoed: str | None) -> Trouble | None:
+        """The firmware echoes every line it received (``[echo:...]``): it must equal what was sent."""
+        want = grbl_form(sent)
+        if echoed is not None and grbl_form(echoed) == want:
+            return None
+        got = "no echo" if echoed is None else f"{grbl_form(echoed)!r}"
+        return Trouble(TroubleKind.ECHO,
+                       f"the machine received {got} for {want!r}: the line was corrupted on the wire")
