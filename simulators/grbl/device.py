@@ -124,6 +124,10 @@ class GrblDevice:
                 self._override(byte)
             elif len(self._rx) < RX_USABLE:
                 self._rx.append(byte)
+                if byte in (0x0A, 0x0D):
+                    # Grbl's main loop takes each line out of the buffer as soon as it is complete
+                    # (unless it waits for the planner): a burst of bytes does not pile up behind it
+                    self._run_lines(self._now)
             else:
                 self.rx_overflows += 1
                 log.warning("grbl: receive buffer full (%d bytes): byte %r lost", RX_USABLE, bytes([byte]))
