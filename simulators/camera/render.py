@@ -1,10 +1,12 @@
 """A backlit camera, rendered: the image a telecentric inspection camera sees, and its ground truth.
 
-Image formation, in order: the silhouette's transmission with *analytic* anti-aliasing (each pixel near an
+Image formation, in order (backlight; with ``front_light`` the part is lit from above and shows bright
+on a dark field): the silhouette's transmission with *analytic* anti-aliasing (each pixel near an
 edge gets the exact 1-D box-filter coverage of the edge at its signed sub-pixel distance — the limit of
 supersampling across the edge), a Gaussian lens PSF, the backlight's brightness (linear gradient,
 vignetting and out-of-focus dust specks), shot noise (Poisson, by a gain in e⁻/DN) and read noise, then
-8-bit quantisation. Optional radial lens distortion resamples the ideal image.
+8-bit quantisation, which clips: a backlight brighter than 255 DN saturates (``bright_dn`` above 255).
+Optional radial lens distortion resamples the ideal image.
 
 Only pixels within ~2 px of an edge are evaluated analytically; the rest come from a fast OpenCV fill, so
 a 5 MP frame renders in a fraction of a second.
@@ -49,6 +51,7 @@ class Optics:
     vignetting: float = 0.08  # relative loss at the frame corners
     distortion: tuple[float, float] = (0.0, 0.0)  # k1, k2 (OpenCV model, normalised by focal_px)
     focal_px: float = 8000.0
+    front_light: bool = False  # True: the part reflects bright_dn, the field behind it is dark
 
 
 @dataclass(frozen=True)
@@ -101,9 +104,8 @@ class Placement:
     """Part frame (mm) ↔ image (px) for a pose: y up in the part, y down in the image."""
 
     def __init__(self, scene: Scene, optics: Optics, pose: Pose) -> None:
-        w, h = scene.extent
         self.s = optics.mm_per_px
-        self.cu, self.cv = w / 2, h / 2
+        self.cu, self.cv = scene.centre
         self.cx = (optics.width - 1) / 2 + pose.dx_px
         self.cy = (optics.height - 1) / 2 + pose.dy_px
         a = math.radians(pose.angle_deg)
@@ -138,9 +140,10 @@ def _coarse_mask(scene: Scene, place: Placement, shape: tuple[int, int]) -> np.n
         u, v, r = d
         cv2.circle(mask, pt(u, v), max(1, round(r / place.s * f)), value, thick, cv2.LINE_8, SHIFT)
 
-    if scene.rect is not None:
-        w, h = scene.rect
-        poly = np.array([pt(0, 0), pt(w, 0), pt(w, h), pt(0, h)], np.int32)
+    if scene.outline is not None:
+        u, v = scene.outline.polygon(0.05)
+        x, y = place.to_px(u, v)
+        poly = np.round(np.stack([x, y], axis=1) * f).astype(np.int32)
         cv2.fillPoly(mask, [poly], 255, cv2.LINE_8, SHIFT)
     for hole in scene.holes.values():
         disc((hole.u, hole.v, hole.r), 0)
@@ -158,9 +161,8 @@ def _coverage(scene: Scene, place: Placement, xs: np.ndarray, ys: np.ndarray) ->
     u, v = place.to_mm(xs.astype(np.float64), ys.astype(np.float64))
     s = place.s
     cov = np.zeros(xs.shape, np.float64)
-    if scene.rect is not None:
-        w, h = scene.rect
-        cov = _box(np.minimum(np.minimum(u, w - u), np.minimum(v, h - v)) / s)
+    if scene.outline is not None:
+        cov = _box(-scene.outline.distance(u, v)[0] / s)
     for hole in scene.holes.values():
         cov = np.minimum(cov, _box((np.hypot(u - hole.u, v - hole.v) - hole.r) / s))
     for c in scene.removed:
@@ -233,7 +235,8 @@ def expose(trans: np.ndarray, optics: Optics, dust: list[Dust], rng: np.random.G
     """Transmission → 8-bit frame: PSF blur, backlight, shot and read noise, quantisation."""
     blurred = cv2.GaussianBlur(trans, (0, 0), optics.psf_sigma_px) if optics.psf_sigma_px > 0 else trans
     blurred = distort(blurred, optics)
-    signal = blurred * _illumination(optics, dust)
+    light = _illumination(optics, dust)
+    signal = (1 - blurred) * light if optics.front_light else blurred * light
     sigma = np.sqrt(signal * np.float32(1 / optics.gain_e_per_dn) + np.float32(optics.read_noise_dn ** 2))
     noise = rng.standard_normal(signal.shape, dtype=np.float32)
     out = signal + np.float32(optics.dark_dn) + sigma * noise

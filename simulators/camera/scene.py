@@ -1,9 +1,10 @@
 """What lies on the backlight, in mm: the part's silhouette built from a drawing, plus defects.
 
-A :class:`Scene` is a set of primitives in the part frame (mm; origin at the outline's lower-left corner,
-x along the bottom edge, y up): an optional rectangle of material, circles cut out of it (holes), discs
-added (burrs, debris, calibration dots), discs removed (chips) and thin strips removed (cracks). The
-renderer evaluates each primitive's signed distance, so edges land at exact sub-pixel positions.
+A :class:`Scene` is a set of primitives in the part frame (mm, the drawing's frame, y up): an optional
+outline of material (any :class:`~microfactory.profile.Profile` of lines and arcs: rectangle, rounded
+rectangle, circle with flats, free profile), circles cut out of it (holes), discs added (burrs, debris,
+calibration dots), discs removed (chips) and thin strips removed (cracks). The renderer evaluates each
+primitive's signed distance, so edges land at exact sub-pixel positions.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from microfactory.drawing import Drawing
+from microfactory.profile import Profile
 
 DEFECT_CLASSES = ("chip", "burr", "missing_hole", "oversize_hole", "undersize_hole", "debris", "crack")
 
@@ -49,9 +51,9 @@ class SceneDefect:
 
 @dataclass
 class Scene:
-    """Primitives in the part frame (mm). ``rect`` is (width, height) of the outline or None."""
+    """Primitives in the part frame (mm). ``outline`` is the part's material outline, or None."""
 
-    rect: tuple[float, float] | None = None
+    outline: Profile | None = None
     holes: dict[str, Disc] = field(default_factory=dict)
     added: list[Disc] = field(default_factory=list)
     removed: list[Disc] = field(default_factory=list)
@@ -61,30 +63,28 @@ class Scene:
     @classmethod
     def from_drawing(cls, drawing: Drawing) -> Scene:
         """The nominal part: outline and every hole at its nominal size."""
-        return cls(rect=(drawing.outline.width, drawing.outline.height),
+        return cls(outline=drawing.outline.profile(),
                    holes={h.id: Disc(h.x, h.y, h.d / 2) for h in drawing.holes})
 
     @property
-    def extent(self) -> tuple[float, float]:
-        """(width, height) in mm that the scene is centred on."""
-        if self.rect is not None:
-            return self.rect
-        us = [d.u + d.r for d in self.added] or [0.0]
-        vs = [d.v + d.r for d in self.added] or [0.0]
-        return (max(us) + min(d.u - d.r for d in self.added), max(vs) + min(d.v - d.r for d in self.added)) \
-            if self.added else (0.0, 0.0)
+    def centre(self) -> tuple[float, float]:
+        """The point (mm) the camera is centred on: the middle of the outline's (or the discs') bounds."""
+        if self.outline is not None:
+            u0, v0, u1, v1 = self.outline.bounds()
+            return (u0 + u1) / 2, (v0 + v1) / 2
+        if not self.added:
+            return 0.0, 0.0
+        u0, u1 = min(d.u - d.r for d in self.added), max(d.u + d.r for d in self.added)
+        v0, v1 = min(d.v - d.r for d in self.added), max(d.v + d.r for d in self.added)
+        return (u0 + u1) / 2, (v0 + v1) / 2
 
 
-def _edge_point(scene: Scene, rng: np.random.Generator, margin: float) -> tuple[float, float, float, float]:
-    """A random point on the outline, away from the corners: (u, v, nu, nv) with n the outward normal."""
-    assert scene.rect is not None
-    w, h = scene.rect
-    side = int(rng.integers(4))
-    if side in (0, 2):
-        u = float(rng.uniform(margin, w - margin))
-        return (u, 0.0, 0.0, -1.0) if side == 0 else (u, h, 0.0, 1.0)
-    v = float(rng.uniform(margin, h - margin))
-    return (0.0, v, -1.0, 0.0) if side == 3 else (w, v, 1.0, 0.0)
+def edge_point(scene: Scene, rng: np.random.Generator, margin: float) -> tuple[float, float, float, float]:
+    """A random point on the outline, ``margin`` mm away from its corners: (u, v, nu, nv), n outward."""
+    assert scene.outline is not None
+    u, v, nu, nv, _ = scene.outline.sample(0.005, margin)
+    k = int(rng.integers(len(u)))
+    return float(u[k]), float(v[k]), float(nu[k]), float(nv[k])
 
 
 def _rim_point(disc: Disc, rng: np.random.Generator) -> tuple[float, float, float, float]:
@@ -108,7 +108,7 @@ def add_defect(scene: Scene, drawing: Drawing, cls: str, rng: np.random.Generato
         r = size / 2
         on_rim = bool(scene.holes) and rng.random() < 0.3
         hole_id = str(rng.choice(sorted(scene.holes))) if on_rim else None
-        u, v, nu, nv = _rim_point(scene.holes[hole_id], rng) if hole_id else _edge_point(scene, rng, 0.6)
+        u, v, nu, nv = _rim_point(scene.holes[hole_id], rng) if hole_id else edge_point(scene, rng, 0.6)
         # a chip bites into the material (centre slightly inside), a burr sticks out of it
         sign = -1.0 if cls == "chip" else 1.0
         disc = Disc(u + sign * 0.3 * r * nu, v + sign * 0.3 * r * nv, r)
@@ -116,7 +116,7 @@ def add_defect(scene: Scene, drawing: Drawing, cls: str, rng: np.random.Generato
         box = (disc.u - r, disc.v - r, disc.u + r, disc.v + r)
         d = SceneDefect(cls, box, hole_id)
     elif cls == "crack":
-        u, v, nu, nv = _edge_point(scene, rng, 1.0)
+        u, v, nu, nv = edge_point(scene, rng, 1.0)
         length = float(rng.uniform(0.15, 0.5))
         a = math.atan2(-nv, -nu) + float(rng.uniform(-0.5, 0.5))
         u1, v1 = u + length * math.cos(a), v + length * math.sin(a)
@@ -132,7 +132,7 @@ def add_defect(scene: Scene, drawing: Drawing, cls: str, rng: np.random.Generato
             disc = Disc(hole.u + rho * math.cos(a), hole.v + rho * math.sin(a), r)
         else:
             hole_id = None
-            u, v, nu, nv = _edge_point(scene, rng, 0.6)
+            u, v, nu, nv = edge_point(scene, rng, 0.6)
             gap = float(rng.uniform(0.06, 0.25)) + r
             disc = Disc(u + gap * nu, v + gap * nv, r)
         scene.added.append(disc)

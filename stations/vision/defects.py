@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -81,20 +82,24 @@ def edge_defects(trace: EdgeTrace, limits: DefectLimits, mm_per_px: float, level
     return found
 
 
-def _polygon(sides: list[Line], grow: float) -> np.ndarray:
+def sides_polygon(sides: list[Line], grow: float) -> np.ndarray:
     """Corners of the outline moved ``grow`` px outward (negative: inward), as int32 points."""
     moved = [Line(s.x0 + s.nx * grow, s.y0 + s.ny * grow, s.dx, s.dy, s.nx, s.ny, s.rms, s.n) for s in sides]
     return np.array([moved[i - 1].intersect(moved[i]) for i in range(4)], np.float64)
 
 
-def area_defects(image: np.ndarray, sides: list[Line], holes: list[tuple[float, float, float, str]],
-                 dark: float, bright: float, limits: DefectLimits, mm_per_px: float) -> list[Defect]:
+def area_defects(image: np.ndarray, outline: Callable[[float], np.ndarray],
+                 holes: list[tuple[float, float, float, str]], dark: float, bright: float,
+                 limits: DefectLimits, mm_per_px: float, local_level: bool = False) -> list[Defect]:
     """Cracks (light inside the part) and debris (dark on the backlight near the part).
 
-    ``holes``: (x, y, r, name) in px. Works in the part's bounding box only.
+    ``outline(grow)`` gives the outline as seen moved ``grow`` px outward (negative: inward), as image
+    points; ``holes``: (x, y, r, name) in px. Works in the part's bounding box only. With
+    ``local_level`` (front light: the part's own brightness follows the light's falloff) light through
+    the part is judged against the part's local level, not one level for the whole frame.
     """
     band = DEBRIS_BAND_MM / mm_per_px
-    outer = _polygon(sides, band)
+    outer = outline(band)
     h, w = image.shape
     x0, y0 = max(0, int(outer[:, 0].min())), max(0, int(outer[:, 1].min()))
     x1, y1 = min(w, int(outer[:, 0].max()) + 2), min(h, int(outer[:, 1].max()) + 2)
@@ -106,10 +111,10 @@ def area_defects(image: np.ndarray, sides: list[Line], holes: list[tuple[float, 
         return [np.round((p - shift) * f).astype(np.int32)]
 
     interior = np.zeros(roi.shape, np.uint8)
-    cv2.fillPoly(interior, pts(_polygon(sides, -INTERIOR_MARGIN_PX)), 255, cv2.LINE_8, 4)
+    cv2.fillPoly(interior, pts(outline(-INTERIOR_MARGIN_PX)), 255, cv2.LINE_8, 4)
     clear = np.zeros(roi.shape, np.uint8)
     cv2.fillPoly(clear, pts(outer), 255, cv2.LINE_8, 4)
-    cv2.fillPoly(clear, pts(_polygon(sides, BAND_MARGIN_PX)), 0, cv2.LINE_8, 4)
+    cv2.fillPoly(clear, pts(outline(BAND_MARGIN_PX)), 0, cv2.LINE_8, 4)
     for x, y, r, _ in holes:
         c = (round((x - x0) * f), round((y - y0) * f))
         cv2.circle(interior, c, round((r + INTERIOR_MARGIN_PX) * f), 0, -1, cv2.LINE_8, 4)
@@ -117,7 +122,14 @@ def area_defects(image: np.ndarray, sides: list[Line], holes: list[tuple[float, 
             cv2.circle(clear, c, round((r - BAND_MARGIN_PX) * f), 255, -1, cv2.LINE_8, 4)
     found: list[Defect] = []
     span = bright - dark
-    lit = cv2.threshold(roi, dark + limits.crack_contrast * span, 255, cv2.THRESH_BINARY)[1]
+    lit: np.ndarray
+    if local_level:
+        small = cv2.resize(roi, (max(1, roi.shape[1] // 4), max(1, roi.shape[0] // 4)),
+                           interpolation=cv2.INTER_AREA)
+        ref = cv2.resize(cv2.medianBlur(small, 5), (roi.shape[1], roi.shape[0]))
+        lit = np.where((roi.astype(np.int16) - ref) > limits.crack_contrast * span, 255, 0).astype(np.uint8)
+    else:
+        lit = cv2.threshold(roi, dark + limits.crack_contrast * span, 255, cv2.THRESH_BINARY)[1]
     found += _blobs(cv2.bitwise_and(lit, interior), (x0, y0), "crack", limits.crack_area_mm2, mm_per_px)
     shade = cv2.threshold(roi, dark + DEBRIS_LEVEL * span, 255, cv2.THRESH_BINARY_INV)[1]
     found += _blobs(cv2.bitwise_and(shade, clear), (x0, y0), "debris", limits.debris_area_mm2, mm_per_px)

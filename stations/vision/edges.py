@@ -4,6 +4,14 @@ An edge in a backlit image is a blurred step. Sampling it along its normal (bili
 taking the crossing of the level half-way between the dark and bright plateaus locates it to a few
 hundredths of a pixel per profile, without any bias for a symmetric PSF. Hundreds of such points per
 feature, fitted by least squares, put a hole's centre within a few thousandths of a pixel.
+
+A backlight run into saturation clips the bright plateau at 255: the half level taken from the clipped
+plateau is too low and every edge would move toward the dark side. A profile that any clipped pixel
+touches is therefore measured by fitting a blurred step (dark level, step height, edge; the blur σ the
+frame's unclipped edges show) to the raw pixels along it that are not clipped (interpolated samples
+would mix clipped pixels into their neighbours); it is flagged ``clipped`` when the clipping reaches
+into the edge transition, and ``clipped_half`` when it reaches the half level itself, where no fit is
+trustworthy.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ import numpy as np
 
 #: Samples at each profile end that give the plateau levels.
 PLATEAU = 3
+#: Pixel value at which the sensor clips (8-bit frames).
+CLIP_DN = 255
 
 
 @dataclass
@@ -34,6 +44,23 @@ class EdgePoints:
     slope: np.ndarray
     contrast: np.ndarray
     bright: np.ndarray
+    clipped: np.ndarray | None = None
+    clipped_half: np.ndarray | None = None
+
+    @property
+    def n_clipped(self) -> tuple[int, int]:
+        """(profiles whose transition is clipped, profiles clipped up to the half level)."""
+        if self.clipped is None or self.clipped_half is None:
+            return 0, 0
+        return int(np.count_nonzero(self.clipped)), int(np.count_nonzero(self.clipped_half))
+
+
+@dataclass
+class EdgeModel:
+    """What one frame's edges share: the blur σ (px) of a step on raw pixels, measured once on edges the
+    clipping does not touch and then held for clipped ones (0 until known)."""
+
+    sigma_px: float = 0.0
 
 
 def sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -43,14 +70,21 @@ def sample(image: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
 
 
 def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray, ny: np.ndarray,
-               half_length: float, step: float, min_contrast: float) -> EdgePoints:
+               half_length: float, step: float, min_contrast: float, model: EdgeModel | None = None
+               ) -> EdgePoints:
     """Find the edge along each normal (``nx``, ``ny`` unit, pointing dark → bright) through (px, py).
 
     Profiles run from ``-half_length`` to ``+half_length`` px in ``step`` px; the crossing of the
     mid-level is interpolated linearly between the two samples that straddle it. Profiles whose plateaus
     differ by less than ``min_contrast`` DN, or that are not rising at the crossing, are marked not ok.
     """
+    if not (math.isfinite(half_length) and math.isfinite(step) and step > 0 and half_length > 0):
+        raise ValueError(f"edge profiles need a finite length and step (got ±{half_length} px, {step} px)")
     t = np.arange(-half_length, half_length + step / 2, step, dtype=np.float32)
+    n = len(px)
+    if n == 0:
+        z = np.zeros(0, np.float32)
+        return EdgePoints(z, z, z, z.astype(bool), z, z, z)
     xs = px[:, None] + nx[:, None] * t[None, :]
     ys = py[:, None] + ny[:, None] * t[None, :]
     prof = sample(image, xs, ys)
@@ -60,13 +94,121 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
     level = (dark + bright) / 2
     below = np.count_nonzero(prof < level[:, None], axis=1)
     j = np.clip(below, 1, m - 1)
-    rows = np.arange(prof.shape[0])
+    rows = np.arange(n)
     p0, p1 = prof[rows, j - 1], prof[rows, j]
     rise = p1 - p0
     ok = (bright - dark >= min_contrast) & (rise > 0) & (below > 0) & (below < m)
     frac = np.where(ok, (level - p0) / np.where(rise > 0, rise, 1), 0.5)
     off = t[j - 1] + np.clip(frac, 0, 1) * step
-    return EdgePoints(px + nx * off, py + ny * off, off, ok, rise / step, bright - dark, bright)
+    slope = rise / step
+    clipped = np.zeros(n, bool)
+    clipped_half = np.zeros(n, bool)
+    near = np.flatnonzero((prof.max(axis=1) >= CLIP_DN - 8) | (prof.min(axis=1) <= 8))
+    if len(near):
+        vals, tt = _pixels(image, xs[near], ys[near], px[near], py[near], nx[near], ny[near])
+        clip = (vals >= CLIP_DN) | (vals <= 0)
+        hit = clip.any(axis=1) & ok[near]
+        if hit.any():
+            rows_c = near[hit]
+            sig0 = model.sigma_px if model is not None else 0.0
+            if sig0 <= 0:
+                sig0 = _pixel_sigma(image, xs, ys, px, py, nx, ny, ok & ~np.isin(np.arange(n), rows_c), off,
+                                    dark, bright)
+                if model is not None and sig0 > 0:
+                    model.sigma_px = sig0
+            e, amp, sig, d0 = _clip_fit(vals[hit], clip[hit], tt[hit], off[rows_c], dark[rows_c],
+                                        bright[rows_c], sig0)
+            good = np.isfinite(e) & (np.abs(e - off[rows_c]) < 3) & (amp > 0)
+            off[rows_c] = np.where(good, e, off[rows_c])
+            bright[rows_c] = np.where(good, d0 + amp, bright[rows_c])
+            dark[rows_c] = np.where(good, d0, dark[rows_c])
+            slope[rows_c] = np.where(good, amp / (math.sqrt(2 * math.pi) * np.maximum(sig, 1e-3)),
+                                     slope[rows_c])
+            # how close to the edge clipping comes, on the bright side (t above e) or the dark side
+            tc = np.where(clip[hit], tt[hit], np.nan)
+            above = np.nanmin(np.where(tc > e[:, None], tc, np.inf), axis=1)
+            below = np.nanmax(np.where(tc < e[:, None], tc, -np.inf), axis=1)
+            reach = np.minimum(above - e, e - below) / np.maximum(sig, 1e-3)
+            clipped[rows_c] = reach < 2.5
+            clipped_half[rows_c] = ~good | (reach <= 0.25)
+    return EdgePoints(px + nx * off, py + ny * off, off, ok, slope, bright - dark, bright, clipped,
+                      clipped_half)
+
+
+def _pixels(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, px: np.ndarray, py: np.ndarray,
+            nx: np.ndarray, ny: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels nearest each profile sample, as they are (no interpolation mixes a clipped pixel into
+    its neighbours), and their exact positions along the normal (px)."""
+    h, w = image.shape
+    ix = np.clip(np.rint(xs).astype(np.intp), 0, w - 1)
+    iy = np.clip(np.rint(ys).astype(np.intp), 0, h - 1)
+    tt = (ix - px[:, None]) * nx[:, None] + (iy - py[:, None]) * ny[:, None]
+    return image[iy, ix].astype(np.float64), tt
+
+
+def _pixel_sigma(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, px: np.ndarray, py: np.ndarray,
+                 nx: np.ndarray, ny: np.ndarray, free: np.ndarray, off: np.ndarray, dark: np.ndarray,
+                 bright: np.ndarray) -> float:
+    """The blur σ (px) of the step model on raw pixels, from up to 128 unclipped profiles (0: unknown)."""
+    rows = np.flatnonzero(free)
+    if len(rows) < 48:
+        return 0.0
+    rows = rows[:: max(1, len(rows) // 128)]
+    vals, tt = _pixels(image, xs[rows], ys[rows], px[rows], py[rows], nx[rows], ny[rows])
+    _, _, sig, _ = _clip_fit(vals, np.zeros(vals.shape, bool), tt, off[rows], dark[rows], bright[rows], 0.0)
+    sig = sig[np.isfinite(sig)]
+    return float(np.median(sig)) if len(sig) else 0.0
+
+
+def _clip_fit(prof: np.ndarray, clipped: np.ndarray, t: np.ndarray, e0: np.ndarray, d0: np.ndarray,
+              b0: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fit I(t) = D + A·Φ((t − e)/σ) to the unclipped samples of each profile (Gauss–Newton, batched).
+
+    ``sigma`` (px) is the blur the frame's unclipped edges show; it is held (a clipped profile alone
+    cannot tell a wider blur from a brighter plateau) unless it is unknown (0), then fitted too.
+    ``t`` gives each sample's position along its profile (px; one row per profile, or one row for all).
+    Returns (e, A, σ, D) per profile; e in the profile's own coordinate (px)."""
+    w = (~clipped).astype(np.float64)
+    y = prof.astype(np.float64)
+    tt = t.astype(np.float64) if t.ndim == 2 else t.astype(np.float64)[None, :]
+    e = e0.astype(np.float64).copy()
+    d = d0.astype(np.float64).copy()
+    amp = np.maximum(b0.astype(np.float64) - d, 1.0) * 1.05
+    fit_sigma = sigma <= 0
+    sig = np.full(len(e), sigma if sigma > 0 else 1.0)
+    k = 4 if fit_sigma else 3
+    lo, hi = np.array([-50, -100, -1, -0.5])[:k], np.array([50, 100, 1, 0.5])[:k]
+    for _ in range(10):
+        z = (tt - e[:, None]) / sig[:, None]
+        phi = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+        big = 0.5 * (1 + _erf(z / math.sqrt(2.0)))
+        r = y - (d[:, None] + amp[:, None] * big)
+        cols = [np.ones_like(z), big, -amp[:, None] * phi / sig[:, None]]
+        if fit_sigma:
+            cols.append(-amp[:, None] * phi * z / sig[:, None])
+        jac = np.stack(cols, axis=2)
+        jw = jac * w[:, :, None]
+        h = np.einsum("nki,nkj->nij", jw, jac) + np.eye(k)[None] * 1e-6
+        g = np.einsum("nki,nk->ni", jw, r)
+        try:
+            step = np.linalg.solve(h, g[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            break
+        step = np.clip(step, lo, hi)
+        d, amp, e = d + step[:, 0], amp + step[:, 1], e + step[:, 2]
+        if fit_sigma:
+            sig = np.maximum(sig + step[:, 3], 0.2)
+        if not len(step) or np.abs(step[:, 2]).max() < 1e-5:
+            break
+    return e, amp, sig, d
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Error function, Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7: far below one DN of a step)."""
+    a = np.abs(x)
+    k = 1.0 / (1.0 + 0.3275911 * a)
+    poly = k * (0.254829592 + k * (-0.284496736 + k * (1.421413741 + k * (-1.453152027 + k * 1.061405429))))
+    return np.sign(x) * (1.0 - poly * np.exp(-a * a))
 
 
 @dataclass(frozen=True)

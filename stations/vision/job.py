@@ -57,6 +57,9 @@ class CameraOptions(BaseModel):
     images_dir: str | None = None
     drawings_dir: str | None = None
     loop_video: bool = False
+    lighting: Literal["backlight", "front"] = Field(
+        default="backlight", description="backlight: dark parts on a bright field; front: bright parts on a "
+        "dark field; a drawing's own `lighting:` wins")
 
 
 def camera_options(options: Mapping[str, Any]) -> CameraOptions:
@@ -142,5 +145,6 @@ def settings(params: Mapping[str, Any], options: CameraOptions) -> Settings:
     limits = defect_limits(base, params.get("defects"))
     if options.calibration:
         cal = Calibration.load(options.calibration)
-        return Settings(cal.mm_per_px, drawing, limits, cal.undistort if cal.distorted else None)
-    return Settings(options.mm_per_px, drawing, limits)
+        return Settings(cal.mm_per_px, drawing, limits, cal.undistort if cal.distorted else None,
+                        lighting=options.lighting)
+    return Settings(options.mm_per_px, drawing, limits, lighting=options.lighting)

@@ -2,8 +2,10 @@
 
 Everything fine happens later in small regions around these guesses, so this step works on an image
 8× smaller (a 5 MP frame becomes 306 × 256) and costs a few milliseconds. It is also where a frame that
-cannot be inspected is recognised — empty, over- or under-exposed, no part, part cut by the frame edge —
-and refused with a reason that says what to do.
+cannot be inspected is recognised — empty, under-exposed, over-exposed up to the part itself, no part,
+part cut by the frame edge — and refused with a reason that says what to do. A backlight that merely
+saturates (a fifth of the frame at 255 is common) is not refused here: the edges decide whether the
+clipping reaches them (:mod:`stations.vision.edges`).
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ class Blob:
 
 @dataclass
 class Coarse:
-    """The coarse view of a frame: part corners (px, in contour order), holes, plateau levels (DN)."""
+    """The coarse view of a frame: part corners (px, in contour order, of the minimum-area rectangle),
+    the outer contour (px, full-resolution coordinates, N × 2), holes, plateau levels (DN)."""
 
     corners: np.ndarray
+    contour: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     holes: list[Blob] = field(default_factory=list)
     dark: float = 0.0
     bright: float = 255.0
@@ -69,14 +73,14 @@ def locate(image: np.ndarray) -> Coarse:
     if hi < 60:
         raise ImageProblem(f"the frame is under-exposed (backlight at {hi:.0f} DN of 255)",
                            hint="raise the exposure or the backlight until the background reads ~200")
-    if lo > 200 or (small >= 254).mean() > 0.05:
-        raise ImageProblem("the frame is over-exposed (the background saturates)",
+    if lo > 200:
+        raise ImageProblem(f"the frame is over-exposed (even the part reads {lo:.0f} DN of 255)",
                            hint="shorten the exposure until the background reads ~200 of 255")
     if hi - lo < 50:
         raise ImageProblem("no part in view (the frame is uniform)",
                            hint="place the part on the backlight under the camera")
     _, binary = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
-    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
     if not contours:
         raise ImageProblem("no part in view", hint="place the part on the backlight under the camera")
     areas = [cv2.contourArea(c) if hierarchy[0][i][3] < 0 else 0.0 for i, c in enumerate(contours)]
@@ -105,4 +109,5 @@ def locate(image: np.ndarray) -> Coarse:
     part_mask = binary > 0
     dark = float(np.median(small[part_mask])) if part_mask.any() else float(lo)
     bright = float(np.median(small[~part_mask])) if (~part_mask).any() else float(hi)
-    return Coarse(corners, holes, dark, bright)
+    outer = part[:, 0, :].astype(np.float64) * s + (s - 1) / 2
+    return Coarse(corners, outer, holes, dark, bright)

@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stations.vision.edges import Circle, EdgePoints, Line, find_edges, fit_circle, fit_line, robust_mask
+from stations.vision.edges import (
+    Circle,
+    EdgeModel,
+    EdgePoints,
+    Line,
+    find_edges,
+    fit_circle,
+    fit_line,
+    robust_mask,
+)
 from stations.vision.locate import Blob, Coarse, ImageProblem
 
 #: Maps raw image points to undistorted points (px); identity when the lens is not calibrated.
@@ -40,6 +49,7 @@ class EdgeTrace:
     bright: np.ndarray
     keep: np.ndarray
     closed: bool = False
+    clipped: tuple[int, int] = (0, 0)  # profiles clipped in the edge transition, clipped to its half level
 
 
 @dataclass
@@ -105,15 +115,19 @@ def _identity(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _side_edges(image: np.ndarray, a: tuple[float, float], b: tuple[float, float], out: tuple[float, float],
-                spacing: float, margin: float, half: float, step: float, contrast: float) -> EdgePoints:
+                spacing: float, margin: float, half: float, step: float, contrast: float,
+                model: EdgeModel | None = None) -> EdgePoints:
     length = math.hypot(b[0] - a[0], b[1] - a[1])
+    if not math.isfinite(length) or length < 2 * margin + 10 * spacing:
+        raise ImageProblem("the outline has no straight side here (is the drawing's outline right?)",
+                           hint="a drawing with a rectangle outline was used on a part of another shape")
     dx, dy = (b[0] - a[0]) / length, (b[1] - a[1]) / length
     nx, ny = -dy, dx
     if nx * out[0] + ny * out[1] < 0:
         nx, ny = -nx, -ny
     t = np.arange(margin, length - margin, spacing)
     px, py = a[0] + dx * t, a[1] + dy * t
-    return find_edges(image, px, py, np.full_like(t, nx), np.full_like(t, ny), half, step, contrast)
+    return find_edges(image, px, py, np.full_like(t, nx), np.full_like(t, ny), half, step, contrast, model)
 
 
 def _fit_side(e: EdgePoints, out: tuple[float, float], undistort: Undistort
@@ -126,12 +140,15 @@ def _fit_side(e: EdgePoints, out: tuple[float, float], undistort: Undistort
     line = fit_line(ux[keep], uy[keep], out)
     for _ in range(2):
         keep = e.ok & robust_mask(line.distance(ux, uy))
+        if keep.sum() < 10:
+            raise ImageProblem("an outline edge is not straight (is the drawing's outline right?)",
+                               hint="a drawing with a rectangle outline was used on a part of another shape")
         line = fit_line(ux[keep], uy[keep], out)
     return line, line.distance(ux, uy), keep
 
 
-def measure_outline(image: np.ndarray, coarse: Coarse, contrast: float, undistort: Undistort
-                    ) -> tuple[list[Line], list[EdgeTrace], float]:
+def measure_outline(image: np.ndarray, coarse: Coarse, contrast: float, undistort: Undistort,
+                    model: EdgeModel | None = None) -> tuple[list[Line], list[EdgeTrace], float]:
     """Fit the four outline sides; returns lines (in contour order), dense traces and the blur σ (px)."""
     c = coarse.corners
     centre = c.mean(axis=0)
@@ -140,29 +157,32 @@ def measure_outline(image: np.ndarray, coarse: Coarse, contrast: float, undistor
         a, b = c[i], c[(i + 1) % 4]
         mid = (a + b) / 2
         out = (float(mid[0] - centre[0]), float(mid[1] - centre[1]))
-        e = _side_edges(image, (a[0], a[1]), (b[0], b[1]), out, 8.0, 24.0, 14.0, 1.0, contrast)
+        e = _side_edges(image, (a[0], a[1]), (b[0], b[1]), out, 8.0, 24.0, 14.0, 1.0, contrast, model)
         sides.append(_fit_side(e, out, _identity)[0])
     corners = [sides[i - 1].intersect(sides[i]) for i in range(4)]
     traces, fine, blur = [], [], []
     for i in range(4):
         a, b = corners[i], corners[(i + 1) % 4]
         out = (sides[i].nx, sides[i].ny)
-        e = _side_edges(image, a, b, out, 1.0, CORNER_MARGIN_PX, HALF_LENGTH_PX, STEP_PX, contrast)
+        e = _side_edges(image, a, b, out, 1.0, CORNER_MARGIN_PX, HALF_LENGTH_PX, STEP_PX, contrast, model)
         line, res, keep = _fit_side(e, out, undistort)
         fine.append(line)
-        traces.append(EdgeTrace(f"side{i}", e.x, e.y, res, e.ok, e.bright - e.contrast, e.bright, keep))
+        traces.append(EdgeTrace(f"side{i}", e.x, e.y, res, e.ok, e.bright - e.contrast, e.bright, keep,
+                                clipped=e.n_clipped))
         good = e.ok & (np.abs(res) < 0.3)
+        if e.clipped is not None:
+            good &= ~e.clipped
         blur.append(e.contrast[good] / (math.sqrt(2 * math.pi) * e.slope[good]))
     sigma = float(np.median(np.concatenate(blur))) if blur else 0.0
     return fine, traces, sigma
 
 
 def _ring(image: np.ndarray, x: float, y: float, r: float, spacing: float, half: float, step: float,
-          contrast: float) -> EdgePoints:
+          contrast: float, model: EdgeModel | None = None) -> EdgePoints:
     n = max(24, math.ceil(2 * math.pi * r / spacing))
     a = np.arange(n) * (2 * math.pi / n)
     ca, sa = np.cos(a), np.sin(a)
-    return find_edges(image, x + r * ca, y + r * sa, -ca, -sa, half, step, contrast)
+    return find_edges(image, x + r * ca, y + r * sa, -ca, -sa, half, step, contrast, model)
 
 
 def _fit_ring(e: EdgePoints, undistort: Undistort, rounds: int = 2, iterations: int = 3
@@ -179,20 +199,24 @@ def _fit_ring(e: EdgePoints, undistort: Undistort, rounds: int = 2, iterations: 
     return circ, circ.r - np.hypot(ux - circ.x, uy - circ.y), keep
 
 
-def measure_hole(image: np.ndarray, blob: Blob, contrast: float, undistort: Undistort, name: str
-                 ) -> tuple[Circle, EdgeTrace] | None:
+def measure_hole(image: np.ndarray, blob: Blob, contrast: float, undistort: Undistort, name: str,
+                 model: EdgeModel | None = None) -> tuple[Circle, EdgeTrace] | None:
     """Refine one hole candidate; None when it has no clean rim (not a hole)."""
     half0 = max(6.0, min(14.0, 0.45 * blob.r))
     try:
-        rough = _ring(image, blob.x, blob.y, blob.r, 4.0, half0, 1.0, contrast)
+        rough = _ring(image, blob.x, blob.y, blob.r, 4.0, half0, 1.0, contrast, model)
         first, _, _ = _fit_ring(rough, _identity, 1, 0)
+        if not (math.isfinite(first.r) and 2 < first.r < 4 * blob.r + 20):
+            return None
         half = min(HALF_LENGTH_PX, 0.4 * first.r)
-        e = _ring(image, first.x, first.y, first.r, 1.0, half, STEP_PX, contrast)
+        e = _ring(image, first.x, first.y, first.r, 1.0, half, STEP_PX, contrast, model)
         circ, res, keep = _fit_ring(e, undistort)
     except (ValueError, np.linalg.LinAlgError):
         return None
+    if not (math.isfinite(circ.x) and math.isfinite(circ.y) and math.isfinite(circ.r) and circ.r > 1):
+        return None
     dark = e.bright - e.contrast
-    return circ, EdgeTrace(name, e.x, e.y, res, e.ok, dark, e.bright, keep, closed=True)
+    return circ, EdgeTrace(name, e.x, e.y, res, e.ok, dark, e.bright, keep, closed=True, clipped=e.n_clipped)
 
 
 def blur_corrected(circle: Circle, sigma: float) -> Circle:

@@ -129,3 +129,56 @@ def test_hot_folder_handle(tmp_path: Path) -> None:
     finally:
         sim.close()
     assert not Path(sim.port).exists()
+
+
+# -- outlines of any shape, saturation, front light -------------------------------------------------
+
+def _outline_scene(text: str) -> Scene:
+    from microfactory.drawing import parse_drawing
+
+    return Scene.from_drawing(parse_drawing(text))
+
+
+@pytest.mark.parametrize("text", [
+    "drawing: r\noutline: {shape: circle, d: 3.0}\n",
+    "drawing: d\noutline: {shape: circle, d: 3.0, flats: [{distance: 1.2, angle: 270}, "
+    "{distance: 1.3, angle: 45}]}\n",
+    "drawing: rr\noutline: {width: 4.0, height: 3.0, corner_r: 0.8}\n",
+    "drawing: p\noutline: {shape: profile, points: [{x: 0, y: 0}, {x: 3, y: 0, bulge: 0.5}, {x: 3, y: 2}, "
+    "{x: 1, y: 2, bulge: -0.4}, {x: 0, y: 1}]}\n",
+])
+def test_any_outline_renders_with_its_exact_area(text: str) -> None:
+    scene = _outline_scene(text)
+    assert scene.outline is not None
+    opaque = float((1.0 - transmission(scene, SMALL, Pose(3.3, -2.1, 17.0))).sum()) * SMALL.mm_per_px ** 2
+    assert opaque == pytest.approx(scene.outline.area, rel=2e-4)
+
+
+def test_profile_signed_distance_and_edge_points() -> None:
+    scene = _outline_scene("drawing: d\noutline: {shape: circle, d: 3.0, flats: [{distance: 1.2}]}\n")
+    profile = scene.outline
+    assert profile is not None
+    d, _ = profile.distance(np.array([0.0, 0.0, 0.0, 1.6]), np.array([-1.2, -1.3, 0.0, 0.0]))
+    assert d == pytest.approx([0.0, 0.1, -1.2, 0.1], abs=1e-9)
+    rng = np.random.default_rng(2)
+    from simulators.camera.scene import edge_point
+
+    for _ in range(20):
+        u, v, nu, nv = edge_point(scene, rng, 0.2)
+        assert abs(profile.distance(np.array([u]), np.array([v]))[0][0]) < 1e-9
+        assert profile.distance(np.array([u + 0.01 * nu]), np.array([v + 0.01 * nv]))[0][0] > 0
+
+
+def test_saturated_backlight_and_front_light() -> None:
+    scene = _outline_scene("drawing: r\noutline: {shape: circle, d: 3.0}\n")
+    rng = np.random.default_rng(3)
+    sat = render(scene, replace_optics(bright_dn=262.0), Pose(), [], rng).image
+    assert 0.1 < float((sat == 255).mean()) < 0.5
+    front = render(scene, replace_optics(front_light=True), Pose(), [], rng).image
+    assert front[240, 320] > 150 and front[5, 5] < 20
+
+
+def replace_optics(**changes: object) -> Optics:
+    from dataclasses import replace
+
+    return replace(SMALL, **changes)  # type: ignore[arg-type]

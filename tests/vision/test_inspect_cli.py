@@ -80,7 +80,7 @@ def test_defect_fails_with_class_and_bbox(files: dict[str, Path], capsys: pytest
 
 @pytest.mark.parametrize("name, words", [("dark", "under-exposed"), ("bright", "over-exposed"),
                                          ("empty", "no part"), ("cut", "partly out of view"),
-                                         ("junk", "could not be read"), ("missing", "could not be read"),
+                                         ("junk", "not an image"), ("missing", "no such file"),
                                          ("blurred", "out of focus")])
 def test_bad_input_is_an_error_with_a_reason(files: dict[str, Path], capsys: pytest.CaptureFixture[str],
                                              name: str, words: str) -> None:
