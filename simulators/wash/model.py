@@ -90,6 +90,9 @@ class Washer:
         self.t = now
         self.lid_open = False
         self.level_low = False
+        self.heater_broken = False  # the element heats no more (``heater_fault``)
+        self.heater_silent = False  # ... and the firmware does not notice (no error, no FAULT)
+        self.starts = 0  # cycles started by ``WASH:STAR`` (a test's "delivered exactly once")
         self.errors: deque[tuple[int, str]] = deque()
         self.reset()
 
@@ -128,6 +131,10 @@ class Washer:
         if self.level_low:
             self._fault(-310, "System error;level low")
             return
+        if self.heater_broken and not self.heater_silent:
+            self._fault(-310, "System error;heater fault")
+            return
+        self.starts += 1
         self._enter("HEAT", 0.0)
         self._next_if_done()
 
@@ -160,6 +167,23 @@ class Washer:
     def top_up(self) -> None:
         self.level_low = False
 
+    def break_heater(self, *, silent: bool = False) -> None:
+        """The heating element fails. The stock firmware notices (its heater current sensor): ``FAULT``
+        and ``-310,"System error;heater fault"``; with ``silent`` it does not, and the bath only cools."""
+        self.heater_broken, self.heater_silent = True, silent
+        self.heater_on = False
+        if not silent:
+            self._fault(-310, "System error;heater fault")
+
+    def repair_heater(self) -> None:
+        self.heater_broken = self.heater_silent = False
+
+    def power_cycle(self) -> None:
+        """A reset of the unit (power dip, watchdog): the cycle stops, set points and the error queue are
+        lost, standby is off; the bath keeps its heat."""
+        self.errors.clear()
+        self.reset()
+
     def _fault(self, code: int, text: str) -> None:
         self.phase, self.phase_left_s = "FAULT", 0.0
         self.heater_on = False
@@ -180,7 +204,7 @@ class Washer:
 
     def _thermal(self, dt: float) -> None:
         c = self.config
-        if self.standby or self.phase == "FAULT":
+        if self.standby or self.phase == "FAULT" or self.heater_broken:
             self.heater_on = False
         elif self.bath_c < self.set.temperature_c - c.band_c:
             self.heater_on = True
@@ -235,6 +259,6 @@ class Washer:
         """Everything a test or the app may want to see at once."""
         return {"phase": self.phase, "bath_c": self.bath_c, "set": replace(self.set),
                 "lid_open": self.lid_open, "level_low": self.level_low, "standby": self.standby,
-                "heater_on": self.heater_on,
+                "heater_on": self.heater_on, "heater_broken": self.heater_broken, "starts": self.starts,
                 "power_w": self.power_w(), "remaining_s": self.remaining_s(), "errors": list(self.errors),
                 "t": self.t}

@@ -62,7 +62,14 @@ class WashOptions(BaseModel):
     rinse_s: float = Field(default=30.0, ge=0, description="rinse phase of a manual cycle (s)")
     dry_s: float = Field(default=60.0, ge=0, description="dry phase of a manual cycle (s)")
     ambient_c: float = Field(default=AMBIENT_C, description="bath temperature assumed when cold (°C)")
-    poll_retries: int = Field(default=2, ge=0, description="garbled/lost poll answers tolerated in a row")
+    poll_retries: int = Field(default=2, ge=0, description="failed reads asked again before a safe stop")
+    late_s: float | None = Field(default=None, ge=0, description="link s a timed-out exchange's answers are "
+                                 "waited for before the next exchange (later ones count as lost); "
+                                 "default: timeouts.answer_s")
+    tolerance_c: float = Field(default=3.0, gt=0, description="°C the bath may stray from the set point")
+    heat_stall_s: float = Field(default=180.0, gt=0, description="process s a heating bath may not warm")
+    reconnect_attempts: int = Field(default=8, ge=0, description="tries to find the washer after an unplug")
+    reconnect_backoff_s: float = Field(default=0.1, gt=0, description="first wait between tries (link s)")
 
     @classmethod
     def of(cls, config: StationConfig) -> WashOptions:

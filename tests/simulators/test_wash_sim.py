@@ -220,3 +220,71 @@ def test_fault_names(wire: Wire) -> None:
 def test_unknown_options_are_refused() -> None:
     with pytest.raises(ValueError, match="ambiant_c"):
         SIMULATOR.start({"ambiant_c": 20}, ScaledClock(1))
+
+
+def test_wire_fault_duplicate_sends_the_next_answer_twice(wire: Wire) -> None:
+    wire.handle.inject("duplicate")
+    assert wire.text("*OPC?") == "1"
+    assert wire.port.readline() == b"1\r\n"
+    assert wire.text("WASH:STAT?") == "IDLE"
+
+
+def test_wire_fault_garbage_is_one_unreadable_line_outside_any_answer(wire: Wire) -> None:
+    wire.handle.inject("garbage")
+    assert wire.port.readline() == b"\x00\xffo#k%\x7f\r\n"
+    assert wire.text("*OPC?") == "1"
+
+
+def test_wire_fault_delay_holds_answers_back_then_sends_them_in_order(wire: Wire) -> None:
+    wire.handle.inject("delay", s=1.0)
+    wire.send("WASH:STAT?")
+    wire.send("*OPC?")
+    wire.port.timeout = 0.1
+    assert wire.port.readline() == b""  # held back (late, not lost)
+    wire.port.timeout = 5.0
+    assert [wire.port.readline(), wire.port.readline()] == [b"IDLE\r\n", b"1\r\n"]
+
+
+def test_wire_fault_garble_up_flips_a_digit_of_a_received_command(wire: Wire) -> None:
+    wire.handle.inject("garble_up")
+    assert wire.text("WASH:STAT?") == "IDLE"  # no digit: passes untouched, the flip waits for one
+    wire.send("WASH:TEMP 30")
+    assert wire.text("WASH:TEMP?") == "20.0"
+    assert wire.errors() == []  # the washer cannot tell: only a read-back can
+    assert "WASH:TEMP 20" in wire.handle.snapshot()["received"]
+
+
+def test_device_reset_loses_set_points_errors_and_standby(wire: Wire) -> None:
+    wire.send("WASH:TEMP 45")
+    wire.send("SYST:STBY ON")
+    wire.send("NOPE")
+    assert wire.text("SYST:STBY?") == "ON"
+    wire.handle.inject("reset")
+    assert [wire.text(q) for q in ("WASH:TEMP?", "SYST:STBY?", "WASH:STAT?")] == ["40.0", "OFF", "IDLE"]
+    assert wire.errors() == []
+
+
+def test_heater_fault_is_noticed_by_the_firmware(wire: Wire) -> None:
+    wire.send("WASH:TIME 3600")
+    wire.send("WASH:STAR")
+    assert wire.text("WASH:STAT?") in ("HEAT", "WASH")
+    wire.handle.inject("heater_fault")
+    assert wire.text("WASH:STAT?") == "FAULT"
+    assert wire.errors() == ['-310,"System error;heater fault"']
+    wire.send("WASH:ABOR")
+    wire.send("WASH:STAR")
+    assert wire.text("WASH:STAT?") == "FAULT"  # still broken: the start faults again
+    wire.handle.inject("heater_repair")
+    wire.send("WASH:ABOR")
+    wire.send("WASH:STAR")
+    assert wire.text("WASH:STAT?") in ("HEAT", "WASH")
+
+
+def test_a_silent_heater_fault_only_lets_the_bath_cool() -> None:
+    w = Washer(WasherConfig(ambient_c=22, start_c=50), now=0)
+    w.set.temperature_c, w.set.time_s = 50, 600
+    w.start()
+    w.break_heater(silent=True)
+    w.advance(120)
+    assert w.phase == "WASH" and not w.heater_on and w.bath_c == pytest.approx(48, abs=0.1)
+    assert list(w.errors) == []

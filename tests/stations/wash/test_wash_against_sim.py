@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -13,7 +13,8 @@ from microfactory.clock import ScaledClock
 from microfactory.errors import InterlockOpen, StationFault, StationTimeout
 from microfactory.events import Event, EventBus, EventKind, EventRecorder
 from microfactory.runtime import open_cell
-from microfactory.station import StationState, StepRequest
+from microfactory.station import PortHandle, StationState, StepRequest
+from simulators.wash import SIMULATOR, WashSimulatorHandle
 from stations.wash import WashStation
 
 QUICK = {"temperature_c": 26, "time_s": 30, "power_pct": 60}
@@ -155,3 +156,99 @@ def test_unplugged_washer_goes_offline_and_reset_reconnects_after_replug() -> No
 
     offline, after, phase = on_cell(body)
     assert offline is StationState.OFFLINE and after is StationState.IDLE and phase == "IDLE"
+
+
+def test_an_emergency_stop_while_the_wash_is_prepared_keeps_wash_star_from_being_sent() -> None:
+    """Issue 10 point 7: the E-stop's WASH:ABOR comes after the set points and before the start; the
+    driver must not send WASH:STAR after it."""
+    async def body(st: WashStation) -> Any:
+        sim = cast(WashSimulatorHandle, st.port.simulator)
+
+        def estop_when_busy(event: Event) -> None:
+            if event.get("state") == "busy":
+                sub.cancel()
+                st.emergency_stop()
+
+        sub = st.bus.subscribe(estop_when_busy, [EventKind.STATION_STATE])
+        with pytest.raises(InterlockOpen) as err:
+            await st.run_step(StepRequest("wash", QUICK))
+        state = st.state
+        await st.status()  # a fenced exchange after it: the washer has read every line before
+        return err.value, sim.snapshot(), state
+
+    error, snap, state = on_cell(body)
+    assert "emergency stop" in str(error) and "WASH:STAR was not sent" in str(error)
+    received = snap["received"]
+    assert "WASH:ABOR" in received and "WASH:STAR" not in received and snap["starts"] == 0
+    assert received.index("WASH:ABOR") > received.index("WASH:TEMP 26")
+    assert state is StationState.IDLE
+
+
+def two_sessions(first: Callable[[WashStation], Awaitable[Any]],
+                 second: Callable[[WashStation], Awaitable[Any]]) -> tuple[Any, Any, dict[str, Any]]:
+    """Two controller sessions, one after the other, on the same simulated washer (it stays powered)."""
+    clock = ScaledClock(200)
+    sim = SIMULATOR.start({"serial": "S9", "rinse_s": 5, "dry_s": 5}, clock)
+    config = StationConfig(id="wash", kind="wash", port="sim", options={"rinse_s": 5, "dry_s": 5},
+                           timeouts=Timeouts(answer_s=1.0))
+
+    async def session(body: Callable[[WashStation], Awaitable[Any]]) -> Any:
+        st = WashStation(config, bus=EventBus(clock), clock=clock,
+                         port=PortHandle(lambda: sim.port, simulator=sim))
+        await st.connect()
+        try:
+            return await body(st)
+        finally:
+            await st.close()
+
+    try:
+        a = asyncio.run(asyncio.wait_for(session(first), 20))
+        b = asyncio.run(asyncio.wait_for(session(second), 20))
+        return a, b, sim.snapshot()
+    finally:
+        sim.close()
+
+
+def test_a_washer_left_in_standby_by_the_previous_session_is_woken_on_connect() -> None:
+    """Issue 9 point 10: closing leaves the washer in standby; the next session reads SYST:STBY? and
+    clears it, so its first wash starts (instead of -221 standby on)."""
+    async def first(st: WashStation) -> None:
+        await st.standby(True)
+
+    async def second(st: WashStation) -> Any:
+        woken = list(st.notes), st.state
+        result = await st.run_step(StepRequest("wash", {**QUICK, "temperature_c": 20, "time_s": 5}))
+        return woken, result
+
+    _, ((notes, state), result), snap = two_sessions(first, second)
+    assert any("standby" in n and "woken" in n for n in notes), notes
+    assert state is StationState.IDLE and result.ok, result.reasons
+    assert snap["starts"] == 1
+
+
+def test_a_cycle_left_running_by_a_previous_session_is_aborted_on_connect() -> None:
+    """A cycle nobody follows (a crashed controller) is aborted when a session connects."""
+    async def second(st: WashStation) -> Any:
+        return list(st.notes), st.state, (await st.status()).fields["phase"]
+
+    clock = ScaledClock(200)
+    sim = SIMULATOR.start({"serial": "S9"}, clock)
+    try:
+        sim.link.call(sim.washer.start)
+        assert sim.snapshot()["phase"] in ("HEAT", "WASH")
+        config = StationConfig(id="wash", kind="wash", port="sim", timeouts=Timeouts(answer_s=1.0))
+        st = WashStation(config, bus=EventBus(clock), clock=clock,
+                         port=PortHandle(lambda: sim.port, simulator=sim))
+
+        async def go() -> Any:
+            await st.connect()
+            try:
+                return await second(st)
+            finally:
+                await st.close()
+
+        notes, state, phase = asyncio.run(asyncio.wait_for(go(), 20))
+    finally:
+        sim.close()
+    assert any("nobody followed" in n and "aborted" in n for n in notes), notes
+    assert state is StationState.IDLE and phase == "IDLE"

@@ -1,4 +1,8 @@
-"""The wash driver proven by its bytes: every answer and error path against a scripted washer on a pty."""
+"""The wash driver proven by its bytes: every answer and error path against a scripted washer on a pty.
+
+Every exchange is fenced with ``*IDN?`` (:mod:`stations.wash.exchange`): :func:`ask` builds the bytes
+one exchange writes and the bytes the washer answers.
+"""
 
 from __future__ import annotations
 
@@ -17,22 +21,37 @@ from microfactory.testing import Exchange, ScriptedPeer
 from stations.wash import WashStation
 
 IDN = b"Microfactory Sim,USW-1,SN42,1.0.0\r\n"
-OK = b'0,"No error"\r\n'
-HANDSHAKE: list[tuple[bytes, bytes]] = [(b"*CLS\n*IDN?\n", IDN), (b"SYST:ERR?\n", OK)]
-INTERLOCKS_OK = [(b"SYST:LID?\n", b"CLOSED\r\n"), (b"SYST:LEV?\n", b"OK\r\n"), (b"SYST:ERR?\n", OK)]
+
+
+def ask(queries: Sequence[str], answers: Sequence[str], commands: Sequence[str] = ()) -> tuple[bytes, bytes]:
+    """One fenced exchange: ``commands`` and ``queries`` then ``*IDN?``; the answers then the identity."""
+    sent = "".join(f"{line}\n" for line in [*commands, *queries, "*IDN?"]).encode()
+    return sent, "".join(f"{a}\r\n" for a in answers).encode() + (IDN if answers is not None else b"")
+
+
+def errors(*entries: str) -> list[tuple[bytes, bytes]]:
+    """The error queue read one entry per exchange until ``0,"No error"``."""
+    return [ask(["SYST:ERR?"], [e]) for e in [*entries, '0,"No error"']]
+
+
+HANDSHAKE: list[tuple[bytes, bytes]] = [(b"*CLS\n*IDN?\n", IDN), ask(["WASH:STAT?", "SYST:STBY?"],
+                                                                      ["IDLE", "OFF"]), *errors()]
+INTERLOCKS_OK = [ask(["SYST:LID?", "SYST:LEV?", "WASH:STAT?"], ["CLOSED", "OK", "IDLE"]), *errors()]
 MANUAL = {"temperature_c": 25, "time_s": 30, "power_pct": 50}
-SETTINGS = [(b"WASH:TEMP 25\nWASH:TIME 30\nWASH:POW 50\n*OPC?\n", b"1\r\n"), (b"SYST:ERR?\n", OK)]
-START = [(b"WASH:STAR\n", b""), (b"SYST:ERR?\n", OK)]
+READ_BACK = ["WASH:TEMP?", "WASH:TIME?", "WASH:POW?", "WASH:PROG?"]
+SET_MANUAL = ["WASH:TEMP 25", "WASH:TIME 30", "WASH:POW 50"]
+SETTINGS = [ask(READ_BACK, ["25.0", "30", "50", "NONE"], SET_MANUAL), *errors()]
+START = [(b"WASH:STAR\n", b""), ask(["WASH:STAT?"], ["HEAT"])]
+POLL = ["WASH:STAT?", "WASH:REM?", "MEAS:TEMP?", "SYST:POW?", "WASH:TEMP?"]
 
 
-def poll(phase: str, remaining: float, temp: float, watts: float) -> list[tuple[bytes, bytes]]:
-    return [(b"WASH:STAT?\n", phase.encode() + b"\r\n"), (b"WASH:REM?\n", f"{remaining:g}\r\n".encode()),
-            (b"MEAS:TEMP?\n", f"{temp:g}\r\n".encode()), (b"SYST:POW?\n", f"{watts:g}\r\n".encode())]
+def poll(phase: str, remaining: float, temp: float, watts: float, set_c: float = 25) -> tuple[bytes, bytes]:
+    return ask(POLL, [phase, f"{remaining:g}", f"{temp:g}", f"{watts:g}", f"{set_c:.1f}"])
 
 
 def make_station(port: str, *, speed: float = 100.0, answer_s: float = 0.5, **options: Any) -> WashStation:
     config = StationConfig(id="wash", kind="wash", port=port, options=options,
-                           timeouts=Timeouts(answer_s=answer_s, connect_s=1.0))
+                           timeouts=Timeouts(answer_s=answer_s, connect_s=0.5))
     clock = ScaledClock(speed)
     return WashStation(config, bus=EventBus(clock), clock=clock, port=PortHandle.fixed(port))
 
@@ -70,7 +89,7 @@ def test_connect_reads_identity_and_clears_the_error_queue() -> None:
 
 def test_a_full_cycle_publishes_progress_status_and_energy() -> None:
     script = [*INTERLOCKS_OK, *SETTINGS, *START,
-              *poll("HEAT", 100, 23, 400), *poll("WASH", 50, 25, 60), *poll("DONE", 0, 25, 8)]
+              poll("HEAT", 100, 23, 400), poll("WASH", 50, 25, 60), poll("DONE", 0, 25, 8)]
 
     async def body(st: WashStation) -> Any:
         recorder = EventRecorder(st.bus)
@@ -92,8 +111,8 @@ def test_a_full_cycle_publishes_progress_status_and_energy() -> None:
 
 
 def test_a_program_is_selected_by_name() -> None:
-    script = [*INTERLOCKS_OK, (b"WASH:PROG MAIN\n*OPC?\n", b"1\r\n"), (b"SYST:ERR?\n", OK), *START,
-              *poll("DONE", 0, 55, 8)]
+    script = [*INTERLOCKS_OK, ask(READ_BACK, ["55.0", "300", "80", "MAIN"], ["WASH:PROG MAIN"]), *errors(),
+              *START, poll("DONE", 0, 55, 8, set_c=55)]
     (result), _, _ = exchange(script, lambda st: st.run_step(StepRequest("wash", {"program": "main"})))
     assert result.ok and result.data["program"] == "MAIN" and result.data["temperature_c"] == 55
 
@@ -133,8 +152,7 @@ def test_refusal_sends_no_byte_at_all() -> None:
 
 
 def test_a_nonzero_error_after_settings_raises_with_code_and_text() -> None:
-    script = [*INTERLOCKS_OK, (SETTINGS[0][0], b"1\r\n"), (b"SYST:ERR?\n", b'-222,"Data out of range"\r\n'),
-              (b"SYST:ERR?\n", OK)]
+    script = [*INTERLOCKS_OK, SETTINGS[0], *errors('-222,"Data out of range"')]
     with pytest.raises(StationFault) as err:
         exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
     assert err.value.code == "-222" and "Data out of range" in err.value.text
@@ -144,16 +162,15 @@ def test_a_nonzero_error_after_settings_raises_with_code_and_text() -> None:
 @pytest.mark.parametrize(("lid", "level", "hint"), [("OPEN", "OK", "close the lid and press Reset"),
                                                      ("CLOSED", "LOW", "top up the bath")])
 def test_interlocks_refuse_the_start(lid: str, level: str, hint: str) -> None:
-    script = [(b"SYST:LID?\n", lid.encode() + b"\r\n"), (b"SYST:LEV?\n", level.encode() + b"\r\n"),
-              (b"SYST:ERR?\n", OK)]
+    script = [ask(["SYST:LID?", "SYST:LEV?", "WASH:STAT?"], [lid, level, "IDLE"]), *errors()]
     with pytest.raises(InterlockOpen) as err:
         exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
     assert err.value.hint == hint
 
 
 def test_lid_open_at_start_faults_with_the_recovery() -> None:
-    script = [*INTERLOCKS_OK, *SETTINGS, (b"WASH:STAR\n", b""),
-              (b"SYST:ERR?\n", b'-221,"Settings conflict;lid open"\r\n'), (b"SYST:ERR?\n", OK)]
+    script = [*INTERLOCKS_OK, *SETTINGS, (b"WASH:STAR\n", b""), ask(["WASH:STAT?"], ["IDLE"]),
+              *errors('-221,"Settings conflict;lid open"')]
 
     async def body(st: WashStation) -> None:
         try:
@@ -167,8 +184,8 @@ def test_lid_open_at_start_faults_with_the_recovery() -> None:
 
 
 def test_fault_mid_cycle_reads_the_error_queue_for_why() -> None:
-    script = [*INTERLOCKS_OK, *SETTINGS, *START, *poll("WASH", 40, 25, 60), *poll("FAULT", 0, 25, 8),
-              (b"SYST:ERR?\n", b'-310,"System error;level low"\r\n'), (b"SYST:ERR?\n", OK)]
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, poll("WASH", 40, 25, 60), poll("FAULT", 0, 25, 8),
+              *errors('-310,"System error;level low"')]
     with pytest.raises(StationFault) as err:
         exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
     assert err.value.code == "-310" and "level low" in err.value.text
@@ -176,14 +193,16 @@ def test_fault_mid_cycle_reads_the_error_queue_for_why() -> None:
 
 
 def test_garbled_identity_raises_protocol_error_with_the_bytes() -> None:
-    script = [(b"*CLS\n*IDN?\n", b"Micro\xff\x00factory\r\n")]
+    script = [(b"*CLS\n*IDN?\n", b"Micro\xff\x00factory\r\n"), (b"*IDN?\n", b"Micro\xff\x00factory\r\n"),
+              (b"*IDN?\n", b"Micro\xff\x00factory\r\n")]
     with pytest.raises(ProtocolError) as err:
         exchange(script, lambda st: st.connect(), connect=False)
     assert err.value.received is not None and b"Micro" in err.value.received
 
 
 def test_one_garbled_poll_answer_is_retried() -> None:
-    script = [*INTERLOCKS_OK, *SETTINGS, *START, (b"WASH:STAT?\n", b"W#SH\r\n"), *poll("DONE", 0, 25, 8)]
+    garbled = ask(POLL, ["W#SH", "0", "25", "8", "25.0"])
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, garbled, poll("DONE", 0, 25, 8)]
     (result), _, _ = exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
     assert result.ok
 
@@ -196,12 +215,12 @@ def test_silence_times_out_and_the_station_goes_offline() -> None:
             assert st.state is StationState.OFFLINE
 
     with pytest.raises(StationTimeout, match="WASH:STAT"):
-        exchange([(b"WASH:STAT?\n", b"")], body, answer_s=0.2)
+        exchange([(ask(POLL, [])[0], b"")] * 3, body, answer_s=0.2)
 
 
 def test_standby_and_power() -> None:
-    script = [(b"SYST:STBY ON\n", b""), (b"SYST:ERR?\n", OK), (b"SYST:POW?\n", b"1.5\r\n"),
-              (b"SYST:STBY OFF\n", b""), (b"SYST:ERR?\n", OK)]
+    script = [ask(["SYST:STBY?"], ["ON"], ["SYST:STBY ON"]), poll("IDLE", 0, 25, 1.5),
+              ask(["SYST:STBY?"], ["OFF"], ["SYST:STBY OFF"])]
 
     async def body(st: WashStation) -> list[object]:
         await st.standby(True)
@@ -223,8 +242,8 @@ def test_emergency_stop_writes_abort_past_the_queue() -> None:
 
 
 def test_stop_mid_cycle_returns_a_failed_step() -> None:
-    script = [*INTERLOCKS_OK, *SETTINGS, *START, *poll("WASH", 40, 25, 60),
-              (b"WASH:ABOR\n", b""), (b"SYST:ERR?\n", OK), *poll("IDLE", 0, 25, 8)]
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, poll("WASH", 40, 25, 60),
+              ask(["WASH:STAT?"], ["IDLE"], ["WASH:ABOR"]), poll("IDLE", 0, 25, 8)]
 
     async def body(st: WashStation) -> Any:
         task = asyncio.create_task(st.run_step(StepRequest("wash", MANUAL)))
@@ -239,7 +258,7 @@ def test_stop_mid_cycle_returns_a_failed_step() -> None:
 
 
 def test_hold_lets_the_cycle_finish_then_holds() -> None:
-    script = [*INTERLOCKS_OK, *SETTINGS, *START, *poll("WASH", 40, 25, 60), *poll("DONE", 0, 25, 8)]
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, poll("WASH", 40, 25, 60), poll("DONE", 0, 25, 8)]
 
     async def body(st: WashStation) -> Any:
         task = asyncio.create_task(st.run_step(StepRequest("wash", MANUAL)))
@@ -257,8 +276,8 @@ def test_hold_lets_the_cycle_finish_then_holds() -> None:
 
 
 def test_long_form_headers_for_a_unit_that_wants_them() -> None:
-    script = [(b"*CLS\n*IDN?\n", IDN), (b"SYSTEM:ERROR?\n", OK),
-              (b"SYSTEM:STBY ON\n", b""), (b"SYSTEM:ERROR?\n", OK)]
+    script = [(b"*CLS\n*IDN?\n", IDN), ask(["WASHER:STATE?", "SYSTEM:STBY?"], ["IDLE", "OFF"]),
+              ask(["SYSTEM:ERROR?"], ['0,"No error"']), ask(["SYSTEM:STBY?"], ["ON"], ["SYSTEM:STBY ON"])]
 
     async def body(st: WashStation) -> None:
         await st.connect()
@@ -268,7 +287,8 @@ def test_long_form_headers_for_a_unit_that_wants_them() -> None:
 
 
 def test_reset_acknowledges_a_fault_when_the_interlocks_are_clear() -> None:
-    script = [(b"WASH:ABOR\n*CLS\n", b""), *INTERLOCKS_OK]
+    script = [ask(["WASH:STAT?", "SYST:STBY?"], ["IDLE", "OFF"], ["WASH:ABOR", "*CLS", "SYST:STBY OFF"]),
+              *INTERLOCKS_OK]
 
     async def body(st: WashStation) -> StationState:
         st.state_machine.trigger_safely("fault")
@@ -280,14 +300,14 @@ def test_reset_acknowledges_a_fault_when_the_interlocks_are_clear() -> None:
 
 
 def test_close_leaves_the_washer_safe() -> None:
-    script = [(b"SYST:STBY ON\n", b""), (b"SYST:ERR?\n", OK)]
+    script = [ask(["WASH:STAT?", "SYST:STBY?"], ["IDLE", "ON"], ["SYST:STBY ON"])]
     _, _, station = exchange(script, lambda st: st.close())
     assert station.state is StationState.OFFLINE
 
 
 def test_hold_aborts_when_the_cell_asks_for_it() -> None:
-    script = [*INTERLOCKS_OK, *SETTINGS, *START, *poll("WASH", 40, 25, 60),
-              (b"WASH:ABOR\n", b""), (b"SYST:ERR?\n", OK), *poll("IDLE", 0, 25, 8)]
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, poll("WASH", 40, 25, 60),
+              ask(["WASH:STAT?"], ["IDLE"], ["WASH:ABOR"]), poll("IDLE", 0, 25, 8)]
 
     async def body(st: WashStation) -> Any:
         task = asyncio.create_task(st.run_step(StepRequest("wash", MANUAL)))
