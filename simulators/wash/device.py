@@ -4,8 +4,9 @@
 :class:`~simulators.wash.commands.Interpreter`, advancing the :class:`~simulators.wash.model.Washer` to the
 shared clock's process time first. :class:`WashSimulatorHandle` is what ``start`` returns: the pty path,
 a stable identity, and fault injection — the link's ``drop``, ``garble``, ``silence``/``speak``,
-``unplug``/``replug``; the wire faults of :mod:`simulators.wash.wire` (``duplicate``, ``garbage``,
-``delay``, ``garble_up``); and the washer's own ``lid_open``/``lid_close``, ``level_low``/``top_up``,
+``unplug``/``replug``, ``duplicate``, ``garbage``, ``delay``, ``garble_up`` (a digit of a received
+command flipped: ``WASH:TEMP 30`` arrives as ``WASH:TEMP 20``, which only a read-back catches); and the
+washer's own ``lid_open``/``lid_close``, ``level_low``/``top_up``,
 ``heater_fault`` (``silent=True``: the firmware does not notice)/``heater_repair`` and ``reset`` (the
 unit restarts: the cycle stops, set points and error queue are lost, standby is off).
 
@@ -24,7 +25,6 @@ from microfactory.clock import Clock
 from simulators.link import PtyLink
 from simulators.wash.commands import Interpreter
 from simulators.wash.model import PowerDraw, Washer, WasherConfig
-from simulators.wash.wire import WireFaults
 
 log = logging.getLogger("simulators.wash")
 
@@ -45,7 +45,6 @@ class WasherDevice:
         self.link: PtyLink | None = None
         self._buffer = bytearray()
         self.lines_seen = 0
-        self.wire = WireFaults()
         self.received: list[str] = []  # every line as the washer received it (after ``garble_up``)
 
     def attach(self, link: PtyLink) -> None:
@@ -56,7 +55,6 @@ class WasherDevice:
         self.washer.advance(self.clock.now())
         self.washer.reset()
         self._buffer.clear()
-        self.wire.power_on()
 
     def receive(self, data: bytes) -> None:
         self._buffer += data
@@ -70,16 +68,15 @@ class WasherDevice:
 
     def _line(self, line: str) -> None:
         self.lines_seen += 1
-        line = self.wire.inbound(line)
         self.received.append(line)
         self.washer.advance(self.clock.now())
         answer = self.interpreter.execute(line)
         if answer is not None and self.link is not None:
-            self.wire.answer(self.link, answer)
+            self.link.send_line(answer, answer=True)
 
     def poll(self, now: float) -> float | None:
         self.washer.advance(self.clock.now())
-        return self.wire.release(self.link, now)
+        return None
 
     def device_faults(self) -> Mapping[str, Callable[..., None]]:
         w = self.washer
@@ -98,12 +95,11 @@ class WasherDevice:
         return {"lid_open": at_now(w.open_lid), "lid_close": at_now(w.close_lid),
                 "level_low": at_now(w.drain_to_low), "top_up": at_now(w.top_up),
                 "heater_fault": heater_fault, "heater_repair": at_now(w.repair_heater),
-                "reset": at_now(self._reset), **self.wire.faults(lambda: self.link)}
+                "reset": at_now(self._reset)}
 
     def _reset(self) -> None:
         self.washer.power_cycle()
         self._buffer.clear()
-        self.wire.power_on()
 
 
 def washer_config(options: Mapping[str, Any]) -> WasherConfig:
@@ -146,11 +142,11 @@ class WashSimulatorHandle:
 
     def snapshot(self) -> dict[str, object]:
         """The washer's state now (phase, bath °C, set points, power W, errors, starts), the lines it
-        received and what the wire faults did, read under the link lock."""
+        received and what the link faults did, read under the link lock."""
         def read() -> dict[str, object]:
             self.washer.advance(self.clock.now())
             return {**self.washer.snapshot(), "received": list(self.device.received),
-                    "wire_faults": list(self.device.wire.done)}
+                    "link_faults": list(self.link.faults_done)}
 
         result: dict[str, object] = self.link.call(read)
         return result
