@@ -157,7 +157,8 @@ class PtyLink:
         self._garble_up = 0
         self._garble_up_in_line = False  # a flip was made in the line now arriving: wait for its end
         self._held_until = 0.0  # ``delay``: nothing reaches the host before this (monotonic s)
-        self.faults_done: list[str] = []  # what each fault actually did, for tests and benchmarks
+        # (monotonic s, what) for each fault injected and each answer or line a fault changed
+        self.faults_done: list[tuple[float, str]] = []
         self._silent = False
         self._master: int | None = None
         self._slave: int | None = None
@@ -207,18 +208,18 @@ class PtyLink:
         if answer and self._drop > 0:
             self._drop -= 1
             log.info("%s: fault drop: answer %r not sent (%d more)", self.name, text, self._drop)
-            self.faults_done.append(f"drop {text!r}")
+            self._did(f"drop {text!r}")
             return
         if answer and self._garble > 0:
             self._garble -= 1
             data = self._garbled(data)
             log.info("%s: fault garble: answer %r sent as %r (%d more)", self.name, text, data, self._garble)
-            self.faults_done.append(f"garble {text!r} -> {data!r}")
+            self._did(f"garble {text!r} -> {data!r}")
         self.send(data)
         if answer and self._duplicate > 0:
             self._duplicate -= 1
             log.info("%s: fault duplicate: answer %r sent twice (%d more)", self.name, text, self._duplicate)
-            self.faults_done.append(f"duplicate {text!r}")
+            self._did(f"duplicate {text!r}")
             self.send(data)
 
     def call(self, fn: Callable[[], Any]) -> Any:
@@ -246,6 +247,7 @@ class PtyLink:
             raise ValueError(f"unknown fault {fault!r} for simulator {self.name!r}; known: {self.faults()}")
         log.info("%s: inject %s %s", self.name, fault, params)
         with self.lock:
+            self._did(f"inject {fault} {params}" if params else f"inject {fault}")
             if fault in device_faults:
                 device_faults[fault](**params)
             elif fault == "drop":
@@ -258,7 +260,7 @@ class PtyLink:
                 self._garble_up += int(params.get("n", 1))
             elif fault == "garbage":
                 text = params.get("text", "\x00\xffo#k%\x7f")
-                self.faults_done.append(f"garbage {text!r}")
+                self._did(f"garbage {text!r}")
                 self.send(str(text).encode("latin-1") + b"\r\n")
             elif fault == "delay":
                 self._held_until = time.monotonic() + float(params.get("s", 1.0))
@@ -273,6 +275,9 @@ class PtyLink:
                 self._open_pty(avoid=self._last_port)
                 self.device.power_on()
         self._wake()
+
+    def _did(self, what: str) -> None:
+        self.faults_done.append((time.monotonic(), what))
 
     def wake(self) -> None:
         """Make the link thread poll the device now (after a state change from another thread)."""
@@ -388,7 +393,7 @@ class PtyLink:
                 out[i] = byte ^ 1
                 self._garble_up -= 1
                 self._garble_up_in_line = True
-                self.faults_done.append(f"garble_up {chr(byte)!r} -> {chr(out[i])!r}")
+                self._did(f"garble_up {chr(byte)!r} -> {chr(out[i])!r}")
                 log.info("%s: fault garble_up: %r became %r on the way in", self.name, chr(byte), chr(out[i]))
         return bytes(out)
 

@@ -68,8 +68,9 @@ class GrblHandle:
         return list(self.link.call(lambda: list(self.device.executed_lines)))
 
     @property
-    def faults_done(self) -> list[str]:
-        """What each injected link fault actually did (``drop 'ok'``, ``garble_up '2' -> '3'`` ...)."""
+    def faults_done(self) -> list[tuple[float, str]]:
+        """(monotonic s, what) for each fault injected and what it did (``drop 'ok'``,
+        ``garble_up '2' -> '3'`` ...)."""
         return list(self.link.call(lambda: list(self.link.faults_done)))
 
     @property

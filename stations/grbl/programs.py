@@ -101,10 +101,11 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
                 first = result.errors[0]
                 reached = await self._stop_after_failure() if self.stop_on_error else True
                 raise error_fault(self.id, port, first, result, lines, reached=reached,
-                                  garbled=len(self.channel.garbled))
+                                  garbled=result.garbled)
             try:
                 await self._wait_idle(timeouts.step_s, unexpected)
             except StreamInterrupted as exc:
+                result.detected_t = exc.result.detected_t
                 exc.result = result
                 result.doubtful = 1
                 raise await self._interrupted(exc, lines, port) from None

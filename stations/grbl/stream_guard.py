@@ -8,9 +8,12 @@ field (``$10`` bit 2, which the driver turns on while connected):
 - **more bytes in Grbl than sent and unanswered** — ``rx_used > unanswered bytes``, or, while the
   planner is full and Grbl holds the oldest line outside its receive buffer, ``rx_used > unanswered
   bytes - that line`` — means an answer was counted that Grbl never gave: a desync;
-- **Idle, empty planner, empty receive buffer, and lines still waiting**, in a report asked for after
-  the last of those lines was written (so they had all reached Grbl), means their answers were lost:
-  Grbl has processed every byte and answered everything it will answer.
+- **more bytes waiting for an answer than Grbl holds**: the lines written before the ``?`` of a report
+  had all reached Grbl when it made the report, so each is in its receive buffer, or is the one line it
+  holds outside the buffer, or was answered before the report; anything beyond that lost its answer;
+- **Idle, empty planner, empty receive buffer, and lines still waiting**, seen in two reports in a row
+  with no answer between, means their answers were lost: Grbl has processed every byte and answered
+  everything it will answer.
 
 Garbled lines past :data:`NOISY_LIMIT` in one stream, and a firmware echo (``[echo:...]``, a Grbl build
 option) that differs from the line sent, stop the run too. Each check gives a :class:`Trouble`; the
@@ -115,6 +118,18 @@ class StreamGuard:
                            f"Grbl holds {rx_used} bytes in its receive buffer but only {unanswered} bytes "
                            "were sent and not yet answered: an answer was counted that Grbl never gave "
                            "(a duplicated 'ok', or line noise read as one)")
+        if outstanding and asked_t is not None:
+            # the lines written before the '?' had all reached Grbl when it made this report: each is in
+            # its receive buffer, or is the one line it holds outside it (planning it, or reading it),
+            # or was answered (and its answer came before this report); more bytes than that waiting
+            # for an answer means an answer was lost
+            arrived = [o for o in outstanding if o.written_t < asked_t]
+            waiting = sum(o.size for o in arrived) - (arrived[0].size if arrived else 0)
+            if waiting > rx_used + 2 * RX_SLACK:
+                return Trouble(TroubleKind.LOST_ANSWER,
+                               f"{waiting} bytes of lines that reached Grbl still wait for an answer but "
+                               f"only {rx_used + RX_SLACK} are in its receive buffer: the answer to "
+                               f"{outstanding[0].text!r} was lost on the wire")
         if not outstanding or asked_t is None or report.state != "Idle":
             return None
         if rx_used > 0:

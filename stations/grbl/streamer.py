@@ -76,10 +76,14 @@ class StreamResult:
     doubtful: int = 0
     unanswered: int = 0
     answered_after_error: int = 0
+    detected_t: float | None = None  # monotonic s when the stream saw the trouble that ended it
+
+    garbled: int = 0  # unreadable lines received during this stream
 
     @property
     def confirmed(self) -> int:
-        return max(0, self.acknowledged - self.doubtful)
+        """Lines that certainly ran: answered ``ok``, not in doubt, the refused ones left out."""
+        return max(0, self.acknowledged - self.doubtful - len(self.errors))
 
     @property
     def lines_per_s(self) -> float:
@@ -95,6 +99,8 @@ class StreamInterrupted(Exception):
         self.result = result
         self.trouble = trouble
         self.cause = cause
+        if result.detected_t is None:
+            result.detected_t = time.monotonic()
         super().__init__(trouble.text if trouble else str(cause))
 
 
@@ -145,6 +151,7 @@ class Streamer:
         self._dead_wait: asyncio.Future[Any] | None = None
         self._in_flight: deque[_InFlight] = deque()
         self._trouble: Trouble | None = None
+        self._trouble_t: float | None = None
         self._trouble_set = asyncio.Event()
         self._garbled_at_start = 0
         self._last_answer_t = 0.0
@@ -158,17 +165,21 @@ class Streamer:
         """Stop the stream at once with ``trouble`` (the first one wins)."""
         if self._trouble is None:
             self._trouble = trouble
+            self._trouble_t = time.monotonic()
             self._trouble_set.set()
 
     def _on_report(self, report: StatusReport) -> None:
         asked_t = self.poller.last_asked_t if self.poller else None
-        outstanding = [Outstanding(f.line.text, f.size, f.written_t) for f in self._in_flight]
+        # a line whose answer the channel has already resolved (the stream task has not run since) is
+        # answered, whatever our deque still says
+        waiting = [f for f in self._in_flight if not f.future.done()]
+        outstanding = [Outstanding(f.line.text, f.size, f.written_t) for f in waiting]
         trouble = self.guard.check_report(report, asked_t, outstanding, self._last_answer_t)
-        if trouble is not None and trouble.kind is TroubleKind.LOST_ANSWER:
+        if trouble is not None and trouble.kind is TroubleKind.LOST_ANSWER and "Idle" in trouble.text:
             # Grbl passes through "Idle, buffers empty, line not answered yet" for a moment on its own
             # (a spindle or coolant line waits for the planner to empty, then answers): only the same
             # picture in the next report too, with no answer in between, is a lost answer
-            head = self._in_flight[0] if self._in_flight else None
+            head = waiting[0] if waiting else None
             suspect, self._suspect = self._suspect, (head, time.monotonic())
             if suspect is None or suspect[0] is not head or self._last_answer_t >= suspect[1]:
                 trouble = None
@@ -251,6 +262,8 @@ class Streamer:
                     else:
                         result.acknowledged += 1
                     if not answer.ok:
+                        if result.detected_t is None:
+                            result.detected_t = time.monotonic()
                         result.errors.append(LineError(head.line, answer.line.code or 0, answer.line))
                         result.stopped = self.stop_on_error
                     elif self.echoing:
@@ -276,9 +289,11 @@ class Streamer:
                 self._on_unexpected(self.channel.unexpected[-1])
             if self._trouble is not None:
                 result.doubtful = 1 if self._trouble.kind is TroubleKind.DESYNC else 0
+                result.detected_t = self._trouble_t
                 raise StreamInterrupted(result, trouble=self._trouble)
         finally:
             result.unanswered = len(in_flight)
+            result.garbled = len(self.channel.garbled) - self._garbled_at_start
             result.elapsed_s = time.monotonic() - start
             trouble_wait.cancel()
             self.channel.on_unexpected = None
@@ -305,6 +320,7 @@ class Streamer:
                 return self._result(future, result)  # a reset or an alarm failed the line: that is the news
             if self._trouble is not None:
                 result.doubtful = 1 if self._trouble.kind is TroubleKind.DESYNC else 0
+                result.detected_t = self._trouble_t
                 raise StreamInterrupted(result, trouble=self._trouble)
             done, _ = await asyncio.wait(waiters, timeout=self.answer_timeout_s,
                                          return_when=asyncio.FIRST_COMPLETED)

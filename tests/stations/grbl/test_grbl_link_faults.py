@@ -267,7 +267,7 @@ def test_bit_flip_upstream_without_echo_is_the_documented_limit() -> None:
 
     async def body(station: GrblStation, sim: GrblHandle) -> None:
         assert await run_with_fault(station, sim, lambda: sim.inject("garble_up", n=1), lines) is None
-        flips = [f for f in sim.faults_done if f.startswith("garble_up")]
+        flips = [what for _t, what in sim.faults_done if what.startswith("garble_up")]
         assert len(flips) == 1
         sent = [grbl_form(x) for x in lines]
         ran = [x for x in sim.executed_lines][-len(lines):]
