@@ -160,6 +160,12 @@ class Journal:
         self.audited(write, "change", {"table": table, "key": key, "field": field, "old": old, "new": new,
                                         "reason": reason, "by": by, "at": _now()})
 
+    def listen(self, bus: EventBus) -> None:
+        """Keep ``bus``'s events (when the journal was made before the bus)."""
+        if self._subscription is not None:
+            self._subscription.cancel()
+        self._subscription = bus.subscribe(self._on_event)
+
     def write_unaudited(self, sql: str, args: tuple[Any, ...] = ()) -> None:
         """A write that is not a record (session bookkeeping, the failed-password counter)."""
         with self._lock:
