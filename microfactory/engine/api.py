@@ -9,6 +9,7 @@ Headless script (one asyncio loop, yours)::
     async with Controller(cell, speed=50, db="runs.sqlite") as ctl:
         summary = await ctl.run_lot(procedure, parts=12)
     print(summary.as_dict())
+    print(ctl.tags())   # PackTags: ProdProcessedCount, ProdDefectiveCount, StopReason, OEE ...
 
 GUI (the loop runs in a worker thread; never wait on the GUI thread)::
 
@@ -60,6 +61,7 @@ from microfactory.engine.estimate import Estimate, estimate_lot
 from microfactory.engine.journal import Journal
 from microfactory.engine.lot import LotSummary, Prompt
 from microfactory.engine.packml import PackMLState, UnitMode
+from microfactory.engine.packtags import PackTags
 from microfactory.engine.runner import Engine, validate_procedure
 from microfactory.errors import MicrofactoryError
 from microfactory.events import Event, EventBus, Subscriber, Subscription
@@ -115,6 +117,8 @@ class Controller:
         self.clock = clock or ScaledClock(speed)
         self.bus = bus or EventBus(self.clock)
         self.journal = Journal(db if db is not None else ":memory:", bus=self.bus)
+        #: Live PackTags and OEE (``tags()``), fed by the bus.
+        self.packtags = PackTags(self.bus, self.clock)
         self._runtime: Any = None
         self._given = dict(stations) if stations is not None else None
         self.engine: Engine | None = None
@@ -179,7 +183,17 @@ class Controller:
         Returns when the cell reaches Complete, Stopped or Aborted. Requires Idle (Complete and Stopped
         are reset first). Raises ``StateError`` otherwise.
         """
+        try:
+            self.packtags.design(estimate_lot(procedure, self.cell, parts=parts).cycle_s)
+        except (MicrofactoryError, KeyError, ValueError) as exc:  # no timing model: OEE without design speed
+            log.warning("no design speed for %s: %s", procedure.recipe_id, exc)
         return await self._engine().run_lot(procedure, parts=parts, lot_id=lot_id)
+
+    def tags(self) -> dict[str, Any]:
+        """PackTags now (thread-safe): ProdProcessedCount, ProdDefectiveCount, StopReason (first-out) and
+        StopReasons, StateCurrent, StateDurations (process s), CurMachSpeed and MachDesignSpeed (parts per
+        minute), OEE (availability × performance × quality). See :mod:`microfactory.engine.packtags`."""
+        return self.packtags.snapshot()
 
     def estimate(self, procedure: Procedure, *, parts: int | None = None) -> Estimate:
         """Dry run against the stations' timing models: lot time, bottleneck, utilisation. No bytes."""
