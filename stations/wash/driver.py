@@ -158,7 +158,7 @@ class WashStation(Station):
         self.notes = greeting.notes
         self.state_machine.trigger_safely("ready")
         self.state_machine.trigger_safely("sleep")
-        found = "; ".join(greeting.notes) or "its cycle had stopped (it restarted, or was idle)"
+        found = "; ".join(greeting.notes) or "no cycle was running (a power-up stops it)"
         return f"{found}; it is now in standby with the heater off"
 
     async def identify(self) -> str:
@@ -217,7 +217,8 @@ class WashStation(Station):
 
     async def check_interlocks(self) -> None:
         """Refuse to start with the lid open, the fluid low or the washer faulted (nothing started)."""
-        lid, level, phase = await self.link.ask([LID, LEVEL, PHASE], what="the interlocks")
+        lid, level, phase = await self.link.ask([LID, LEVEL, PHASE],
+                                                what="the interlock queries (lid, level, phase)")
         async with self.link.lock:
             errors = await self.link.errors_locked()
         if phase is WashPhase.FAULT:
@@ -275,7 +276,7 @@ class WashStation(Station):
                     raise Disconnected("WASH:STAR not sent: the port is closed", port=self.transport.port,
                                        hint="check the cable; the controller reconnects by identity")
             try:
-                (phase,) = await self.link.ask_locked([PHASE], what="the phase after WASH:STAR")
+                (phase,) = await self.link.ask_locked([PHASE], what="the phase query after WASH:STAR")
             except (Desync, StationTimeout) as exc:
                 raise await self._unsure_stop(exc) from None
             if phase.running or phase is WashPhase.DONE:
@@ -291,7 +292,7 @@ class WashStation(Station):
 
     async def _poll(self, *, full: bool = False) -> dict[str, Any]:
         queries = [PHASE, REMAINING, BATH, POWER_W, SET_TEMPERATURE, *((LID, LEVEL, STANDBY) if full else ())]
-        values = await self.link.ask(queries, what="the washer's status")
+        values = await self.link.ask(queries, what="the status queries")
         fields: dict[str, Any] = dict(zip(("phase", "remaining_s", "temperature_c", "power_w", "set_c",
                                            "lid", "level", "standby"), values, strict=False))
         self.bath_c, self.power_w = fields["temperature_c"], fields["power_w"]
@@ -372,7 +373,8 @@ class WashStation(Station):
         aborted = await self.link.write_now(self._cmd(scpi.ABORT))
         heater = await self.link.write_now(self._cmd(scpi.STANDBY, True))
         try:
-            phase, standby = await self.link.ask([PHASE, STANDBY], what="the phase after WASH:ABOR")
+            phase, standby = await self.link.ask([PHASE, STANDBY], what="the phase query after WASH:ABOR",
+                                                 retries=0)
             confirmed = not phase.running and standby == "ON"
         except CommunicationError:
             confirmed = False
@@ -394,7 +396,8 @@ class WashStation(Station):
         outcome = await self.watch.outcome(self._reconnect_bound_s())
         port, reason = self._lost
         text = (f"the washer's port {port or self.transport.port} went away mid-cycle "
-                f"({reason or 'it closed'}); {outcome}; the parts must be washed again")
+                f"({reason.removeprefix('port went away: ') or 'it closed'}); {outcome}; the parts must be "
+                "washed again")
         return StationFault(self.id, "LINK_LOST", text,
                             recovery="check the washer's USB cable and power, then run the step again")
 
@@ -423,7 +426,7 @@ class WashStation(Station):
 
     async def _abort(self) -> WashPhase:
         (phase,) = await self.link.ask([PHASE], commands=[self._cmd(scpi.ABORT)],
-                                       what="the phase after WASH:ABOR")
+                                       what="the phase query after WASH:ABOR")
         return phase
 
     async def stop(self) -> None:
@@ -450,15 +453,16 @@ class WashStation(Station):
             await self.transport.close()
             await self.connect()
             return
-        await self.link.ask([PHASE, STANDBY], commands=[self._cmd(scpi.ABORT), self._cmd(scpi.CLS),
-                                                        self._cmd(scpi.STANDBY, False)], what="reset")
+        commands = [self._cmd(scpi.ABORT), self._cmd(scpi.CLS), self._cmd(scpi.STANDBY, False)]
+        await self.link.ask([PHASE, STANDBY], commands=commands, what="the queries after the reset")
         self.state_machine.trigger_safely("clear")
         self.state_machine.trigger_safely("ready")
         await self.check_interlocks()
 
     async def standby(self, on: bool) -> None:
         """``SYST:STBY ON`` turns the heater off to save energy; ``OFF`` wakes the washer. Read back."""
-        (held,) = await self.link.ask([STANDBY], commands=[self._cmd(scpi.STANDBY, on)], what="standby")
+        (held,) = await self.link.ask([STANDBY], commands=[self._cmd(scpi.STANDBY, on)],
+                                      what="the standby query")
         if held != ("ON" if on else "OFF"):
             async with self.link.lock:
                 errors = await self.link.errors_locked()
@@ -483,8 +487,8 @@ class WashStation(Station):
         if self.state in (StationState.BUSY, StationState.HOLDING):
             commands.insert(0, self._cmd(scpi.ABORT))
         try:
-            phase, standby = await self.link.ask([PHASE, STANDBY], commands=commands, what="closing",
-                                                 retries=0)
+            phase, standby = await self.link.ask([PHASE, STANDBY], commands=commands,
+                                                 what="the queries on closing", retries=0)
         except (CommunicationError, StationFault) as exc:
             log.error("%s: sent %s on close but the washer did not confirm (%s): check that it is idle and "
                       "its heater off at the unit", self.id, " and ".join(commands), exc.message)

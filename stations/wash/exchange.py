@@ -132,8 +132,8 @@ class WashLink:
             raise StationTimeout(f"station {self.station}: the washer did not answer {what or sent} "
                                  f"({failures[-1]}), {times}", port=self.transport.port, sent=sent,
                                  hint="check that the washer is powered and its cable is in")
-        raise Desync(f"station {self.station}: the washer's answers did not match the queries of "
-                     f"{what or sent}, {times} ({failures[-1]})", port=self.transport.port, sent=sent,
+        raise Desync(f"station {self.station}: the washer's answers to {what or sent} did not match the "
+                     f"queries, {times} ({failures[-1]})", port=self.transport.port, sent=sent,
                      hint="the line is noisy or another program uses the port: check the cable and "
                           "close other programs, then Reset")
 

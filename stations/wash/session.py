@@ -46,16 +46,16 @@ async def greet(link: WashLink, *, expect: Identity | None, standby: bool, conne
                                 hint=f"plug washer {expect.serial} back in (or fix the cell file's port), "
                                      "then press Reset")
         link.reset(identity)
-        phase, held = await link.ask_locked([PHASE, STANDBY], what="the washer's state")
+        phase, held = await link.ask_locked([PHASE, STANDBY], what="the state queries")
         notes = []
         if phase.running:
             (phase,) = await link.ask_locked([PHASE], commands=[link.command(scpi.ABORT)],
-                                             what="the phase after WASH:ABOR")
+                                             what="the phase query after WASH:ABOR")
             notes.append("it was running a cycle nobody followed: aborted (WASH:ABOR)")
         want = "ON" if standby else "OFF"
         if held != want:
             (held,) = await link.ask_locked([STANDBY], commands=[link.command(scpi.STANDBY, standby)],
-                                            what="standby")
+                                            what="the standby query")
             if held != want:
                 raise StationFault(link.station, "STANDBY", f"the washer stays in standby {held} after "
                                    f"SYST:STBY {want}", recovery="power-cycle the washer, then press Reset")

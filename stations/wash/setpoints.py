@@ -53,7 +53,7 @@ async def set_and_verify(link: WashLink, settings: WashSettings, options_program
     Raises :class:`SetPointMismatch`, or the :class:`StationFault` of an error the washer queued
     (``-222`` out of range...).
     """
-    values = await link.ask(READ_BACK, commands=commands_for(link, settings), what="the set points")
+    values = await link.ask(READ_BACK, commands=commands_for(link, settings), what="the set-point read-back")
     held = ReadBack(*values)
     async with link.lock:
         errors = await link.errors_locked()
@@ -61,7 +61,7 @@ async def set_and_verify(link: WashLink, settings: WashSettings, options_program
         raise fault_from(link.station, errors.entries, "settings")
     problems = mismatches(settings, held)
     if problems:
-        again = ReadBack(*await link.ask(READ_BACK, what="the set points, read again"))
+        again = ReadBack(*await link.ask(READ_BACK, what="the second set-point read-back"))
         if mismatches(settings, again):
             raise SetPointMismatch(link.station, mismatches(settings, again), again)
         log.warning("%s: a set point read back wrong once (%s), right the second time: a noisy line",

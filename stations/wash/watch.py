@@ -78,9 +78,10 @@ class LinkWatch:
         while True:
             await self.transport.lost.wait()
             port = self.transport.port
+            reason = self._reason.removeprefix("port went away: ") or "port closed"
             self.bus.publish(EventKind.ALARM, self.station, code="LINK_LOST", severity=Severity.WARNING,
                              text=f"station {self.station}: the washer's port {port} went away "
-                                  f"({self._reason or 'port closed'}) while {self._doing}; looking for the "
+                                  f"({reason}) while {self._doing}; looking for the "
                                   f"washer again by its identity",
                              recovery="check the washer's USB cable and power")
             try:

@@ -318,3 +318,70 @@ def test_hold_aborts_when_the_cell_asks_for_it() -> None:
 
     (result, state), _, _ = exchange(script, body, speed=1.0, poll_s=0.2, hold_aborts=True)
     assert not result.ok and "hold" in result.reasons[0] and state is StationState.HELD
+
+
+def test_a_duplicated_answer_is_never_handed_to_the_next_query() -> None:
+    """Issue 9 point 8: one extra line used to shift every later answer (the remaining time read as the
+    temperature); now the exchange does not fit and is asked again."""
+    shifted = ask(POLL, ["HEAT", "100", "100", "23", "400", "25.0"])  # WASH:REM?'s answer twice
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, shifted, poll("HEAT", 100, 23, 400), poll("DONE", 0, 25, 8)]
+
+    async def body(st: WashStation) -> Any:
+        recorder = EventRecorder(st.bus, [EventKind.STATION_STATUS])
+        result = await st.run_step(StepRequest("wash", MANUAL))
+        return result, recorder
+
+    (result, recorder), _, station = exchange(script, body)
+    assert result.ok
+    temperatures = [e.get("temperature_c") for e in recorder.events]
+    assert temperatures == [23, 25] and 100 not in temperatures
+    assert station.link.desyncs == 1
+
+
+def test_a_late_line_after_an_exchange_is_discarded_before_the_next() -> None:
+    late = poll("HEAT", 100, 23, 400)
+    late = (late[0], late[1] + b"99.0\r\n")  # a line nobody asked for arrives after the fence
+    script = [*INTERLOCKS_OK, *SETTINGS, *START, late, poll("DONE", 0, 25, 8)]
+
+    async def body(st: WashStation) -> Any:
+        recorder = EventRecorder(st.bus, [EventKind.STATION_STATUS])
+        return await st.run_step(StepRequest("wash", MANUAL)), recorder
+
+    (result, recorder), _, _ = exchange(script, body)
+    assert result.ok and [e.get("phase") for e in recorder.events] == ["HEAT", "DONE"]
+
+
+def test_a_set_point_the_washer_does_not_hold_fails_the_step_and_turns_the_heater_off() -> None:
+    """Issue 9 point 7: ``WASH:TEMP 25`` arrived as 75; read back twice, the step never starts."""
+    wrong = ["75.0", "30", "50", "NONE"]
+    script = [*INTERLOCKS_OK, ask(READ_BACK, wrong, SET_MANUAL), *errors(), ask(READ_BACK, wrong),
+              ask(["SYST:STBY?"], ["ON"], ["SYST:STBY ON"])]
+    with pytest.raises(StationFault) as err:
+        exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
+    assert err.value.code == "SETPOINT"
+    assert "temperature asked 25 °C, the washer holds 75 °C (read back twice)" in err.value.text
+    assert "nothing was started, the washer is in standby with the heater off" in err.value.text
+    assert "cable" in err.value.recovery
+
+
+def test_a_set_point_answer_flipped_once_reads_right_the_second_time_and_the_wash_runs() -> None:
+    script = [*INTERLOCKS_OK, ask(READ_BACK, ["75.0", "30", "50", "NONE"], SET_MANUAL), *errors(),
+              ask(READ_BACK, ["25.0", "30", "50", "NONE"]), *START, poll("DONE", 0, 25, 8)]
+    (result), _, _ = exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)))
+    assert result.ok and result.data["temperature_c"] == 25
+
+
+def test_a_lost_answer_after_wash_star_is_read_again_never_sent_again() -> None:
+    """WASH:STAR is not idempotent: its lost confirmation is asked again as a query only."""
+    script = [*INTERLOCKS_OK, *SETTINGS, (b"WASH:STAR\n", b""), (ask(["WASH:STAT?"], [])[0], b""),
+              ask(["WASH:STAT?"], ["HEAT"]), poll("DONE", 0, 25, 8)]
+    (result), peer, _ = exchange(script, lambda st: st.run_step(StepRequest("wash", MANUAL)), answer_s=0.2)
+    assert result.ok and bytes(peer.received).count(b"WASH:STAR") == 1
+
+
+def test_standby_found_on_connect_is_cleared_and_said() -> None:
+    script = [(b"*CLS\n*IDN?\n", IDN), ask(["WASH:STAT?", "SYST:STBY?"], ["IDLE", "ON"]),
+              ask(["SYST:STBY?"], ["OFF"], ["SYST:STBY OFF"]), *errors()]
+    _, _, station = exchange(script, lambda st: st.connect(), connect=False)
+    assert station.state is StationState.IDLE
+    assert station.notes == ["it was in standby (left so by an earlier session): woken"]
