@@ -5,6 +5,10 @@ which part it holds, and refuses what its limits forbid; its subclass (the drive
 speaks the bytes. The engine only ever calls the async methods below; :meth:`Station.emergency_stop` is
 the one synchronous, thread-safe call, because E-stop must work while the loop is busy.
 
+The frontend owns the E-stop latch (:mod:`microfactory.estop`): :meth:`Station.emergency_stop` latches
+and calls the driver's :meth:`Station.send_stop_bytes`; the driver hands ``self.estop_latch`` to its
+transport so nothing but stop bytes and read-only queries leaves until :meth:`Station.clear_estop`.
+
 Station kinds are registered as entry points (group ``microfactory.stations``) that point at a
 :class:`StationKind`; see :mod:`microfactory.registry`.
 """
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from transitions import Machine
 
 from microfactory.clock import Clock
+from microfactory.estop import EStopLatch
 from microfactory.events import EventBus, EventKind
 
 if TYPE_CHECKING:
@@ -180,6 +185,36 @@ class Station(abc.ABC):
         self.state_machine = StationMachine(config.id, bus)
         self.part: str | None = None
         self.firmware: str = ""
+        self.estop_latch = EStopLatch(config.id, self.passes_when_latched)
+
+    # -- the frontend's own obligations (every driver inherits them) -----------------------------
+    def passes_when_latched(self, data: bytes, realtime: bool) -> bool:
+        """What the port may still carry while E-stop is latched: the driver names its stop bytes and
+        read-only queries; the default is nothing at all."""
+        return False
+
+    @property
+    def estopped(self) -> bool:
+        """True from E-stop until Clear (thread-safe)."""
+        return self.estop_latch.engaged
+
+    def emergency_stop(self) -> None:
+        """E-stop: latch, then the device's stop bytes at once; synchronous and safe from any thread.
+
+        Until :meth:`clear_estop` the port carries only what :meth:`passes_when_latched` allows, and
+        :meth:`execute` refuses every step. Touches no other state: the loop learns of it by reading
+        :attr:`estopped`.
+        """
+        self.estop_latch.engage(self.send_stop_bytes)
+
+    def clear_estop(self) -> None:
+        """Lift the latch (the cell's Clear); the station still needs :meth:`reset` before work."""
+        self.estop_latch.release()
+
+    async def execute(self, step: StepRequest) -> StepResult:
+        """The one way the engine runs a step: refused while E-stop is latched, then :meth:`run_step`."""
+        self.estop_latch.refuse(f"step {step.action!r}")
+        return await self.run_step(step)
 
     @property
     def state(self) -> StationState:
@@ -227,8 +262,12 @@ class Station(abc.ABC):
         """Leave the device safe (motion stopped, heater off) and close the port."""
 
     @abc.abstractmethod
-    def emergency_stop(self) -> None:
-        """Write the device's stop bytes at once; synchronous and safe from any thread."""
+    def send_stop_bytes(self) -> None:
+        """Write the device's stop bytes at once; synchronous, safe from any thread, never raises.
+
+        Called by :meth:`emergency_stop` after the latch is set (and again if a line raced it); it must
+        write and touch nothing else (no state machine, no asyncio object: it runs off the loop).
+        """
 
     async def standby(self, on: bool) -> None:
         """Enter (or leave) the device's energy-saving mode; the default only tracks state."""

@@ -38,7 +38,6 @@ class ActingStates:
     def __init__(self, engine: Engine) -> None:
         self.e = engine
         self.running = 0
-        self.estopped = False
         self.held: set[str] = set()
 
     @property
@@ -115,12 +114,13 @@ class ActingStates:
         await self._drain(previous)
 
     async def _aborting(self, previous: PackMLState) -> None:
-        if not self.estopped:
-            for sid, station in self.e.stations.items():
-                try:
-                    station.emergency_stop()
-                except Exception:  # keep stopping the others
-                    log.exception("E-stop on station %s failed; check it by hand", sid)
+        for sid, station in self.e.stations.items():
+            if station.estopped:
+                continue  # latched by an E-stop already: its stop bytes are out
+            try:
+                station.emergency_stop()
+            except Exception:  # keep stopping the others
+                log.exception("E-stop on station %s failed; check it by hand", sid)
         self.e.prompts.withdraw_all()
         tasks = list(self.e.tasks.values())
         for task in tasks:
@@ -131,10 +131,12 @@ class ActingStates:
         await self._each(list(self.e.stations), "stop", report_only=True)
 
     async def _clearing(self, previous: PackMLState) -> None:
+        # Clear lifts every E-stop latch, then resets each station that was latched or is not ready.
         ids = [sid for sid, st in self.e.stations.items()
-               if st.state not in (StationState.IDLE, StationState.STANDBY) or self.estopped]
+               if st.state not in (StationState.IDLE, StationState.STANDBY) or st.estopped]
+        for station in self.e.stations.values():
+            station.clear_estop()
         await self._each(ids, "reset")
-        self.estopped = False
 
     async def _each(self, ids: list[str], method: str, *, report_only: bool = False) -> None:
         """Call ``station.<method>()`` on each station concurrently; raise the first failure after all."""

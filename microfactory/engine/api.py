@@ -122,6 +122,7 @@ class Controller:
         self._runtime: Any = None
         self._given = dict(stations) if stations is not None else None
         self.engine: Engine | None = None
+        self._estop_pending = threading.Event()
         if self._given is not None:
             self.engine = Engine(self._given, cell=cell, bus=self.bus, clock=self.clock, journal=self.journal)
 
@@ -134,6 +135,8 @@ class Controller:
             self._runtime = runtime.open_cell(self.cell, bus=self.bus, clock=self.clock)
             self.engine = Engine(self._runtime.stations, cell=self.cell, bus=self.bus, clock=self.clock,
                                  journal=self.journal)
+            if self._estop_pending.is_set():  # pressed before the stations existed: they start latched
+                self.engine.emergency_stop()
             await self._runtime.connect()
         elif self._given is not None:
             for station in self._given.values():
@@ -216,8 +219,18 @@ class Controller:
         self._engine().answer(prompt_id, choice)
 
     def emergency_stop(self) -> None:
-        """E-stop: stop bytes to every station *now* (any thread, bypasses queues), then Abort."""
-        self._engine().emergency_stop()
+        """E-stop in every state: latch every station and write its stop bytes *now* (any thread,
+        bypasses queues), then Abort. Never raises: before the stations exist (not connected yet) it is
+        remembered, the stations come up latched and the cell aborts as soon as the engine has its loop.
+        """
+        engine = self.engine
+        if engine is None:
+            self._estop_pending.set()
+            engine = self.engine  # connect() may have built it meanwhile, before seeing the flag
+            if engine is None:
+                log.warning("E-stop before the stations were opened: they open latched, the cell aborts")
+                return
+        engine.emergency_stop()
 
     def set_mode(self, mode: str | UnitMode) -> None:
         self._engine().set_mode(mode)
@@ -276,6 +289,7 @@ class EngineThread:
         except BaseException as exc:  # handed to start()'s caller
             self._error = exc
             self._ready.set()
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
             return
         self._ready.set()
@@ -286,14 +300,28 @@ class EngineThread:
             loop.close()
 
     def call(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
-        """Run a coroutine on the engine loop; the future resolves with its result."""
-        if self._loop is None:
-            raise MicrofactoryError("the engine thread is not running", hint="call start() first")
+        """Run a coroutine on the engine loop; the future resolves with its result.
+
+        Raises :class:`MicrofactoryError` (never a bare ``RuntimeError``) when the loop is not running:
+        before :meth:`start`, after a failed connect, after :meth:`stop`.
+        """
+        loop = self._loop
 
         async def wrap() -> T:
             return await coro
 
-        return asyncio.run_coroutine_threadsafe(wrap(), self._loop)
+        if loop is None or loop.is_closed() or self._error is not None:
+            if asyncio.iscoroutine(coro):
+                coro.close()  # never awaited: close it so Python does not warn
+            why = f"the stations did not connect ({self._error})" if self._error is not None else \
+                "the engine is not running"
+            raise MicrofactoryError(why, hint="fix the station links and connect again (restart the app)")
+        try:
+            return asyncio.run_coroutine_threadsafe(wrap(), loop)
+        except RuntimeError:  # closed between the check and the call
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            raise MicrofactoryError("the engine has stopped", hint="restart the app") from None
 
     def _on_loop(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
         async def run() -> T:

@@ -17,6 +17,7 @@ from microfactory.cell import PowerProfile, StationConfig
 from microfactory.clock import Clock
 from microfactory.engine.journal import Journal
 from microfactory.errors import StationFault
+from microfactory.estop import EStopLatch
 from microfactory.events import EventBus
 from microfactory.station import Station, StationMachine, StationStatus, StepRequest, StepResult
 
@@ -42,6 +43,7 @@ class FakeStation(Station):
         self.state_machine = StationMachine(station_id, bus)
         self.part: str | None = None
         self.firmware = firmware
+        self.estop_latch = EStopLatch(station_id, self.passes_when_latched)
         self.duration_s = duration_s
         self.verdicts = verdicts
         self.faults = faults
@@ -71,6 +73,7 @@ class FakeStation(Station):
         return [] if step.action else ["no action given"]
 
     async def run_step(self, step: StepRequest) -> StepResult:
+        self.estop_latch.refuse(f"step {step.action!r}")  # what a driver's port does while latched
         self.calls.append(step)
         n = len(self.calls)
         self.active += 1
@@ -102,12 +105,20 @@ class FakeStation(Station):
             t0 = self.clock.now()
             sleeper = asyncio.ensure_future(self.clock.sleep(left))
             held = asyncio.ensure_future(self._interrupt.wait())
-            done, pending = await asyncio.wait({sleeper, held}, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
+            try:
+                done, _ = await asyncio.wait({sleeper, held}, return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the step is cancelled: leave no sleeper behind
+                sleeper.cancel()
+                held.cancel()
             left = 0.0 if sleeper in done else left - (self.clock.now() - t0)
+            self._latched()
         if self._stopped:
             raise StationFault(self.id, "STOPPED", "step stopped", recovery="reset the station")
+
+    def _latched(self) -> None:
+        if self.estopped:
+            self.state_machine.trigger_safely("alarm")
+            raise StationFault(self.id, "ESTOP", "emergency stop", recovery="Clear, then reset the station")
 
     def _signal(self) -> None:
         self._interrupt.set()
@@ -139,10 +150,9 @@ class FakeStation(Station):
     async def close(self) -> None:
         self.state_machine.trigger_safely("link_down")
 
-    def emergency_stop(self) -> None:
+    def send_stop_bytes(self) -> None:
+        """Counts the E-stop; the step in progress sees the latch when it next wakes (any thread)."""
         self.estops += 1
-        self._stopped = True
-        self.state_machine.trigger_safely("alarm")
 
     async def standby(self, on: bool) -> None:
         self.standbys += int(on)

@@ -79,6 +79,8 @@ class Engine:
         self._release_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._estop_lock = threading.Lock()  # orders an E-stop from another thread with bind_loop()
+        self._estop_pending = False
         self._wake: asyncio.Event | None = None
         self._changed: asyncio.Event | None = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -94,10 +96,14 @@ class Engine:
         """Make the running loop the owner of run state (called by connect/run_lot)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
-            self._loop = loop
-            self._loop_thread = threading.get_ident()
             self._wake = asyncio.Event()
             self._changed = asyncio.Event()
+            with self._estop_lock:
+                self._loop = loop
+                self._loop_thread = threading.get_ident()
+                pending, self._estop_pending = self._estop_pending, False
+            if pending:  # E-stop pressed before the engine had a loop: the cell aborts now
+                loop.call_soon(self._estop_abort)
 
     def on_loop(self) -> bool:
         return self._loop is not None and threading.get_ident() == self._loop_thread
@@ -193,19 +199,27 @@ class Engine:
         return asyncio.get_running_loop().create_task(ask())
 
     def emergency_stop(self) -> None:
-        """E-stop from any thread: stop bytes to every station now, then Abort on the loop."""
+        """E-stop from any thread: latch every station and write its stop bytes now, then Abort on the
+        loop. Writes nothing of the engine's own state from the calling thread: the loop reads the
+        stations' latches."""
         for sid, station in self.stations.items():
             try:
                 station.emergency_stop()
             except Exception:  # one station's failure must not keep the others running
                 log.exception("E-stop on station %s failed; check it by hand", sid)
-        self.acting.estopped = True
-        if self._loop is None:
-            return
+        with self._estop_lock:
+            loop = self._loop
+            if loop is None or loop.is_closed():
+                self._estop_pending = True  # aborted as soon as a loop owns the engine
+                return
         if self.on_loop():
             self._estop_abort()
-        else:
-            self._loop.call_soon_threadsafe(self._estop_abort)
+            return
+        try:
+            loop.call_soon_threadsafe(self._estop_abort)
+        except RuntimeError:  # the loop closed in between: the stations are latched, abort on next bind
+            with self._estop_lock:
+                self._estop_pending = True
 
     def _estop_abort(self) -> None:
         self.bus.publish(EventKind.ALARM, "cell", code="ESTOP", text="emergency stop",

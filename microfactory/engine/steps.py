@@ -177,7 +177,7 @@ class StepServer:
         e.power(sid, PowerState.BUSY, request.part)
         t0 = e.clock.now()
         try:
-            result = await self._watched(station, station.run_step(request), step)
+            result = await self._watched(station, station.execute(request), step)
         finally:
             e.serving.pop(sid, None)
             e.power(sid, PowerState.IDLE)

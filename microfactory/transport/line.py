@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import serial
 
 from microfactory.errors import CommunicationError, Disconnected, PortNotFound, StationTimeout
+from microfactory.estop import EStopLatch
 from microfactory.transport.trace import ByteTrace
 
 log = logging.getLogger("microfactory.transport")
@@ -44,17 +45,21 @@ class LineTransport:
     """
 
     def __init__(self, resolve: Callable[[], str], *, baud: int = 115200, name: str = "",
-                 trace: ByteTrace | None = None, on_link: Callable[[bool, str], None] | None = None) -> None:
+                 trace: ByteTrace | None = None, on_link: Callable[[bool, str], None] | None = None,
+                 latch: EStopLatch | None = None) -> None:
         self._resolve = resolve
+        self.latch = latch
         self.baud = baud
         self.name = name
         self.trace = trace
         self._on_link = on_link
         self._serial: serial.Serial | None = None
         self._fd: int | None = None
+        self._fd_lock = threading.Lock()  # a realtime write never uses an fd that close() let go
         self._reader: threading.Thread | None = None
         self._closing = threading.Event()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"serial-write-{name}")
+        self._writer_closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lines: asyncio.Queue[str | _Lost] = asyncio.Queue()
         self.lost = asyncio.Event()
@@ -75,6 +80,9 @@ class LineTransport:
         """Resolve and open the port, start the reader; raise :class:`PortNotFound` or
         :class:`CommunicationError` (busy, permission) naming the port and what to do."""
         self._loop = asyncio.get_running_loop()
+        if self._writer_closed:  # closed before: a reopened port gets a fresh writer thread
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"serial-write-{self.name}")
+            self._writer_closed = False
         port = self._resolve()
         self.port = port
         try:
@@ -84,7 +92,8 @@ class LineTransport:
             raise StationTimeout(f"opening took longer than {timeout_s} s", port=port,
                                  hint="is another program holding the port?") from None
         self._serial = ser
-        self._fd = ser.fileno()
+        with self._fd_lock:
+            self._fd = ser.fileno()
         self._closing.clear()
         self.lost = asyncio.Event()
         self._lines = asyncio.Queue()
@@ -115,7 +124,8 @@ class LineTransport:
         """Stop the reader and close the port (idempotent)."""
         self._closing.set()
         ser, self._serial = self._serial, None
-        self._fd = None
+        with self._fd_lock:  # waits for a realtime write in progress; none uses the fd after this
+            self._fd = None
         if ser is not None:
             with contextlib.suppress(OSError, serial.SerialException):
                 ser.cancel_read()
@@ -124,10 +134,12 @@ class LineTransport:
             with contextlib.suppress(OSError, serial.SerialException):
                 ser.close()
             log.info("%s: closed %s", self.name, self.port)
+        self.shutdown()
 
     def shutdown(self) -> None:
-        """Release the writer thread (after :meth:`close`, when the transport is discarded)."""
+        """Release the writer thread (done by :meth:`close`; :meth:`open` starts a new one)."""
         self._writer.shutdown(wait=False)
+        self._writer_closed = True
 
     # -- reading -------------------------------------------------------------------------------------
     def _read_loop(self, ser: serial.Serial) -> None:
@@ -217,16 +229,20 @@ class LineTransport:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._writer, self._write_all, ser, data)
+        except RuntimeError:  # the port closed between the check and the write (writer shut down)
+            raise Disconnected("port closed while writing", port=self.port, sent=data,
+                               hint="connect the station first") from None
         except (serial.SerialException, OSError) as exc:
             raise Disconnected(f"write failed: {exc}", port=self.port, sent=data,
                                hint="check the cable and power") from None
 
     def _write_all(self, ser: serial.Serial, data: bytes) -> None:
-        if self.trace is None:
-            ser.write(data)
-            return
-        with self.trace.sending(self.name, "tx", data):
-            ser.write(data)
+        with self.latch.sending(data) if self.latch is not None else contextlib.nullcontext():
+            if self.trace is None:
+                ser.write(data)
+                return
+            with self.trace.sending(self.name, "tx", data):
+                ser.write(data)
 
     async def write_line(self, line: str) -> None:
         """Write ``line`` followed by ``\\n`` (ASCII)."""
@@ -236,18 +252,26 @@ class LineTransport:
         """Write ``data`` at once, bypassing the writer queue; safe from any thread.
 
         For the single-byte realtime commands a device accepts between (or inside) lines. Returns False
-        (and logs) if the port is not open — E-stop callers then fall back to the next layer of safety.
+        (and logs) if the port is not open — E-stop callers then fall back to the next layer of safety —
+        or if the E-stop latch refuses ``data`` (a cycle start while latched).
+
+        The file descriptor is used under a lock that :meth:`close` also takes before letting it go, so
+        a reconnect can never hand this write a descriptor the system reused for another file.
         """
-        fd = self._fd
-        if fd is None:
-            log.error("%s: realtime %r not sent: port not open", self.name, data)
+        if self.latch is not None and not self.latch.passes_realtime(data):
+            log.warning("%s: realtime %r not sent: E-stop is latched", self.name, data)
             return False
-        try:
-            # Realtime bytes (E-stop among them) never wait for the trace: write first, record after.
-            os.write(fd, data)
-        except OSError as exc:
-            log.error("%s: realtime %r failed: %s", self.name, data, exc)
-            return False
+        with self._fd_lock:
+            fd = self._fd
+            if fd is None:
+                log.error("%s: realtime %r not sent: port not open", self.name, data)
+                return False
+            try:
+                # Realtime bytes (E-stop among them) never wait for the trace: write first, record after.
+                os.write(fd, data)
+            except OSError as exc:
+                log.error("%s: realtime %r failed: %s", self.name, data, exc)
+                return False
         if self.trace:
             self.trace.record(self.name, "rt", data)
         return True

@@ -56,7 +56,7 @@ class GrblCore(Station):
         self.auto_reconnect = opts.auto_reconnect
         self.check_cell_limits = check_cell_limits
         self.transport = LineTransport(port.resolve, baud=config.baud, name=config.id, trace=port.trace,
-                                       on_link=self._on_link)
+                                       on_link=self._on_link, latch=self.estop_latch)
         self.channel = GrblChannel(self.transport, on_status=self._on_status, on_alarm=self._on_alarm,
                                    on_message=self._on_message)
         self.poller = StatusPoller(self.channel.realtime, rate_hz=self.poll_hz,
@@ -70,8 +70,8 @@ class GrblCore(Station):
         self.messages: list[str] = []
         self._watch: asyncio.Task[None] | None = None
         self._closing = False
-        self.estopped = False
         self.reconnected = asyncio.Event()
+        self.stopped_program = False  # set by a stop (feed hold + soft reset) while a program runs
         self.door: int | None = None  # Door:N substate while the safety door interlock holds, else None
         self._waking = False
         #: asks the operator a question with fixed answers (the engine's prompts, or the CLI's terminal);

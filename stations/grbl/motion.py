@@ -9,6 +9,7 @@ go through :meth:`GrblMotion._stop_motion`, and waking from standby through
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from microfactory.errors import StateError, StationFault, StationTimeout
 from stations.grbl.channel import RESET
@@ -17,6 +18,9 @@ from stations.grbl.core import GrblCore
 from stations.grbl.realtime import door_text
 
 FEED_HOLD, CYCLE_START, JOG_CANCEL = b"!", b"~", b"\x85"
+LATCHED_REALTIME = frozenset(b"?!\x18\x85")  # stop and status bytes: all that passes an E-stop latch
+LATCHED_READS = frozenset({b"$I", b"$$", b"$#", b"$G"})
+log = logging.getLogger("stations.grbl")
 
 
 class GrblMotion(GrblCore):
@@ -50,6 +54,7 @@ class GrblMotion(GrblCore):
         self.state_machine.trigger_safely("ready")
 
     async def _stop_motion(self) -> None:
+        self.stopped_program = True  # a program waiting for Idle must not take the reset's Idle for its end
         self.channel.realtime(FEED_HOLD)
         with contextlib.suppress(StationTimeout):
             # Sleep counts as stopped: nothing moves, spindle and steppers are off, and Grbl ignores `!`.
@@ -81,9 +86,16 @@ class GrblMotion(GrblCore):
         self.state_machine.trigger_safely("ready")
 
 
-    def emergency_stop(self) -> None:
+    def send_stop_bytes(self) -> None:
         """Feed hold then soft reset, written at once (synchronous, any thread)."""
-        self.estopped = True
-        self.transport.write_realtime(FEED_HOLD)
-        self.transport.write_realtime(RESET)
+        if not (self.transport.write_realtime(FEED_HOLD) & self.transport.write_realtime(RESET)):
+            log.critical("%s: E-stop bytes did not reach the machine: cut its power", self.id)
+
+    def passes_when_latched(self, data: bytes, realtime: bool) -> bool:
+        """While E-stop is latched: status ``?``, feed hold, soft reset and jog cancel, and the read-only
+        ``$I $$ $# $G`` (a reconnect may read the machine) — never a cycle start, ``$X``, ``$H`` or G-code."""
+        if realtime:
+            return set(data) <= LATCHED_REALTIME
+        lines = [line for line in data.split(b"\n") if line]
+        return bool(lines) and all(line in LATCHED_READS for line in lines)
 

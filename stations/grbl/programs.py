@@ -63,7 +63,7 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         which ``--from-line`` resumes it.
         """
         self._require_ready("stream a program")
-        self.estopped = False
+        self.stopped_program = False
         self.state_machine.trigger_safely("start")
         timeouts = self.config.timeouts
         streamer = self._streamer(mode or self.stream_mode, self.stop_on_error)
@@ -118,6 +118,12 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         except MicrofactoryError:
             self._fault_state()
             raise
+        if self.stopped_program or self.estopped:  # the Idle came from the stop's reset (state: its own)
+            why = "emergency stop" if self.estopped else "stop"
+            raise StationFault(self.id, "ESTOP" if self.estopped else "STOPPED",
+                               f"the program was cut short by a {why} ({result.acknowledged} of "
+                               f"{len(lines)} lines accepted, motion after the stop not run)",
+                               recovery="check the part and the machine; run the step again or scrap")
         self.state_machine.trigger_safely("finish")
         return result
 

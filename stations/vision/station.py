@@ -208,6 +208,6 @@ class VisionStation(Station):
             self.camera = None
         self.state_machine.trigger_safely("link_down")
 
-    def emergency_stop(self) -> None:
-        """A camera has nothing to stop; it only stops being asked for frames."""
+    def send_stop_bytes(self) -> None:
+        """A camera has nothing to stop; the latch (refusing every step until Clear) is all it needs."""
         log.info("%s: emergency stop (camera: nothing to stop)", self.id)

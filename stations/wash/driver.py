@@ -83,7 +83,7 @@ class WashStation(Station):
         super().__init__(config, bus=bus, clock=clock, port=port)
         self.options = WashOptions.of(config)
         self.transport = LineTransport(port.resolve, baud=config.baud, name=config.id, trace=port.trace,
-                                       on_link=self._on_link)
+                                       on_link=self._on_link, latch=self.estop_latch)
         self.link = WashLink(self.transport, station=config.id, long_form=self.options.long_form,
                              answer_s=config.timeouts.answer_s, retries=self.options.poll_retries,
                              late_s=config.timeouts.answer_s if self.options.late_s is None
@@ -436,15 +436,27 @@ class WashStation(Station):
             self._abort_reason = self._abort_reason or "stopped by the operator"
         await self._abort()
 
-    def emergency_stop(self) -> None:
-        """``WASH:ABOR`` at once, past every queue; safe from any thread. A step being prepared will not
-        send ``WASH:STAR`` afterwards."""
+    def send_stop_bytes(self) -> None:
+        """``WASH:ABOR`` at once, past every queue; safe from any thread (the frontend's E-stop latches
+        first). A step being prepared will not send ``WASH:STAR`` afterwards."""
         with self._abort_lock:
             self._aborts += 1
             self._abort_reason = "emergency stop"
-            if not self.transport.write_realtime((self._cmd(scpi.ABORT) + "\n").encode("ascii")):
+            if not self.transport.write_realtime(self._estop_bytes()):
                 log.error("%s: E-stop could not reach the washer on %s: cut its power", self.id,
                           self.transport.port or "its port")
+
+    def _estop_bytes(self) -> bytes:
+        return (self._cmd(scpi.ABORT) + "\n").encode("ascii")
+
+    def passes_when_latched(self, data: bytes, realtime: bool) -> bool:
+        """While E-stop is latched: the abort itself, standby on (heater off) and queries; never a
+        start, a set point or ``*CLS``."""
+        if realtime:
+            return data == self._estop_bytes()
+        safe = {self._cmd(scpi.ABORT), self._cmd(scpi.STANDBY, True)}
+        lines = [line.decode("ascii", "replace") for line in data.split(b"\n") if line]
+        return bool(lines) and all(line in safe or line.endswith("?") for line in lines)
 
     async def reset(self) -> None:
         """Acknowledge a fault (``WASH:ABOR``, ``*CLS``); refuses while the lid is open or the level low."""
