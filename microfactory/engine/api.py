@@ -288,9 +288,14 @@ class EngineThread:
                 loop.run_until_complete(self.controller.connect())
         except BaseException as exc:  # handed to start()'s caller
             self._error = exc
-            self._ready.set()
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+            try:  # leave what did connect safe, stop the simulators started for it
+                loop.run_until_complete(self.controller.close())
+            except Exception:  # the connect error is the one to report; this one is logged
+                log.exception("closing after a failed connect")
+            finally:
+                self._ready.set()
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
             return
         self._ready.set()
         try:
@@ -363,7 +368,9 @@ class EngineThread:
         if not first:
             self._thread.join(timeout_s)
             return
-        if self._loop is None or not self._thread.is_alive():
+        if self._loop is None or not self._thread.is_alive() or self._error is not None:
+            if self._thread.ident is not None:  # started: let it finish its failed connect's cleanup
+                self._thread.join(timeout_s)
             return
         fut = self.call(self.controller.close())
         try:
