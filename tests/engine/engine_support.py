@@ -13,6 +13,7 @@ from microfactory.engine.runner import Engine
 from microfactory.events import Event, EventBus, EventKind, EventRecorder
 from microfactory.procedure import FaultPolicy, Procedure, Step, StepKind
 from microfactory.station import StepRequest
+from microfactory.testing import ManualClock
 
 T = TypeVar("T")
 SPEED = 1000.0
@@ -97,3 +98,16 @@ async def until(predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
 async def first(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
+
+
+async def drive(clock: ManualClock, work: Awaitable[T], step_s: float = 0.25, limit_s: float = 1e5) -> T:
+    """Await ``work`` while moving a :class:`ManualClock` forward ``step_s`` at a time: process-time
+    races (a watchdog against a step) are then decided by process time alone, never by machine load."""
+    task = asyncio.ensure_future(work)
+    start = clock.now()
+    while not task.done():
+        if clock.now() - start > limit_s:
+            task.cancel()
+            raise AssertionError(f"not done after {limit_s:g} s of process time")
+        await clock.advance(step_s)
+    return task.result()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from engine_support import Line, run, until, watch_plate
+from engine_support import Line, drive, run, until, watch_plate
 
 from microfactory.engine.packml import PackMLState
 from microfactory.errors import StateError
 from microfactory.events import EventKind
 from microfactory.procedure import FaultAction, FaultPolicy, Procedure, Step, StepKind
 from microfactory.station import StepRequest, StepResult
+from microfactory.testing import ManualClock
 
 S = PackMLState
 
@@ -347,13 +348,14 @@ def test_suspend_finishes_running_steps_then_unsuspend_carries_on() -> None:
 
 def test_a_step_that_overruns_its_timeout_is_a_fault() -> None:
     async def main() -> None:
-        line = await Line().connect()
+        clock = ManualClock()  # 6 s steps under a 3 s limit: decided in process time, not by load
+        line = await Line(clock=clock).connect()
         base = watch_plate(policy=FaultPolicy(FaultAction.SCRAP))
         slow = tuple(Step(s.id, s.kind, s.station, s.request, on_pass=s.on_pass, on_fail=s.on_fail,
                           fault_policy=s.fault_policy, timeout_s=3.0 if s.id == "machine" else None)
                      for s in base.steps)
         proc = Procedure(base.recipe_id, "1", base.name, slow, "cut", parts_in_flight=2)
-        summary = await line.engine.run_lot(proc, parts=2)
+        summary = await drive(clock, line.engine.run_lot(proc, parts=2))
         assert summary.scrapped == 2
         assert {e.data["code"] for e in line.events(EventKind.ALARM)} == {"TIMEOUT"}
 
