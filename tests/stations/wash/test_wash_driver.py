@@ -70,6 +70,7 @@ def exchange(script: Sequence[Exchange | tuple[bytes, bytes]],
                     await station.connect()
                 return await body(station)
             finally:
+                await station.watch.stop()  # the link watcher is the station's task: leave none running
                 await station.transport.close()
                 station.transport.shutdown()
 
@@ -145,6 +146,7 @@ def test_refusal_sends_no_byte_at_all() -> None:
                 await station.run_step(StepRequest("wash", {**MANUAL, "temperature_c": 19}))
             await asyncio.sleep(0.05)
             assert len(peer.received) == sent
+            await station.watch.stop()
             await station.transport.close()
 
         asyncio.run(go())
