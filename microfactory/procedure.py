@@ -15,6 +15,19 @@ from typing import Any
 from microfactory.station import StepRequest
 
 
+class InterruptPolicy(StrEnum):
+    """What resuming a lot does with a step that was in flight when the process died (ISA-88 restart).
+
+    ``rerun``: run it again from its start (a wash, an inspection, a transfer, a manual prompt: doing
+    them twice harms nothing); ``ask``: the operator decides — rework (run it again), scrap the part, or
+    continue from the interrupted line (machining: a second pass over cut metal may crash the tool);
+    ``scrap``: scrap the part, the step's result cannot be trusted."""
+
+    RERUN = "rerun"
+    ASK = "ask"
+    SCRAP = "scrap"
+
+
 class StepKind(StrEnum):
     """What a step does, in the shop's words (ISA-88 phase types of our line)."""
 
@@ -73,6 +86,7 @@ class Step:
     prompt: str = ""
     duration_s: float = 0.0  # for manual/transfer steps: expected process seconds
     timeout_s: float | None = None
+    on_interrupt: InterruptPolicy | None = None  # None: the kind's default (``engine.resume.DEFAULTS``)
 
 
 DONE = "done"

@@ -76,7 +76,7 @@ class Table:
 TABLES = (
     Table("run", "runs", ("run", "run_end"), "lot",
           ("recipe", "version", "parts", "state", "recipe_sha256", "user", "closed_reason")),
-    Table("part", "parts", ("part",), "part", ("lot", "state", "reworks", "reason")),
+    Table("part", "parts", ("part",), "part", ("lot", "state", "reworks", "reason", "step", "rework_steps")),
     Table("step", "steps", ("intent", "done"), "key",
           ("part", "step", "station", "firmware", "attempt", "ok", "verdict", "request", "data")),
     Table("user", "users", ("user",), "id", ("name", "role", "pw_hash", "active", "must_change", "locked")),

@@ -223,11 +223,10 @@ class MeasuringCamera:
         return "pass" if self._last.get(n, True) else "fail"
 
 
-async def plate_lot(journal: Journal, parts: int, *, seed: int = 1, fail_every: int = 0,
-                    speed: float = 2000.0, lot_id: str = "L1", user: str = "") -> Any:
-    """A watch-plate lot (cut → mill → wash → inspect, one rework loop) on fake stations with a
-    :class:`MeasuringCamera`, journaled in ``journal``: the benchmark's and the report tests' lot.
-    Returns the :class:`LotSummary`."""
+def plate_line(journal: Journal, *, seed: int = 1, fail_every: int = 0, speed: float = 2000.0) -> Any:
+    """The watch-plate line (cut → mill → wash → inspect, one rework loop back to the wash) on fake
+    stations with a :class:`MeasuringCamera`, journaled in ``journal``: the benchmark's and the report and
+    resume tests' line. Returns ``(engine, procedure)``; connect with :func:`connect_line`."""
     from microfactory.clock import ScaledClock
     from microfactory.engine.runner import Engine
     from microfactory.procedure import FaultPolicy, Procedure, Step, StepKind
@@ -250,10 +249,32 @@ async def plate_lot(journal: Journal, parts: int, *, seed: int = 1, fail_every: 
              Step("wash", StepKind.WASH, "wash", StepRequest("wash"), on_pass="inspect", fault_policy=pol),
              Step("inspect", StepKind.INSPECT, "cam", StepRequest("inspect"), on_pass="done", on_fail="wash",
                   max_rework=1, fault_policy=pol))
-    procedure = Procedure("watch-plate", "1.0", "Watch plate", steps, "cut", lot_size=parts,
-                          parts_in_flight=4)
-    for station in stations.values():
+    procedure = Procedure("watch-plate", "1.0", "Watch plate", steps, "cut", lot_size=1, parts_in_flight=4)
+    return Engine(stations, bus=bus, clock=clock, journal=journal), procedure
+
+
+async def connect_line(engine: Any) -> None:
+    for station in engine.stations.values():
         await station.connect()
-    engine = Engine(stations, bus=bus, clock=clock, journal=journal)
+    engine.bind_loop()
+
+
+async def plate_lot(journal: Journal, parts: int, *, seed: int = 1, fail_every: int = 0,
+                    speed: float = 2000.0, lot_id: str = "L1", user: str = "") -> Any:
+    """A watch-plate lot of ``parts`` on :func:`plate_line`; returns the :class:`LotSummary`."""
+    engine, procedure = plate_line(journal, seed=seed, fail_every=fail_every, speed=speed)
+    await connect_line(engine)
     engine.user = user
     return await engine.run_lot(procedure, parts=parts, lot_id=lot_id)
+
+
+async def resume_plate_lot(journal: Journal, *, seed: int = 1, fail_every: int = 0, speed: float = 2000.0,
+                           answer: str = "rework", user: str = "") -> Any:
+    """Resume the journal's open watch-plate lot on a fresh :func:`plate_line`; interrupted machining
+    is answered ``answer``. Returns the :class:`LotSummary` of the resumed run."""
+    from microfactory.engine import resume
+
+    engine, procedure = plate_line(journal, seed=seed, fail_every=fail_every, speed=speed)
+    await connect_line(engine)
+    engine.user = user
+    return await resume.resume(engine, procedure, ask=lambda item: answer, by=user or "(harness)")

@@ -198,12 +198,14 @@ class Journal:
 
     # -- runs and parts ---------------------------------------------------------------------------
     def begin_run(self, lot: str, *, recipe: str, version: str, cell: str, parts: int,
-                  parameters: dict[str, Any], t: float, recipe_sha256: str = "", user: str = "") -> None:
+                  parameters: dict[str, Any], t: float, recipe_sha256: str = "", user: str = "",
+                  recipe_path: str = "", cell_path: str = "") -> None:
         """Record a new lot. A lot id already in the journal is refused (StateError), never replaced:
         the first run's record is evidence."""
         at = _now()
         record = {"lot": lot, "recipe": recipe, "version": version, "cell": cell, "parts": parts,
-                  "parameters": parameters, "t": t, "at": at, "recipe_sha256": recipe_sha256, "user": user}
+                  "parameters": parameters, "t": t, "at": at, "recipe_sha256": recipe_sha256, "user": user,
+                  "recipe_path": recipe_path, "cell_path": cell_path}
 
         def write(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT started_at, state FROM runs WHERE lot = ?", (lot,)).fetchone()
@@ -213,8 +215,10 @@ class Journal:
                                  hint="give a new lot id; an unfinished lot is resumed or closed "
                                       "(microfactory resume --db PATH)")
             db.execute("INSERT INTO runs (lot, recipe, version, cell, parts, parameters, started_s, "
-                       "started_at, recipe_sha256, user) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       (lot, recipe, version, cell, parts, _json(parameters), t, at, recipe_sha256, user))
+                       "started_at, recipe_sha256, user, recipe_path, cell_path) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (lot, recipe, version, cell, parts, _json(parameters), t, at, recipe_sha256, user,
+                        recipe_path, cell_path))
 
         self.audited(write, "run", record)
 
@@ -229,18 +233,29 @@ class Journal:
                      "WHERE lot = ?", (t, at, state, _json(summary), reason or None, lot), "run_end", record)
 
     def part(self, part: str, lot: str, state: str, *, reworks: int, energy_j: float, t: float,
-             reason: str = "") -> None:
-        """Record a part's state; ``reason`` says why it was scrapped (or left unfinished)."""
+             reason: str = "", step: str = "", rework_steps: dict[str, int] | None = None) -> None:
+        """Record a part's state; ``reason`` says why it was scrapped (or left unfinished); ``step`` is
+        where it goes next and ``rework_steps`` its reworks per step (what resume needs)."""
+        rw = _json(rework_steps) if rework_steps else ""
         record: dict[str, Any] = {"part": part, "lot": lot, "state": state, "reworks": reworks,
                                   "energy_j": round(energy_j, 3), "t": round(t, 3)}
-        if reason:
-            record["reason"] = reason
-        self._record("INSERT INTO parts (part, lot, state, reworks, energy_j, updated_s, reason) "
-                     "VALUES (?,?,?,?,?,?,?) ON CONFLICT(part) DO UPDATE SET state=excluded.state, "
-                     "reworks=excluded.reworks, energy_j=excluded.energy_j, updated_s=excluded.updated_s, "
-                     "reason=excluded.reason",
-                     (part, lot, state, reworks, round(energy_j, 3), round(t, 3), reason or None),
-                     "part", record)
+        for key, value in (("reason", reason), ("step", step), ("rework_steps", rw)):
+            if value:
+                record[key] = value
+        self._record("INSERT INTO parts (part, lot, state, reworks, energy_j, updated_s, reason, step, "
+                     "rework_steps) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(part) DO UPDATE SET "
+                     "state=excluded.state, reworks=excluded.reworks, energy_j=excluded.energy_j, "
+                     "updated_s=excluded.updated_s, reason=excluded.reason, step=excluded.step, "
+                     "rework_steps=excluded.rework_steps",
+                     (part, lot, state, reworks, round(energy_j, 3), round(t, 3), reason or None,
+                      step or None, rw or None), "part", record)
+
+    def part_positions(self, lot: str) -> dict[str, dict[str, Any]]:
+        """Each recorded part of ``lot``: state, next step, reworks per step, energy (J) — for resume."""
+        rows = self._read("SELECT part, state, step, rework_steps, energy_j, reason FROM parts "
+                          "WHERE lot = ?", (lot,))
+        return {r[0]: {"state": r[1], "step": r[2] or "", "reworks": json.loads(r[3]) if r[3] else {},
+                       "energy_j": r[4], "reason": r[5] or ""} for r in rows}
 
     # -- steps ------------------------------------------------------------------------------------
     def intent(self, key: str, *, lot: str, part: str, step: str, station: str | None, firmware: str,
@@ -298,12 +313,13 @@ class Journal:
     def runs(self) -> list[dict[str, Any]]:
         """Every lot run, oldest first; ``state`` is None for a run that never ended (killed process)."""
         rows = self._read("SELECT lot, recipe, state, summary, version, cell, parts, started_at, ended_at, "
-                          "parameters, recipe_sha256, user, closed_reason, started_s, ended_s "
-                          "FROM runs ORDER BY rowid")
+                          "parameters, recipe_sha256, user, closed_reason, started_s, ended_s, "
+                          "recipe_path, cell_path FROM runs ORDER BY rowid")
         return [{"lot": r[0], "recipe": r[1], "state": r[2], "summary": json.loads(r[3]) if r[3] else None,
                  "version": r[4], "cell": r[5], "parts": r[6], "started_at": r[7], "ended_at": r[8],
                  "parameters": json.loads(r[9]) if r[9] else {}, "recipe_sha256": r[10] or "",
-                 "user": r[11] or "", "closed_reason": r[12] or "", "started_s": r[13], "ended_s": r[14]}
+                 "user": r[11] or "", "closed_reason": r[12] or "", "started_s": r[13], "ended_s": r[14],
+                 "recipe_path": r[15] or "", "cell_path": r[16] or ""}
                 for r in rows]
 
     def run(self, lot: str) -> dict[str, Any]:

@@ -263,6 +263,9 @@ class Engine:
                                     hint="fix the recipe or the cell file (microfactory validate)")
         self._begin(procedure, parts or procedure.lot_size, lot_id)
         self.apply(Command.START)
+        return await self._until_ended()
+
+    async def _until_ended(self) -> LotSummary:
         assert self._wake is not None
         while True:
             self._reconcile()
@@ -271,6 +274,32 @@ class Engine:
             await self._wake.wait()
             self._wake.clear()
         return self._finish()
+
+    async def continue_lot(self, procedure: Procedure, scheduler: Scheduler, *, lot: str,
+                           part_energy_j: Mapping[str, float], visits: dict[tuple[str, str], int],
+                           resumed: dict[tuple[str, str, int], int]) -> LotSummary:
+        """Run the rest of a journaled lot after a crash (:mod:`microfactory.engine.resume` builds the
+        arguments): ``scheduler`` holds the parts where the journal left them, ``visits`` the visits
+        already made per (part, step), ``resumed`` the first attempt of each re-run interrupted visit.
+        No new run record: the lot's record stays the first one; it gets its end when the lot ends."""
+        self.bind_loop()
+        if self.machine.state != S.IDLE:
+            raise StateError(f"a lot resumes only from idle; the cell is {self.machine.state.value!r}",
+                             hint="clear and reset the cell first")
+        self.procedure, self.lot, self.scheduler = procedure, lot, scheduler
+        self._started_s = self.clock.now()
+        self.meter = EnergyMeter({sid: self._profile(sid) for sid in self.stations}, self._started_s)
+        self.meter.part_j.update(part_energy_j)
+        self.hold_reasons.clear()
+        self.steps.reset()
+        self.steps.restore(visits, resumed)
+        self.bus.publish(EventKind.LOT, "lot", lot=lot, phase="started", total=len(scheduler.parts),
+                         passed=scheduler.count(PartState.PASSED),
+                         scrapped=scheduler.count(PartState.SCRAPPED),
+                         reworked=sum(1 for p in scheduler.parts if p.rework_total), in_flight=0,
+                         elapsed_s=0.0, eta_s=None, recipe=procedure.recipe_id, resumed=True)
+        self.apply(Command.START)
+        return await self._until_ended()
 
     def _begin(self, procedure: Procedure, parts: int, lot_id: str | None) -> None:
         self.procedure = procedure
@@ -284,7 +313,9 @@ class Engine:
         self.journal.begin_run(self.lot, recipe=procedure.recipe_id, version=procedure.version,
                                cell=self.cell_config.cell.id if self.cell_config else "",
                                parts=parts, parameters=dict(procedure.parameters), t=self._started_s,
-                               recipe_sha256=file_sha256(procedure.source), user=self.user)
+                               recipe_sha256=file_sha256(procedure.source), user=self.user,
+                               recipe_path=procedure.source,
+                               cell_path=str(getattr(self.cell_config, "source", "") or ""))
         self.bus.publish(EventKind.LOT, "lot", lot=self.lot, phase="started", total=parts, passed=0,
                          scrapped=0, reworked=0, in_flight=0, elapsed_s=0.0, eta_s=None,
                          recipe=procedure.recipe_id)
@@ -342,7 +373,8 @@ class Engine:
             if part.state == PartState.SCRAPPED and outcome == Outcome.FAIL and why:
                 why = f"{why} (rework limit reached or the route scraps it)"
             self.journal.part(part.id, self.lot, part.state.value, reworks=part.rework_total,
-                              energy_j=self.meter.part_j.get(part.id, 0.0), t=now, reason=why)
+                              energy_j=self.meter.part_j.get(part.id, 0.0), t=now, reason=why,
+                              step=part.step, rework_steps=part.reworks)
             self.bus.publish(EventKind.PART, part.id, part=part.id, lot=self.lot, state=part.state.value,
                              step=part.step, station=part.station, reworks=part.rework_total)
         if part.finished:
@@ -371,7 +403,8 @@ class Engine:
             if not part.finished:
                 self.journal.part(part.id, self.lot, part.state.value, reworks=part.rework_total,
                                   energy_j=meter.part_j.get(part.id, 0.0), t=now,
-                                  reason=f"unfinished: the lot ended {self.machine.state.value}")
+                                  reason=f"unfinished: the lot ended {self.machine.state.value}",
+                                  step=part.step, rework_steps=part.reworks)
         summary = LotSummary(
             lot=self.lot, recipe=proc.recipe_id, state=self.machine.state.value, parts=len(sched.parts),
             passed=sched.count(PartState.PASSED), scrapped=sched.count(PartState.SCRAPPED),

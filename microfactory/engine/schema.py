@@ -16,6 +16,7 @@ A journal says what it is in its SQLite header: ``PRAGMA application_id`` = :dat
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -25,20 +26,20 @@ from microfactory.errors import ConfigError
 log = logging.getLogger("microfactory.engine.schema")
 
 APPLICATION_ID = 0x4D464A4C  # "MFJL"
-VERSION = 3
+VERSION = 4
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HINT = "give the --db PATH a `microfactory run` wrote to"
 
-#: The current schema (version 3), made on a new file.
+#: The current schema (version 4), made on a new file.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     lot TEXT PRIMARY KEY, recipe TEXT NOT NULL, version TEXT NOT NULL, cell TEXT NOT NULL,
     parts INTEGER NOT NULL, parameters TEXT NOT NULL, started_s REAL, started_at TEXT,
     ended_s REAL, ended_at TEXT, state TEXT, summary TEXT,
-    recipe_sha256 TEXT, user TEXT, closed_reason TEXT);
+    recipe_sha256 TEXT, user TEXT, closed_reason TEXT, recipe_path TEXT, cell_path TEXT);
 CREATE TABLE IF NOT EXISTS parts (
     part TEXT PRIMARY KEY, lot TEXT NOT NULL, state TEXT NOT NULL, reworks INTEGER NOT NULL DEFAULT 0,
-    energy_j REAL NOT NULL DEFAULT 0, updated_s REAL, reason TEXT);
+    energy_j REAL NOT NULL DEFAULT 0, updated_s REAL, reason TEXT, step TEXT, rework_steps TEXT);
 CREATE TABLE IF NOT EXISTS steps (
     key TEXT PRIMARY KEY, lot TEXT NOT NULL, part TEXT NOT NULL, step TEXT NOT NULL, station TEXT,
     firmware TEXT, attempt INTEGER NOT NULL, request TEXT NOT NULL, intent_s REAL NOT NULL,
@@ -92,8 +93,17 @@ def _to_3(db: sqlite3.Connection) -> None:
     _create_missing(db)
 
 
+def _to_4(db: sqlite3.Connection) -> None:
+    """Schema 3 → 4: where each part goes next and its reworks per step, and the recipe and cell files
+    of each lot, so a killed lot resumes from ``resume --db PATH`` alone."""
+    db.execute("ALTER TABLE parts ADD COLUMN step TEXT")
+    db.execute("ALTER TABLE parts ADD COLUMN rework_steps TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN recipe_path TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN cell_path TEXT")
+
+
 #: Migration from version N to N + 1, keyed by N.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_2, 2: _to_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_2, 2: _to_3, 3: _to_4}
 
 
 def _refuse(path: Path, why: str, hint: str = HINT) -> ConfigError:
@@ -160,11 +170,13 @@ def open_for_writing(path: str) -> tuple[sqlite3.Connection, int | None]:
         probe.close()
     else:
         file.parent.mkdir(parents=True, exist_ok=True) if path != ":memory:" else None
+    if fresh and path != ":memory:":
+        _create(file)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    if fresh:
-        db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        db.execute(f"PRAGMA user_version = {VERSION}")
-        db.executescript(SCHEMA)
+    if path == ":memory:":
+        _initialise(db)
+        old = None
+    elif fresh:
         old = None
     else:
         old = version_of(db, file)
@@ -182,6 +194,26 @@ def open_for_writing(path: str) -> tuple[sqlite3.Connection, int | None]:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     return db, old
+
+
+def _initialise(db: sqlite3.Connection) -> None:
+    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    db.execute(f"PRAGMA user_version = {VERSION}")
+    db.executescript(SCHEMA)
+
+
+def _create(file: Path) -> None:
+    """Make a complete new journal beside ``file`` and rename it into place: a process killed while
+    creating it leaves no half-made journal (only a stale ``.new`` file, replaced next time)."""
+    temp = file.with_name(file.name + ".new")
+    temp.unlink(missing_ok=True)
+    db = sqlite3.connect(temp, isolation_level=None)
+    try:
+        _initialise(db)
+        db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
+    os.replace(temp, file)
 
 
 def migrate(db: sqlite3.Connection, version: int) -> None:

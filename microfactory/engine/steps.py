@@ -46,6 +46,9 @@ class StepServer:
         self.e = engine
         self.last_end_s = 0.0
         self._visits: dict[tuple[str, str], int] = {}
+        #: (part, step, visit) → first attempt number, for a step resumed after a crash (the attempts
+        #: before it are in the journal and their keys are never reused).
+        self.resumed: dict[tuple[str, str, int], int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._waking: dict[str, asyncio.Task[None]] = {}
         self._sleeping: dict[str, asyncio.Task[None]] = {}  # standby being entered, awaited by wake()
@@ -54,9 +57,16 @@ class StepServer:
     def reset(self) -> None:
         self.last_end_s = 0.0
         self._visits.clear()
+        self.resumed.clear()
         self.cancel_timers()
         for sid in self.e.stations:
             self._arm_standby(sid)
+
+    def restore(self, visits: dict[tuple[str, str], int], resumed: dict[tuple[str, str, int], int]) -> None:
+        """Continue a journaled lot: visits already made per (part, step), and where interrupted visits
+        resume their attempts (:mod:`microfactory.engine.resume`)."""
+        self._visits.update(visits)
+        self.resumed.update(resumed)
 
     # -- one step ---------------------------------------------------------------------------------
     async def serve(self, d: Dispatch) -> None:
@@ -69,7 +79,7 @@ class StepServer:
         reason = ""
         station = e.stations.get(step.station) if step.station else None
         try:
-            attempt = 0
+            attempt = self.resumed.pop((part.id, step.id, visit), 0)
             while True:
                 key = f"{e.lot}/{part.id}/{step.id}/{visit}/{attempt}"
                 result = await self._attempt(d, key, attempt)

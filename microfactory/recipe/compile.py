@@ -29,7 +29,7 @@ from typing import Any
 from microfactory import registry, yamlfile
 from microfactory.cell import Cell, StationConfig
 from microfactory.errors import ConfigError, MicrofactoryError, SourceLocation
-from microfactory.procedure import FaultAction, FaultPolicy, Procedure, Step, StepKind
+from microfactory.procedure import FaultAction, FaultPolicy, InterruptPolicy, Procedure, Step, StepKind
 from microfactory.recipe.loader import HINT, Problem, Recipe, load_recipe
 from microfactory.recipe.parameters import (
     UnknownParameter,
@@ -233,7 +233,8 @@ class Compilation:
             on_pass=step.on_pass or self.recipe.next_step(index), on_fail=on_fail,
             max_rework=step.max_rework, fault_policy=self._fault(step),
             prompt=str(settings.get("prompt", "")), duration_s=_seconds(settings.get("duration_s")) or 0.0,
-            timeout_s=_seconds(timeout))
+            timeout_s=_seconds(timeout),
+            on_interrupt=InterruptPolicy(step.on_interrupt) if step.on_interrupt else None)
 
     def _fault(self, step: RecipeStep) -> FaultPolicy:
         rule = step.fault or self.recipe.spec.faults.for_kind(step.kind)

@@ -256,6 +256,9 @@ class RecipeStep(_Strict):
     max_rework: int = Field(default=0, ge=0, le=10)
     fault: FaultRule | None = None
     timeout_s: Number | None = None
+    #: After a crash, what resume does with this step if it was in flight (default by kind: cut and
+    #: machine ask the operator; wash, inspect, manual and transfer run again).
+    on_interrupt: Literal["rerun", "ask", "scrap"] | None = None
     cut: CutSettings | None = None
     machine: MachineSettings | None = None
     wash: WashSettings | None = None

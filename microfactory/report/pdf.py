@@ -113,7 +113,7 @@ def _summary_page(pdf: Certificate, report: dict[str, Any]) -> None:
         ("Recipe", f"{lot['recipe']} version {lot['version']}"),
         ("Recipe sha256", lot["recipe_sha256"] or "(no file recorded)"),
         ("Parameters", ", ".join(f"{k}={v}" for k, v in sorted(lot["parameters"].items())) or "defaults"),
-        ("Cell", lot["cell"]),
+        ("Cell", lot["cell"] or "(not recorded)"),
         ("Started / ended (UTC)", f"{_when(lot['started_at'])} / {_when(lot['ended_at']) or 'not ended'}"),
         ("Run by", lot["user"] or "(no user: the journal had no users)"),
         (
