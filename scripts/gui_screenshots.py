@@ -7,7 +7,8 @@ buttons — and saves the window at each stage. Run it under Xvfb at the panel s
     xvfb-run -a -s "-screen 0 1024x768x24" .venv/bin/python scripts/gui_screenshots.py --size 1024x768
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/gui_screenshots.py --size 1600x1000
 
-Files: ``docs/img/<stage>-<W>x<H>.png`` for the stages ``overview``, ``fault-prompt``, ``aborted``.
+Files: ``docs/img/<stage>-<W>x<H>.png`` for the stages ``overview``, ``fault-prompt``, ``aborted`` and
+``run-dialog`` (an out-of-bounds value refused).
 """
 
 from __future__ import annotations
@@ -84,6 +85,19 @@ def main() -> int:
     wait_for(lambda: window.cell_state.text() == "ABORTED", "ABORTED")
     wait_for(lambda: window.run_control.shown_commands() == {"clear"}, "the Clear button")
     shoot("aborted")
+
+    window.recipes.role.setCurrentText("Engineer")  # the rework recipe is a draft: a trial run
+    dialog = window.open_run_dialog(REPO / "recipes" / "watch-plate-rework.yaml", 10)
+    dialog.move(window.x() + 40, window.y() + 60)
+    wait_for(lambda: bool(dialog.form.fields), "the run dialog's form")
+    dialog.form.fields["laser_power"].setValue(5000)  # type: ignore[attr-defined]
+    wait_for(lambda: "above its maximum" in dialog.form.errors["laser_power"].text(), "the refusal")
+    for _ in range(20):
+        app.processEvents()
+    path = out / f"run-dialog-{width}x{height}.png"
+    dialog.grab().save(str(path))
+    print(path)
+    dialog.close()
     closed: list[bool] = []
     window.closed.connect(lambda: closed.append(True))
     window.close()  # stops the stations on a worker thread, then says so

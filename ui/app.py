@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from PyQt6 import sip
 from PyQt6.QtCore import QSettings, Qt, pyqtSignal
 from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (
@@ -42,6 +43,7 @@ from ui.faults import FaultPanel
 from ui.manual import ManualControl
 from ui.recipe_editor import RecipeEditor
 from ui.run_control import RunControl
+from ui.run_dialog import RunDialog
 from ui.theme import CELL_COLOURS, STYLE, badge_style, restyle
 from ui.tiles import CellOverview
 from ui.vision_view import VisionView
@@ -68,6 +70,7 @@ class MainWindow(QMainWindow):
     """The operator panel for one cell."""
 
     engine_ready = pyqtSignal(str)  # "" when connected, else the error text (from the connect thread)
+    recipe_loaded = pyqtSignal(object, object, int)  # (future of the procedure, path, parts), from a worker
     closed = pyqtSignal()
 
     def __init__(self, cell: Cell, *, speed: float = 1.0, db: str | None = None,
@@ -108,7 +111,8 @@ class MainWindow(QMainWindow):
 
         self.overview = CellOverview(cell, speed=speed)
         self.run_control = RunControl(self.recipes_dir, self.command)
-        self.run_control.start_lot.connect(self.start_lot)
+        self.run_control.start_lot.connect(self.open_run_dialog)
+        self.run_dialog: RunDialog | None = None
         self.run_control.banner.answered.connect(self.answer)
         overview_page = QWidget()
         page = QVBoxLayout(overview_page)
@@ -144,6 +148,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("connecting to the stations…")  # type: ignore[union-attr]
         self.bridge.engine_event.connect(self.on_event)
         self.engine_ready.connect(self._on_engine_ready)
+        self.recipe_loaded.connect(self._recipe_loaded)
         self._restore_layout()
         self.fit_to_screen()
 
@@ -210,9 +215,31 @@ class MainWindow(QMainWindow):
         if exc is not None:  # called on the engine thread: hand over like any engine event
             self.bridge.on_event(Event(EventKind.LOG, "cell", {"level": "warning", "text": f"{what}: {exc}"}))
 
-    def start_lot(self, path: Path, parts: int) -> None:
+    def open_run_dialog(self, path: Path | None = None, parts: int = 10) -> RunDialog:
+        """The run dialog, pre-set to ``path`` and ``parts``: this lot's values, checked by the core."""
+        if self.run_dialog is not None and not sip.isdeleted(self.run_dialog):
+            self.run_dialog.close()
+        dialog = RunDialog(self.recipes_dir, self.cell, emergency_stop=self.emergency_stop,
+                           drafts=self.recipes.role.currentText() == "Engineer", select=path, parts=parts,
+                           parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.run_requested.connect(self.start_lot)
+        self.run_dialog = dialog
+        dialog.show()
+        return dialog
+
+    def start_lot(self, path: Path, parts: int, values: dict[str, Any] | None = None) -> None:
+        """Start a lot of ``path`` with ``values`` (defaults for the rest); the recipe is read and
+        compiled on a worker thread, the lot handed to the engine from there."""
+        def load() -> Any:
+            return load_recipe(path, cell=self.cell, values=values or {})
+
+        future = self.workers.submit(load)
+        future.add_done_callback(lambda f: self.recipe_loaded.emit(f, path, parts))
+
+    def _recipe_loaded(self, future: concurrent.futures.Future[Any], path: Path, parts: int) -> None:
         try:
-            procedure = load_recipe(path, cell=self.cell)
+            procedure = future.result()
         except MicrofactoryError as exc:
             self.alarms.add("cell", "error", "RECIPE", str(exc), "fix the recipe in the Recipes tab")
             self.statusBar().showMessage(f"recipe refused: {exc}")  # type: ignore[union-attr]

@@ -18,18 +18,14 @@ from typing import Any
 
 from PyQt6 import sip
 from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import (
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
-    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -41,7 +37,8 @@ from microfactory import yamlfile
 from microfactory.cell import Cell
 from microfactory.errors import MicrofactoryError
 from microfactory.recipe import compile_recipe, load_recipe, validate_recipe
-from microfactory.recipe.parameters import ParameterSpec, ParameterValueError
+from microfactory.recipe.parameters import ParameterSpec
+from ui.parameter_form import ParameterForm
 
 ROLES = ("Operator", "Engineer")
 STEP_KINDS = ("cut", "machine", "wash", "inspect", "manual", "transfer")
@@ -53,21 +50,21 @@ def next_version(version: str) -> str:
     return f"{m.group(1)}{int(m.group(2)) + 1}" if m else f"{version}.1"
 
 
-def bound_problem(spec: ParameterSpec, value: Any) -> str:
-    """The inline error for ``value`` in the core's own words, or empty when it is within bounds."""
-    if spec.type in ("int", "float") and isinstance(value, (int, float)):
-        try:
-            spec.check_bounds(value)
-        except ParameterValueError as exc:
-            return f"{exc} — enter a value between {spec.min:g} and {spec.max:g}" \
-                if spec.min is not None and spec.max is not None else str(exc)
-    return ""
+_INDEXED = re.compile(r"^(parameters|procedure|steps)(?:\[(\d+)\]|\.(\d+))")
 
 
-def decimals_for(spec: ParameterSpec) -> int:
-    """Decimals a float field shows: 3 for small quantities (a 0.05 mm depth), 1 for large ones (feeds)."""
-    numbers = [abs(float(x)) for x in (spec.min, spec.max, spec.default) if isinstance(x, (int, float))]
-    return 3 if max(numbers, default=1.0) < 10 else 1
+def problem_target(field: str, parameters: list[str]) -> tuple[str, str | int | None]:
+    """What a validation problem's field path is about: ``("parameter", name)``, ``("step", row)``
+    or ``("recipe", None)``. A ``--set`` problem's field is the parameter's name itself."""
+    if field in parameters:
+        return "parameter", field
+    match = _INDEXED.match(field or "")
+    if match is None:
+        return "recipe", None
+    index = int(match.group(2) or match.group(3))
+    if match.group(1) == "parameters":
+        return ("parameter", parameters[index]) if index < len(parameters) else ("recipe", None)
+    return "step", index
 
 
 def base(path: Path) -> str:
@@ -105,9 +102,8 @@ class RecipeEditor(QWidget):
         self.recipes_dir = recipes_dir
         self.cell = cell
         self.path: Path | None = None
-        self.specs: dict[str, ParameterSpec] = {}
-        self.fields: dict[str, QWidget] = {}
-        self.errors: dict[str, QLabel] = {}
+        self.params = ParameterForm()
+        self.params.edited.connect(self.validate)
         self.done.connect(self._deliver)
         self.recipe = QComboBox()
         self.recipe.setMinimumWidth(360)
@@ -115,7 +111,6 @@ class RecipeEditor(QWidget):
         self.role = QComboBox()
         self.role.addItems(ROLES)
         self.status = QLabel("")
-        self.form = QFormLayout()
         self.steps = QTableWidget(0, 6)
         self.steps.setHorizontalHeaderLabels(["step", "kind", "station", "on pass", "on fail", "max rework"])
         self.steps.horizontalHeader().setSectionResizeMode(  # type: ignore[union-attr]
@@ -142,7 +137,7 @@ class RecipeEditor(QWidget):
         form_box = QWidget()
         left = QVBoxLayout(form_box)
         left.addWidget(QLabel("Parameters"))
-        left.addLayout(self.form)
+        left.addWidget(self.params)
         left.addWidget(self.problems)
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
@@ -231,31 +226,13 @@ class RecipeEditor(QWidget):
         recipe, stations = loaded if isinstance(loaded, tuple) else (loaded, {})
         if not isinstance(recipe, Exception) and recipe.path != self.path:
             return  # a slower load of a recipe the operator has already left
-        while self.form.rowCount():
-            self.form.removeRow(0)
-        self.fields.clear()
-        self.errors.clear()
         if isinstance(recipe, Exception):
+            self.params.show_specs([])
             self.problems.setText(str(recipe))
-            self.specs = {}
             self._update_buttons()
             return
         self.status.setText(f"v{recipe.version} · {recipe.spec.recipe.status}")
-        self.specs = recipe.parameters()
-        for name, spec in self.specs.items():
-            field = self._field(spec)
-            error = QLabel("")
-            error.setStyleSheet("color: #c62828;")
-            holder = QWidget()
-            row = QVBoxLayout(holder)
-            row.setContentsMargins(0, 0, 0, 0)
-            row.addWidget(field)
-            row.addWidget(error)
-            bounds = f" [{spec.min:g}…{spec.max:g}]" if spec.min is not None and spec.max is not None else ""
-            label = QLabel(f"{name} ({spec.unit}){bounds}" if spec.unit else f"{name}{bounds}")
-            label.setToolTip(spec.description)
-            self.form.addRow(label, holder)
-            self.fields[name], self.errors[name] = field, error
+        self.params.show_specs(recipe.parameters().values())
         self.steps.setRowCount(len(recipe.steps))
         for row_index, step in enumerate(recipe.steps):
             kind = next((k for k in STEP_KINDS if getattr(step, k) is not None), "?")
@@ -267,60 +244,27 @@ class RecipeEditor(QWidget):
         self.problems.setText("")
         self.validate()
 
-    def _field(self, spec: ParameterSpec) -> QWidget:
-        """A spin box with the unit and bounds shown; the range is left open so a wrong value can be
-        typed and is then explained, instead of being silently clamped."""
-        widget: QWidget
-        if spec.type == "int":
-            box = QSpinBox()
-            box.setRange(-2_000_000_000, 2_000_000_000)
-            box.setValue(int(spec.default))
-            box.valueChanged.connect(lambda _v: self.validate())
-            widget = box
-        elif spec.type == "float":
-            dbox = QDoubleSpinBox()
-            dbox.setDecimals(decimals_for(spec))
-            dbox.setRange(-1e9, 1e9)
-            if spec.min is not None and spec.max is not None:
-                dbox.setSingleStep(round((spec.max - spec.min) / 100, decimals_for(spec)) or 0.001)
-            dbox.setValue(float(spec.default))
-            dbox.valueChanged.connect(lambda _v: self.validate())
-            widget = dbox
-        elif spec.type == "bool":
-            check = QCheckBox()
-            check.setChecked(bool(spec.default))
-            check.toggled.connect(lambda _v: self.validate())
-            widget = check
-        else:
-            line = QLineEdit(str(spec.default))
-            line.textChanged.connect(lambda _v: self.validate())
-            widget = line
-        if spec.unit and isinstance(widget, (QSpinBox, QDoubleSpinBox)):
-            widget.setSuffix(f" {spec.unit}")
-        widget.setMinimumHeight(40)
-        widget.setToolTip(spec.description)
-        return widget
+    @property
+    def specs(self) -> dict[str, ParameterSpec]:
+        """The parameters of the recipe shown, by name."""
+        return self.params.specs
+
+    @property
+    def fields(self) -> dict[str, QWidget]:
+        return self.params.fields
+
+    @property
+    def errors(self) -> dict[str, QLabel]:
+        return self.params.errors
 
     def values(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, widget in self.fields.items():
-            if isinstance(widget, (QSpinBox, QDoubleSpinBox)):
-                out[name] = widget.value()
-            elif isinstance(widget, QCheckBox):
-                out[name] = widget.isChecked()
-            elif isinstance(widget, QLineEdit):
-                out[name] = widget.text()
-        return out
+        return self.params.values()
 
     # -- validation ----------------------------------------------------------------------------------
     def validate(self) -> bool:
         """Bounds inline at once; then the core's full validation on a worker thread."""
         values = self.values()
-        bad = False
-        for name, spec in self.specs.items():
-            problem = bound_problem(spec, values.get(name))
-            self.errors[name].setText(problem)
-            bad = bad or bool(problem)
+        bad = not self.params.check_bounds()
         self.inline_ok = not bad
         self._update_buttons()
         if not bad and self.path is not None:
@@ -335,8 +279,34 @@ class RecipeEditor(QWidget):
             self.core_ok = False
         else:
             self.core_ok = bool(report.valid)
-            self.problems.setText("\n".join(f"{p.file}:{p.line}: {p.message}" for p in report.problems[:8]))
+            self._place_problems(report.problems)
         self._update_buttons()
+
+    def _place_problems(self, problems: list[Any]) -> None:
+        """Each located problem next to what it is about: under its parameter's field, on its step's
+        row (red, the problem as tooltip); the rest, with file:line, under the form."""
+        for row in range(self.steps.rowCount()):
+            for col in range(self.steps.columnCount()):
+                item = self.steps.item(row, col)
+                if item is not None:
+                    item.setBackground(QColor(0, 0, 0, 0))
+                    item.setToolTip("")
+        names = list(self.specs)
+        rest: list[str] = []
+        for problem in problems:
+            where = f"line {problem.line}: " if problem.line else ""
+            target = problem_target(problem.field, names)
+            if target[0] == "parameter" and self.params.show_problem(str(target[1]), where + problem.message):
+                continue
+            if target[0] == "step" and isinstance(target[1], int) and target[1] < self.steps.rowCount():
+                for col in range(self.steps.columnCount()):
+                    item = self.steps.item(target[1], col)
+                    if item is not None:
+                        item.setBackground(QColor("#ffcdd2"))
+                        item.setToolTip(f"{problem.file}:{problem.line}: {problem.message}")
+            rest.append(f"{problem.file}:{problem.line}: {problem.message}" if problem.line
+                        else f"{problem.file}: {problem.message}")
+        self.problems.setText("\n".join(rest[:8]))
 
     inline_ok = True
     core_ok = True

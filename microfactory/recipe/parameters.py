@@ -55,6 +55,15 @@ class ParameterSpec:
     min: float | None = None
     max: float | None = None
     description: str = ""
+    #: what an operator reads (``Laser power``); the name is what recipes and ``--set`` write
+    label: str = ""
+    #: False: fixed by the engineer, not offered in the run dialog (still set with ``--set``)
+    adjustable: bool = True
+
+    @property
+    def title(self) -> str:
+        """The label, or the name made readable (``laser_power`` → ``Laser power``)."""
+        return self.label or self.name.replace("_", " ").strip().capitalize()
 
     def convert(self, value: Any) -> Any:
         """``value`` (typed or text from the command line) as this parameter's type, within bounds."""

@@ -75,6 +75,8 @@ class Parameter(_Strict):
     min: float | None = None
     max: float | None = None
     description: str = ""
+    label: str = Field(default="", max_length=60)
+    adjustable: bool = True
 
     @field_validator("name")
     @classmethod
@@ -101,7 +103,8 @@ class Parameter(_Strict):
         default = self.default
         with contextlib.suppress(ParameterValueError):  # reported by _default_fits; keep the raw default
             default = _as_type(self.type, self.default, self.name)
-        return ParameterSpec(self.name, self.type, default, self.unit, self.min, self.max, self.description)
+        return ParameterSpec(self.name, self.type, default, self.unit, self.min, self.max, self.description,
+                             self.label, self.adjustable)
 
 
 class Requirement(_Strict):

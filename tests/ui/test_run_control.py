@@ -110,8 +110,63 @@ def test_after_an_estop_the_app_alone_recovers_and_runs_again(window, qtbot) -> 
     qtbot.waitUntil(lambda: "start" in controls.shown_commands(), timeout=5_000)
     controls.parts.setValue(1)
     first_lot = window.lot_future
-    qtbot.mouseClick(controls.buttons["start"], Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: window.lot_future is not first_lot, timeout=5_000)
+    qtbot.mouseClick(controls.buttons["start"], Qt.MouseButton.LeftButton)  # opens the run dialog
+    dialog = window.run_dialog
+    assert dialog is not None and dialog.isVisible() and dialog.parts.value() == 1
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.lot_future is not first_lot, timeout=20_000)
     qtbot.waitUntil(lambda: window.lot_future is not None and window.lot_future.done(), timeout=120_000)
     summary = window.lot_future.result()
     assert summary.state == "complete" and summary.passed + summary.scrapped == 1
+
+
+def test_the_run_dialog_refuses_an_out_of_bounds_value_and_runs_with_the_operators_value(  # type: ignore[no-untyped-def]
+        window, qtbot) -> None:
+    window.simulated_operator = True
+    window.recipes.role.setCurrentText("Engineer")  # the rework recipe is a draft: a trial run
+    dialog = window.open_run_dialog(RECIPE, 1)
+    qtbot.waitUntil(lambda: bool(dialog.form.fields), timeout=20_000)
+    labels = [dialog.form.form.itemAt(i, dialog.form.form.ItemRole.LabelRole).widget().text()
+              for i in range(dialog.form.form.rowCount())]
+    assert any(text.startswith("Laser power (S) [200…1000]") for text in labels), labels
+    assert not any("laser_power" in text for text in labels)  # the operator reads labels, not names
+    power = dialog.form.fields["laser_power"]
+    power.setValue(5000)
+    assert "above its maximum" in dialog.form.errors["laser_power"].text()
+    assert not dialog.start_button.isEnabled()
+    dialog.start()  # refused: nothing starts
+    assert window.lot_future is None
+    power.setValue(640)
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=30_000)
+    assert dialog.form.errors["laser_power"].text() == ""
+    dialog.start_button.click()
+    qtbot.waitUntil(lambda: window.lot_future is not None, timeout=20_000)
+    qtbot.waitUntil(window.lot_future.done, timeout=120_000)  # the GUI thread answers the prompts
+    summary = window.lot_future.result()
+    assert summary.passed + summary.scrapped == 1
+    run = window.controller.journal.runs()[-1]
+    assert run["parameters"]["laser_power"] == 640 and run["parts"] == 1  # journaled with the lot
+
+
+def test_a_refused_recipe_shows_its_problem_next_to_the_parameter(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from microfactory.cell import load_cell
+    from ui.recipe_editor import RecipeEditor, problem_target
+
+    assert problem_target("laser_power", ["laser_power"]) == ("parameter", "laser_power")
+    assert problem_target("parameters[1].default", ["a", "b"]) == ("parameter", "b")
+    assert problem_target("procedure[2].machine.program", ["a"]) == ("step", 2)
+    assert problem_target("lot.size", ["a"]) == ("recipe", None)
+    shutil.copytree(REPO / "recipes" / "programs", tmp_path / "programs")
+    shutil.copytree(REPO / "recipes" / "drawings", tmp_path / "drawings")
+    text = (REPO / "recipes" / "watch-plate-rework.yaml").read_text()
+    (tmp_path / "broken.yaml").write_text(text.replace("programs/watch-plate-mill.nc", "programs/nope.nc"))
+    editor = RecipeEditor(tmp_path, load_cell(REPO / "recipes" / "cells" / "sim.yaml"))
+    qtbot.addWidget(editor)
+    qtbot.waitUntil(lambda: bool(editor.fields), timeout=10_000)
+    qtbot.waitUntil(lambda: "nope.nc" in editor.problems.text(), timeout=20_000)
+    assert "broken.yaml:" in editor.problems.text()  # file:line, what is wrong
+    marked = [editor.steps.item(r, 0).toolTip() for r in range(editor.steps.rowCount())]
+    assert any("nope.nc" in tip for tip in marked), marked  # and on the step's own row
