@@ -13,6 +13,7 @@ The dialog is not modal and carries its own E-stop button: the E-stop stays in r
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -131,7 +132,10 @@ class RunDialog(QDialog):
                 result: Any = work()
             except Exception as exc:  # shown by the callback, never dropped
                 result = exc
-            self.worker_done.emit(then, result)
+            if sip.isdeleted(self):
+                return  # the operator closed the dialog meanwhile: nobody waits for the answer
+            with contextlib.suppress(RuntimeError):  # ... or closed it just now
+                self.worker_done.emit(then, result)
 
         threading.Thread(target=run, daemon=True, name="run-dialog").start()
 
