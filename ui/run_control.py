@@ -235,6 +235,19 @@ class RunControl(QWidget):
             button.setEnabled(accepted)
             button.setVisible(accepted)
 
+    #: the cell states in which the last failed command's explanation still applies
+    _blocked_in: frozenset[str] = frozenset()
+
+    def explain_failed_command(self, event: Event) -> None:
+        """A command the cell could not finish (a Clear on a machine that lost its position) is said
+        where the operator looks, with the way out: it stays until the cell leaves that state."""
+        code = str(event.get("code") or "")
+        action = code.removesuffix("_FAILED").lower()
+        self._blocked_in = frozenset({"clearing", "aborting", "aborted"})
+        self.message.setText(f"⚠ {action.capitalize()} did not finish: {event.get('text', '')}\n"
+                             "Switch to Manual mode (Manual tab), home or unlock the station named, "
+                             "leave Manual mode, then press Clear again.")
+
     def shown_commands(self) -> set[str]:
         """The commands whose buttons an operator can press now."""
         return {name for name, button in self.buttons.items() if button.isEnabled() and
@@ -244,6 +257,12 @@ class RunControl(QWidget):
         if event.kind == EventKind.CELL_STATE:
             allowed = {str(a).lower() for a in (event.get("allowed") or [])}
             self.set_allowed(allowed)
+            if self._blocked_in and str(event.get("state")).lower() not in self._blocked_in:
+                self.message.setText("")
+                self._blocked_in = frozenset()
+        elif event.kind == EventKind.ALARM and event.source == "cell" \
+                and str(event.get("code") or "").endswith("_FAILED"):
+            self.explain_failed_command(event)
         elif event.kind == EventKind.PROMPT:
             self.banner.show_prompt(event)
         elif event.kind == EventKind.PROMPT_ANSWERED:
