@@ -18,7 +18,11 @@ from microfactory.errors import InterlockOpen, ProtocolError, SafetyRefusal, Sta
 from microfactory.events import EventBus, EventKind, EventRecorder
 from microfactory.station import PortHandle, StationState, StepRequest
 from microfactory.testing import Exchange, ScriptedPeer
+from microfactory.transport.line import LineTransport
 from stations.wash import WashStation
+from stations.wash.exchange import WashLink
+from stations.wash.scpi import Identity
+from stations.wash.session import greet
 
 IDN = b"Microfactory Sim,USW-1,SN42,1.0.0\r\n"
 
@@ -387,3 +391,26 @@ def test_standby_found_on_connect_is_cleared_and_said() -> None:
     _, _, station = exchange(script, lambda st: st.connect(), connect=False)
     assert station.state is StationState.IDLE
     assert station.notes == ["it was in standby (left so by an earlier session): woken"]
+
+
+def test_after_a_reconnect_another_device_on_the_port_is_refused_before_anything_is_sent() -> None:
+    """Reconnect by identity: the washer that answers must be the one the station had (serial SN42)."""
+    with ScriptedPeer([(b"*CLS\n*IDN?\n", b"Acme,USW-9,ZZ1,2.0\r\n")]) as peer:
+        transport = LineTransport.for_path(peer.port, name="wash")
+        link = WashLink(transport, station="wash", long_form=False, answer_s=0.5, late_s=0.5, retries=0)
+
+        async def go() -> ProtocolError:
+            await transport.open(1.0)
+            try:
+                with pytest.raises(ProtocolError) as err:
+                    await greet(link, expect=Identity("Microfactory Sim", "USW-1", "SN42", "1.0.0"),
+                                standby=True, connect_s=0.5)
+                return err.value
+            finally:
+                await transport.close()
+                transport.shutdown()
+
+        error = asyncio.run(go())
+        peer.verify()
+    assert "another device answers on this port: Acme,USW-9,ZZ1,2.0" in str(error)
+    assert "SN42" in error.hint and peer.port in str(error)
