@@ -87,9 +87,9 @@ class WashStation(Station):
         self.link = WashLink(self.transport, station=config.id, long_form=self.options.long_form,
                              answer_s=config.timeouts.answer_s, retries=self.options.poll_retries,
                              late_s=config.timeouts.answer_s if self.options.late_s is None
-                             else self.options.late_s, on_silent=self._silent)
+                             else self.options.late_s, on_silent=self._offline)
         self.watch = LinkWatch(config.id, self.transport, bus, recover=self._recover,
-                               on_failed=self._link_given_up, attempts=self.options.reconnect_attempts,
+                               on_failed=self._offline, attempts=self.options.reconnect_attempts,
                                backoff_s=self.options.reconnect_backoff_s,
                                connect_s=config.timeouts.connect_s)
         self.identity: Identity | None = None
@@ -116,11 +116,9 @@ class WashStation(Station):
                 self.watch.lost(doing, detail)
             self.state_machine.trigger_safely("link_down")
 
-    def _silent(self) -> None:
-        """Every attempt of an exchange timed out: the washer is not answering, the station is offline."""
-        self.state_machine.trigger_safely("link_down")
-
-    def _link_given_up(self) -> None:
+    def _offline(self) -> None:
+        """The washer stopped answering (every attempt of an exchange timed out), or did not come back
+        after an unplug: the station is offline until Reset reconnects it."""
         self.state_machine.trigger_safely("link_down")
 
     def _cmd(self, header: str, *args: object) -> str:
