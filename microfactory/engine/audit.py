@@ -99,6 +99,32 @@ def _norm(name: str, table_value: Any, trail_value: Any) -> tuple[Any, Any]:
     return (None if table_value == "" else table_value), (None if trail_value == "" else trail_value)
 
 
+def events_digest(rows: list[tuple[Any, ...]]) -> str:
+    """sha256 of event rows (seq, t, kind, source, data) as inserted."""
+    body = json.dumps([list(r) for r in rows], separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _check_events(db: sqlite3.Connection, batches: list[tuple[int, dict[str, Any]]],
+                  out: Verification) -> None:
+    """Each batch of events hashes as its audit record says; no row after the first batch is uncovered
+    (events of a schema-1 journal, written before batches were audited, are not evidence)."""
+    covered = 0
+    for seq, batch in batches:
+        first, last = int(batch["rows"][0]), int(batch["rows"][1])
+        rows = [tuple(r) for r in db.execute("SELECT seq, t, kind, source, data FROM events "
+                                             "WHERE rowid BETWEEN ? AND ? ORDER BY rowid", (first, last))]
+        covered += last - first + 1
+        if len(rows) != last - first + 1 or events_digest(rows) != batch["sha256"]:
+            out.problems.append(f"events rows {first}..{last} (audit record {seq}) were edited or deleted")
+    if not batches:
+        return
+    start = min(int(b["rows"][0]) for _, b in batches)
+    total = int(db.execute("SELECT COUNT(*) FROM events WHERE rowid >= ?", (start,)).fetchone()[0])
+    if total > covered:
+        out.problems.append(f"{total - covered} event row(s) are not in the audit trail (inserted later)")
+
+
 def verify(db: sqlite3.Connection) -> Verification:
     """Recompute the chain, then compare what it says with the journal's tables."""
     out = Verification()
@@ -107,6 +133,7 @@ def verify(db: sqlite3.Connection) -> Verification:
     by_what = {what: t for t in TABLES for what in t.whats}
     by_table = {t.table: t for t in TABLES}
     expected_seq = None
+    batches: list[tuple[int, dict[str, Any]]] = []
     for seq, what, body, stored_prev, digest in db.execute(
             "SELECT seq, what, body, prev, hash FROM audit ORDER BY seq"):
         if expected_seq is not None and seq != expected_seq:
@@ -118,6 +145,8 @@ def verify(db: sqlite3.Connection) -> Verification:
         prev = digest
         out.records += 1
         record = json.loads(body)
+        if isinstance(record.get("events"), dict):
+            batches.append((seq, record["events"]))
         spec = by_what.get(what)
         if spec is not None:
             key = str(record[spec.key])
@@ -134,6 +163,8 @@ def verify(db: sqlite3.Connection) -> Verification:
     for spec in TABLES:
         if spec.table in tables:
             _compare(spec, db, replay[spec.kind], out)
+    if "events" in tables:
+        _check_events(db, batches, out)
     if "requests" in tables:
         for digest, body in db.execute("SELECT sha256, body FROM requests"):
             if hashlib.sha256(body.encode("utf-8")).hexdigest() != digest:

@@ -135,8 +135,8 @@ class Journal:
         db.execute("BEGIN IMMEDIATE")
         try:
             write(db)
-            self._flush_events(db)
-            digest = audit.append(db, self._last_hash, what, record)
+            batch = self._flush_events(db)
+            digest = audit.append(db, self._last_hash, what, {**record, "events": batch} if batch else record)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -361,16 +361,20 @@ class Journal:
                 return
             self._pending.append(row)
             if len(self._pending) >= EVENT_BATCH and self._db is not None and self._writable:
-                self._db.execute("BEGIN")
-                self._flush_events(self._db)
-                self._db.execute("COMMIT")
+                self._audited_locked(lambda db: None, "events", {})
 
-    def _flush_events(self, db: sqlite3.Connection) -> None:
-        """Write the buffered events (inside the caller's transaction, under the lock)."""
-        if self._pending and self._writable:
-            db.executemany("INSERT INTO events (seq, t, kind, source, data) VALUES (?,?,?,?,?)",
-                           self._pending)
+    def _flush_events(self, db: sqlite3.Connection) -> dict[str, Any] | None:
+        """Write the buffered events (inside the caller's transaction, under the lock); returns the
+        rowid range and sha256 of the rows written, which the transaction's audit record carries, so an
+        edited or deleted event shows in ``verify`` like any record."""
+        if not (self._pending and self._writable):
+            self._pending.clear()
+            return None
+        db.executemany("INSERT INTO events (seq, t, kind, source, data) VALUES (?,?,?,?,?)", self._pending)
+        last = int(db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        batch = {"rows": [last - len(self._pending) + 1, last], "sha256": audit.events_digest(self._pending)}
         self._pending.clear()
+        return batch
 
     def event_count(self, kind: str | None = None) -> int:
         self.flush()
@@ -382,9 +386,7 @@ class Journal:
         """Write buffered events now (only into a journal that already has a record)."""
         with self._lock:
             if self._db is not None and self._writable and self._pending and not self._closed:
-                self._db.execute("BEGIN")
-                self._flush_events(self._db)
-                self._db.execute("COMMIT")
+                self._audited_locked(lambda db: None, "events", {})
 
     def close(self) -> None:
         if self._subscription is not None:
