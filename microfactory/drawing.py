@@ -22,6 +22,7 @@ every number.
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Literal
@@ -55,6 +56,10 @@ class Vertex(_Strict):
     bulge: float = 0.0
 
 
+_OutlineKey = tuple[str, float, float, float, float, tuple[float, float], tuple[tuple[float, float], ...],
+                    tuple[tuple[float, float, float], ...]]
+
+
 class Outline(_Strict):
     """The part's outline (mm).
 
@@ -85,7 +90,7 @@ class Outline(_Strict):
         if self.shape == "rectangle" and self.corner_r * 2 > min(self.width or 0, self.height or 0):
             raise ValueError(f"corner_r {self.corner_r} mm is more than half the rectangle's side")
         try:
-            self.profile()
+            self.build_profile()
         except ValueError as exc:
             raise ValueError(f"outline: {exc}") from None
         return self
@@ -102,13 +107,17 @@ class Outline(_Strict):
             self.tol if self.shape == "profile" else None)
 
     def profile(self) -> Profile:
-        """The nominal outline as lines and arcs in the part frame (mm)."""
-        if self.shape == "rectangle":
-            return rectangle(self.width or 0.0, self.height or 0.0, self.corner_r)
-        if self.shape == "circle":
-            return circle_with_flats(self.d or 0.0, *self.centre,
-                                     [(f.distance, f.angle) for f in self.flats])
-        return Profile([(p.x, p.y, p.bulge) for p in self.points])
+        """The nominal outline as lines and arcs in the part frame (mm); one shared object per outline."""
+        return _profile(self._key())
+
+    def build_profile(self) -> Profile:
+        """A new :class:`Profile` of this outline (see :meth:`profile`)."""
+        return _build(self._key())
+
+    def _key(self) -> _OutlineKey:
+        return (self.shape, self.width or 0.0, self.height or 0.0, self.corner_r, self.d or 0.0,
+                self.centre, tuple((f.distance, f.angle) for f in self.flats),
+                tuple((p.x, p.y, p.bulge) for p in self.points))
 
 
 class Hole(_Strict):
@@ -221,6 +230,21 @@ class Drawing(_Strict):
         c, s = math.cos(a), math.sin(a)
         return {k: ((x - ox) * c + (y - oy) * s, -(x - ox) * s + (y - oy) * c)
                 for k, (x, y) in points.items()}
+
+
+def _build(key: _OutlineKey) -> Profile:
+    shape, width, height, corner_r, d, centre, flats, points = key
+    if shape == "rectangle":
+        return rectangle(width, height, corner_r)
+    if shape == "circle":
+        return circle_with_flats(d, *centre, list(flats))
+    return Profile(list(points))
+
+
+@functools.lru_cache(maxsize=256)
+def _profile(key: _OutlineKey) -> Profile:
+    """One profile per outline, so its look-up tables are made once per process."""
+    return _build(key)
 
 
 HINT = "see docs/drawings.md for the drawing format"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -145,6 +146,16 @@ class Profile:
 
     def corners(self, min_turn_deg: float = 5.0) -> list[int]:
         """Indices of vertices where the direction of travel jumps by more than ``min_turn_deg``."""
+        cache = self._cache("corners")
+        if min_turn_deg not in cache:
+            cache[min_turn_deg] = self._corners(min_turn_deg)
+        return list(cache[min_turn_deg])
+
+    def _cache(self, name: str) -> dict[Any, Any]:
+        caches: dict[str, dict[Any, Any]] = self.__dict__.setdefault("_caches", {})
+        return caches.setdefault(name, {})
+
+    def _corners(self, min_turn_deg: float) -> list[int]:
         out = []
         n = len(self.segments)
         for i in range(n):
@@ -158,7 +169,17 @@ class Profile:
     def sample(self, spacing: float, margin: float = 0.0
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Points every ~``spacing`` mm along the outline with outward normals and their segment index;
-        points closer than ``margin`` mm to a corner (a vertex where the direction jumps) are left out."""
+        points closer than ``margin`` mm to a corner (a vertex where the direction jumps) are left out.
+        Cached per (spacing, margin): treat the arrays as read-only."""
+        cache = self._cache("sample")
+        key = (round(spacing, 12), round(margin, 12))
+        if key not in cache:
+            cache[key] = self._sample(spacing, margin)
+        found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] = cache[key]
+        return found
+
+    def _sample(self, spacing: float, margin: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         sharp = set(self.corners())
         xs, ys, nxs, nys, idx = [], [], [], [], []
         n = len(self.segments)
@@ -224,6 +245,82 @@ class Profile:
             signed = np.where(closer, value, signed)
             which = np.where(closer, i, which)
         return signed, which
+
+    def distance_along(self, x: np.ndarray, y: np.ndarray, segment: np.ndarray) -> np.ndarray:
+        """Signed distance (mm, + outside) of each point to the line or circle of its own segment
+        ``segment[i]`` — what a fit needs for points known to lie near their segment, far quicker than
+        :meth:`distance`."""
+        table = self._table()
+        k = np.asarray(segment, np.intp)
+        arc, ax, ay, bx, by, sign = (col[k] for col in table)
+        line = (x - ax) * bx + (y - ay) * by  # lines: (ax, ay) a point, (bx, by) the outward normal
+        circle = sign * (np.hypot(x - ax, y - ay) - bx)  # arcs: (ax, ay) the centre, bx the radius
+        return np.where(arc, circle, line)
+
+    def _table(self) -> tuple[np.ndarray, ...]:
+        cached = getattr(self, "_table_cache", None)
+        if cached is None:
+            rows = []
+            for s in self.segments:
+                if s.is_arc:
+                    cx, cy = s.centre
+                    rows.append((1.0, cx, cy, s.radius, 0.0, 1.0 if s.bulge > 0 else -1.0))
+                else:
+                    L = s.chord
+                    rows.append((0.0, s.x0, s.y0, (s.y1 - s.y0) / L, -(s.x1 - s.x0) / L, 1.0))
+            arr = np.array(rows)
+            cached = (arr[:, 0] > 0, arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5])
+            self._table_cache = cached
+        return cached
+
+    def distance_map(self, step: float, margin: float) -> tuple[np.ndarray, float, float]:
+        """Signed distance (mm) sampled on a grid ``step`` mm apart covering the outline ± ``margin`` mm:
+        (map as float32 rows × columns, u of column 0, v of row 0); for quick look-ups (pose search)."""
+        key = (round(step, 9), round(margin, 9))
+        maps = getattr(self, "_maps", None)
+        if maps is None:
+            maps = {}
+            self._maps = maps
+        if key not in maps:
+            u0, v0, u1, v1 = self.bounds()
+            us = np.arange(u0 - margin, u1 + margin + step, step)
+            vs = np.arange(v0 - margin, v1 + margin + step, step)
+            uu, vv = np.meshgrid(us, vs)
+            d, _ = self.distance(uu.ravel(), vv.ravel())
+            maps[key] = (d.reshape(uu.shape).astype(np.float32), float(us[0]), float(vs[0]))
+        return maps[key]
+
+    def offset(self, grow: float, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+        """The outline moved ``grow`` mm outward (negative: inward) as a polygon (u, v mm), points about
+        ``spacing`` mm apart; exact at corners: round joins outside, corners cut inside (points that come
+        closer than ``grow`` to another segment are dropped). Cached per (grow, spacing)."""
+        key = (round(grow, 9), round(spacing, 9))
+        cache = getattr(self, "_offsets", None)
+        if cache is None:
+            cache = {}
+            self._offsets = cache
+        if key in cache:
+            return cache[key]
+        sharp = set(self.corners())
+        us, vs = [], []
+        for i, segm in enumerate(self.segments):
+            if i in sharp:
+                prev = self.segments[i - 1]
+                ta, tb = prev.tangent(True), segm.tangent(False)
+                a0, a1 = math.atan2(-ta[0], ta[1]), math.atan2(-tb[0], tb[1])
+                delta = (a1 - a0 + math.pi) % (2 * math.pi) - math.pi
+                t = np.linspace(0, 1, max(2, math.ceil(abs(delta * grow) / spacing) + 1))
+                us.append(segm.x0 + grow * np.cos(a0 + t * delta))
+                vs.append(segm.y0 + grow * np.sin(a0 + t * delta))
+            k = max(2, math.ceil(segm.length / spacing))
+            x, y, nu, nv = segm.at(np.arange(k) / k)
+            us.append(x + grow * nu)
+            vs.append(y + grow * nv)
+        u, v = np.concatenate(us), np.concatenate(vs)
+        d, _ = self.distance(u, v)
+        ok = np.abs(d - grow) < 0.15 * spacing + 1e-9
+        cache[key] = (u[ok], v[ok])
+        return cache[key]
 
     def moved(self, dx: float, dy: float) -> Profile:
         return Profile([(s.x0 + dx, s.y0 + dy, s.bulge) for s in self.segments])

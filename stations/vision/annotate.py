@@ -1,6 +1,8 @@
 """The annotated image for the app and the reports: fitted features in tolerance colours, defects boxed.
 
-Green: in tolerance; red: out of tolerance; magenta boxes: defects with their class. The file is written
+Green: in tolerance; red: out of tolerance; magenta boxes: defects with their class. The outline is
+drawn as fitted: four sides for a rectangle, the drawing's profile placed on the part for any other
+outline, the traced outline without a drawing. The file is written
 once and its sha256 returned, so the journal can prove which picture backed a verdict.
 """
 
@@ -36,6 +38,10 @@ def draw(image: np.ndarray, result: Inspection) -> np.ndarray:
         colour = GREEN if ok.get("outline", True) else RED
         poly = np.array([_pt(*c) for c in corners], np.int32)
         cv2.polylines(out, [poly], True, colour, thick, cv2.LINE_AA, SHIFT)
+    elif result.outline_px is not None and len(result.outline_px) > 2:  # any other outline, as fitted
+        colour = GREEN if ok.get("outline", True) else RED
+        poly = np.round(result.outline_px * (1 << SHIFT)).astype(np.int32)
+        cv2.polylines(out, [poly], True, colour, thick, cv2.LINE_AA, SHIFT)
     if result.frame is not None:
         pf = result.frame
         o = _pt(pf.ox, pf.oy)
@@ -55,9 +61,15 @@ def draw(image: np.ndarray, result: Inspection) -> np.ndarray:
         cv2.rectangle(out, (x - pad, y - pad), (x + w + pad, y + hgt + pad), MAGENTA, thick)
         cv2.putText(out, d.cls, (x - pad, y - pad - 4), cv2.FONT_HERSHEY_SIMPLEX, font, MAGENTA, thick,
                     cv2.LINE_AA)
-    label = result.verdict.upper() + ("" if not result.reasons else f": {result.reasons[0][:80]}")
-    cv2.putText(out, label, (10 * thick, 30 * thick), cv2.FONT_HERSHEY_SIMPLEX, 2 * font,
-                GREEN if result.verdict == "pass" else RED, 2 * thick, cv2.LINE_AA)
+    more = f" (+{len(result.reasons) - 1} more)" if len(result.reasons) > 1 else ""
+    label = result.verdict.upper() + ("" if not result.reasons else f": {result.reasons[0].splitlines()[0]}")
+    scale = 2 * font
+    while scale > 0.3 and cv2.getTextSize(label + more, cv2.FONT_HERSHEY_SIMPLEX, scale, 2 * thick)[0][0] \
+            > out.shape[1] - 20 * thick:
+        scale *= 0.9
+    cv2.putText(out, label + more, (10 * thick, 30 * thick), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                GREEN if result.verdict == "pass" else RED, max(1, round(2 * thick * scale / (2 * font))),
+                cv2.LINE_AA)
     return out
 
 

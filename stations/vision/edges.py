@@ -103,11 +103,12 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
     slope = rise / step
     clipped = np.zeros(n, bool)
     clipped_half = np.zeros(n, bool)
-    near = np.flatnonzero((prof.max(axis=1) >= CLIP_DN - 8) | (prof.min(axis=1) <= 8))
+    near = np.flatnonzero((prof.max(axis=1) >= CLIP_DN - 8) | (dark <= 2))
     if len(near):
         vals, tt = _pixels(image, xs[near], ys[near], px[near], py[near], nx[near], ny[near])
         clip = (vals >= CLIP_DN) | (vals <= 0)
-        hit = clip.any(axis=1) & ok[near]
+        # only clipping within 3 px of the edge matters (a dark plateau at 0 DN far from it does not)
+        hit = (clip & (np.abs(tt - off[near, None]) < 3.0)).any(axis=1) & ok[near]
         if hit.any():
             rows_c = near[hit]
             sig0 = model.sigma_px if model is not None else 0.0
@@ -116,8 +117,12 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
                                     dark, bright)
                 if model is not None and sig0 > 0:
                     model.sigma_px = sig0
-            e, amp, sig, d0 = _clip_fit(vals[hit], clip[hit], tt[hit], off[rows_c], dark[rows_c],
-                                        bright[rows_c], sig0)
+            # the fit needs the transition and a little of each side: 15 samples about the crossing
+            cols = np.clip(j[rows_c][:, None] + np.arange(-8, 7)[None, :], 0, m - 1)
+            vw = np.take_along_axis(vals[hit], cols, 1)
+            tw = np.take_along_axis(tt[hit], cols, 1)
+            cw = np.take_along_axis(clip[hit], cols, 1)
+            e, amp, sig, d0 = _clip_fit(vw, cw, tw, off[rows_c], dark[rows_c], bright[rows_c], sig0)
             good = np.isfinite(e) & (np.abs(e - off[rows_c]) < 3) & (amp > 0)
             off[rows_c] = np.where(good, e, off[rows_c])
             bright[rows_c] = np.where(good, d0 + amp, bright[rows_c])
@@ -125,7 +130,7 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
             slope[rows_c] = np.where(good, amp / (math.sqrt(2 * math.pi) * np.maximum(sig, 1e-3)),
                                      slope[rows_c])
             # how close to the edge clipping comes, on the bright side (t above e) or the dark side
-            tc = np.where(clip[hit], tt[hit], np.nan)
+            tc = np.where(cw, tw, np.nan)
             above = np.nanmin(np.where(tc > e[:, None], tc, np.inf), axis=1)
             below = np.nanmax(np.where(tc < e[:, None], tc, -np.inf), axis=1)
             reach = np.minimum(above - e, e - below) / np.maximum(sig, 1e-3)
@@ -188,19 +193,30 @@ def _clip_fit(prof: np.ndarray, clipped: np.ndarray, t: np.ndarray, e0: np.ndarr
             cols.append(-amp[:, None] * phi * z / sig[:, None])
         jac = np.stack(cols, axis=2)
         jw = jac * w[:, :, None]
-        h = np.einsum("nki,nkj->nij", jw, jac) + np.eye(k)[None] * 1e-6
-        g = np.einsum("nki,nk->ni", jw, r)
-        try:
-            step = np.linalg.solve(h, g[:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:
-            break
-        step = np.clip(step, lo, hi)
+        jt = jw.transpose(0, 2, 1)
+        h = np.matmul(jt, jac) + np.eye(k)[None] * 1e-6
+        g = np.matmul(jt, r[:, :, None])[:, :, 0]
+        step = np.clip(_solve3(h, g) if k == 3 else np.linalg.solve(h, g[:, :, None])[:, :, 0], lo, hi)
         d, amp, e = d + step[:, 0], amp + step[:, 1], e + step[:, 2]
         if fit_sigma:
             sig = np.maximum(sig + step[:, 3], 0.2)
-        if not len(step) or np.abs(step[:, 2]).max() < 1e-5:
+        if not len(step) or np.abs(step[:, 2]).max() < 1e-4:
             break
     return e, amp, sig, d
+
+
+def _solve3(h: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Batched 3 × 3 solves by Cramer's rule (np.linalg.solve costs microseconds per tiny system)."""
+    a, b, c = h[:, 0, 0], h[:, 0, 1], h[:, 0, 2]
+    d, e, f = h[:, 1, 0], h[:, 1, 1], h[:, 1, 2]
+    gg, hh, ii = h[:, 2, 0], h[:, 2, 1], h[:, 2, 2]
+    co0, co1, co2 = e * ii - f * hh, f * gg - d * ii, d * hh - e * gg
+    det = a * co0 + b * co1 + c * co2
+    det = np.where(np.abs(det) > 1e-300, det, 1e-300)
+    inv = np.stack([np.stack([co0, c * hh - b * ii, b * f - c * e], 1),
+                    np.stack([co1, a * ii - c * gg, c * d - a * f], 1),
+                    np.stack([co2, b * gg - a * hh, a * e - b * d], 1)], 1) / det[:, None, None]
+    return np.asarray(np.matmul(inv, g[:, :, None])[:, :, 0])
 
 
 def _erf(x: np.ndarray) -> np.ndarray:

@@ -157,12 +157,15 @@ def _find_missing(image: np.ndarray, fits: list[HoleFit], frame: PartFrame, draw
     if drawing is None:
         return
     s = frame.mm_per_px
+    edge = np.concatenate([np.stack([t.x, t.y], axis=1)[t.ok] for t in traces if not t.closed or
+                           t.name.startswith("outline")]) if traces else np.zeros((0, 2))
     for hole in drawing.holes:
         x, y = frame.to_px(hole.x, hole.y)
+        web = _web(edge, Blob(x, y, hole.d / 2 / s))
         r = hole.d / 2 / s
         if any(math.hypot(f.circle.x - x, f.circle.y - y) < max(0.5 * r, 3.0) for f in fits):
             continue
-        got = measure_hole(image, Blob(x, y, r), contrast, undistort, f"hole{len(owner)}", model)
+        got = measure_hole(image, Blob(x, y, r), contrast, undistort, f"hole{len(owner)}", model, web)
         if got is None or math.hypot(got[0].x - x, got[0].y - y) > max(0.5 * r, 3.0):
             continue
         _add_hole(got, fits, owner, traces, sigma, distorted)
@@ -177,6 +180,13 @@ def _add_hole(got: tuple[Any, EdgeTrace], fits: list[HoleFit], owner: dict[str, 
     fits.append(HoleFit(blur_corrected(circle, sigma), seen))
     owner[trace.name] = fits[-1]
     traces.append(trace)
+
+
+def _web(edge: np.ndarray, blob: Blob) -> float:
+    """Material (px) between a hole candidate's rim and the outline's nearest edge point."""
+    if not len(edge):
+        return math.inf
+    return float(np.sqrt(((edge - (blob.x, blob.y)) ** 2).sum(axis=1).min())) - blob.r
 
 
 def _clock_by_holes(frame: PartFrame, drawing: Drawing, fits: list[HoleFit]) -> PartFrame:
@@ -210,6 +220,8 @@ def _clipping(traces: list[EdgeTrace], names: dict[str, str]) -> list[str]:
     n_clip = sum(t.clipped[0] for t in traces)
     n_half = sum(t.clipped[1] for t in traces)
     if total == 0 or n_clip == 0:
+        return []
+    if n_half == 0 and n_clip < 0.005 * total:  # a few profiles grazing the clip: not worth a word
         return []
     where = sorted({names.get(t.name, t.name).split(".")[0] for t in traces if t.clipped[0]})
     if n_half > MAX_HALF_CLIPPED * total or any(t.clipped[1] > 0.1 * len(t.x) for t in traces):
@@ -254,8 +266,10 @@ def _measure(image: np.ndarray, settings: Settings, result: Inspection) -> None:
     fits: list[HoleFit] = []
     owner: dict[str, HoleFit] = {}  # trace name → the hole it traced
     distorted = settings.undistort is not None
+    edge = np.concatenate([np.stack([t.x, t.y], axis=1)[t.ok] for t in traces]) if traces else \
+        np.zeros((0, 2))
     for i, blob in enumerate(coarse.holes):
-        got = measure_hole(image, blob, contrast, undistort, f"hole{i}", model)
+        got = measure_hole(image, blob, contrast, undistort, f"hole{i}", model, _web(edge, blob))
         if got is not None:
             _add_hole(got, fits, owner, traces, sigma, distorted)
     if sides:

@@ -178,11 +178,17 @@ def measure_outline(image: np.ndarray, coarse: Coarse, contrast: float, undistor
 
 
 def _ring(image: np.ndarray, x: float, y: float, r: float, spacing: float, half: float, step: float,
-          contrast: float, model: EdgeModel | None = None) -> EdgePoints:
+          contrast: float, model: EdgeModel | None = None, shift: float = 0.0) -> EdgePoints:
+    """Profiles across a circle's rim; ``shift`` px moves them toward the centre (a hole close to the
+    outline: the material side must not reach the outline's edge), offsets still relative to ``r``."""
     n = max(24, math.ceil(2 * math.pi * r / spacing))
     a = np.arange(n) * (2 * math.pi / n)
     ca, sa = np.cos(a), np.sin(a)
-    return find_edges(image, x + r * ca, y + r * sa, -ca, -sa, half, step, contrast, model)
+    rr = r - shift
+    e = find_edges(image, x + rr * ca, y + rr * sa, -ca, -sa, half, step, contrast, model)
+    if shift:
+        e.offset = e.offset - shift
+    return e
 
 
 def _fit_ring(e: EdgePoints, undistort: Undistort, rounds: int = 2, iterations: int = 3
@@ -200,16 +206,19 @@ def _fit_ring(e: EdgePoints, undistort: Undistort, rounds: int = 2, iterations: 
 
 
 def measure_hole(image: np.ndarray, blob: Blob, contrast: float, undistort: Undistort, name: str,
-                 model: EdgeModel | None = None) -> tuple[Circle, EdgeTrace] | None:
-    """Refine one hole candidate; None when it has no clean rim (not a hole)."""
+                 model: EdgeModel | None = None, web: float = math.inf) -> tuple[Circle, EdgeTrace] | None:
+    """Refine one hole candidate; None when it has no clean rim (not a hole). ``web`` (px) is the
+    material left between the hole's rim and the outline: profiles stop short of the outline's edge."""
     half0 = max(6.0, min(14.0, 0.45 * blob.r))
     try:
-        rough = _ring(image, blob.x, blob.y, blob.r, 4.0, half0, 1.0, contrast, model)
+        shift0 = min(max(0.0, half0 + 1.0 - web), half0 - 3.0)
+        rough = _ring(image, blob.x, blob.y, blob.r, 4.0, half0, 1.0, contrast, model, shift0)
         first, _, _ = _fit_ring(rough, _identity, 1, 0)
         if not (math.isfinite(first.r) and 2 < first.r < 4 * blob.r + 20):
             return None
         half = min(HALF_LENGTH_PX, 0.4 * first.r)
-        e = _ring(image, first.x, first.y, first.r, 1.0, half, STEP_PX, contrast, model)
+        shift = min(max(0.0, half + 2.5 - web), half - 3.0) if web < half + 2.5 else 0.0
+        e = _ring(image, first.x, first.y, first.r, 1.0, half, STEP_PX, contrast, model, max(shift, 0.0))
         circ, res, keep = _fit_ring(e, undistort)
     except (ValueError, np.linalg.LinAlgError):
         return None

@@ -83,14 +83,18 @@ def initial_pose(coarse: Coarse, profile: Profile, holes: list[tuple[float, floa
     blobs = np.array([(b.x, b.y, b.r) for b in coarse.holes]) if coarse.holes else np.zeros((0, 3))
     nominal = np.array([(u, v, r / s) for u, v, r in holes]) if holes else np.zeros((0, 3))
 
+    step = 4 * s
+    dmap, u0, v0 = profile.distance_map(step, 40 * step)
+
     def scores(phis: np.ndarray) -> np.ndarray:
         c, sn = np.cos(phis)[:, None], np.sin(phis)[:, None]
         ox = cx - (pu * c + pv * sn) / s
         oy = cy - (pu * sn - pv * c) / s
         dx, dy = pts[None, :, 0] - ox, pts[None, :, 1] - oy
         u, v = (dx * c + dy * sn) * s, (dx * sn - dy * c) * s
-        d, _ = profile.distance(u.ravel(), v.ravel())
-        score = np.median(np.abs(d).reshape(u.shape), axis=1) / s
+        d = cv2.remap(dmap, ((u - u0) / step).astype(np.float32), ((v - v0) / step).astype(np.float32),
+                      cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        score = np.median(np.abs(d), axis=1) / s
         if len(nominal):
             hx = ox + (nominal[None, :, 0] * c + nominal[None, :, 1] * sn) / s
             hy = oy + (nominal[None, :, 0] * sn - nominal[None, :, 1] * c) / s
@@ -112,7 +116,7 @@ def initial_pose(coarse: Coarse, profile: Profile, holes: list[tuple[float, floa
 
 
 def _solve(ux: np.ndarray, uy: np.ndarray, nx: np.ndarray, ny: np.ndarray, ok: np.ndarray, profile: Profile,
-           pose: tuple[float, float, float], s: float, reach: float, rounds: int = 4
+           seg: np.ndarray, pose: tuple[float, float, float], s: float, reach: float, rounds: int = 4
            ) -> tuple[tuple[float, float, float], np.ndarray, np.ndarray]:
     """Gauss–Newton on the rigid pose; returns the pose, residuals (px, + outward) and the points kept."""
     ox, oy, phi = pose
@@ -120,8 +124,7 @@ def _solve(ux: np.ndarray, uy: np.ndarray, nx: np.ndarray, ny: np.ndarray, ok: n
     res = np.zeros(len(ux))
     for k in range(rounds + 1):
         frame = make_frame(ox, oy, phi, s)
-        d, _ = profile.distance(*to_mm(frame, ux, uy))
-        res = d / s
+        res = profile.distance_along(*to_mm(frame, ux, uy), seg) / s
         if k == 0:
             keep = ok & (np.abs(res) < reach)
         else:  # about the median: a part drawn a little too large or small still fits, by its middle
@@ -153,12 +156,12 @@ def fit_outline(image: np.ndarray, coarse: Coarse, profile: Profile, holes: list
                 ) -> OutlineFit:
     """Fit ``profile`` (mm, drawing frame) to the part; ``holes`` (u, v, r mm) help find its turn."""
     pose = initial_pose(coarse, profile, holes, s)
-    e, nx, ny, _ = _edges(image, profile, make_frame(*pose, s), 4.0, 16.0, 1.0, contrast, model)
-    pose, _, _ = _solve(e.x, e.y, nx, ny, e.ok, profile, pose, s, 16.0, rounds=3)
+    e, nx, ny, seg = _edges(image, profile, make_frame(*pose, s), 4.0, 16.0, 1.0, contrast, model)
+    pose, _, _ = _solve(e.x, e.y, nx, ny, e.ok, profile, seg, pose, s, 16.0, rounds=3)
     frame = make_frame(*pose, s)
     e, nx, ny, seg = _edges(image, profile, frame, 1.0, HALF_LENGTH_PX, STEP_PX, contrast, model)
     ux, uy = undistort(e.x, e.y)
-    pose, res, keep = _solve(ux, uy, nx, ny, e.ok, profile, pose, s, HALF_LENGTH_PX)
+    pose, res, keep = _solve(ux, uy, nx, ny, e.ok, profile, seg, pose, s, HALF_LENGTH_PX)
     frame = make_frame(*pose, s)
     clip = e.clipped if e.clipped is not None else np.zeros(len(res), bool)
     good = e.ok & (np.abs(res) < 0.3) & ~clip
@@ -182,7 +185,7 @@ def _traces(profile: Profile, seg: np.ndarray, e: EdgePoints, res: np.ndarray, k
         spans = [np.concatenate([spans[-1], spans[0]]), *spans[1:-1]]
     out = []
     for k, idx in enumerate(spans):
-        kinds = {profile.segments[int(i)].is_arc for i in set(seg[idx].tolist())}
+        kinds = {profile.segments[int(i)].is_arc for i in np.unique(seg[idx])}
         kind = "arc" if kinds == {True} else "flat" if kinds == {False} else "edge"
         name = "outline" if closed else f"outline.{kind}{k + 1}"
         out.append(EdgeTrace(name, e.x[idx], e.y[idx], res[idx], e.ok[idx], e.bright[idx] - e.contrast[idx],
@@ -194,24 +197,6 @@ def offset_polygon(profile: Profile, frame: PartFrame, grow_px: float) -> np.nda
     """The outline moved ``grow_px`` outward (negative: inward) as image points (N × 2 px), exact at
     corners (round joins outside, corners cut inside), for the crack and debris masks."""
     s = frame.mm_per_px
-    g = grow_px * s
-    sharp = set(profile.corners())
-    us, vs = [], []
-    for i, segm in enumerate(profile.segments):
-        if i in sharp:
-            prev = profile.segments[i - 1]
-            a0 = math.atan2(-prev.tangent(True)[0], prev.tangent(True)[1])
-            a1 = math.atan2(-segm.tangent(False)[0], segm.tangent(False)[1])
-            delta = (a1 - a0 + math.pi) % (2 * math.pi) - math.pi
-            t = np.linspace(0, 1, max(2, math.ceil(abs(delta) * abs(grow_px) / 2) + 1))
-            us.append(segm.x0 + g * np.cos(a0 + t * delta))
-            vs.append(segm.y0 + g * np.sin(a0 + t * delta))
-        k = max(2, math.ceil(segm.length / (2 * s)))
-        x, y, nu, nv = segm.at(np.arange(k) / k)
-        us.append(x + g * nu)
-        vs.append(y + g * nv)
-    u, v = np.concatenate(us), np.concatenate(vs)
-    d, _ = profile.distance(u, v)
-    ok = np.abs(d - g) < 0.3 * s + 1e-9 * abs(g)
-    px, py = to_px(frame, u[ok], v[ok])
+    u, v = profile.offset(grow_px * s, 2 * s)
+    px, py = to_px(frame, u, v)
     return np.stack([px, py], axis=1)
