@@ -32,7 +32,7 @@ STATION_ID = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN passes no bounds
 
 
 Range = Annotated[tuple[float, float], Field(description="[min, max] in mm")]

@@ -36,7 +36,7 @@ from microfactory.profile import Profile, circle_with_flats, rectangle
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN passes no bounds
 
 
 class Flat(_Strict):

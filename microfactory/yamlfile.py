@@ -5,10 +5,16 @@ comments, so files the app saves stay readable). :func:`load` returns plain data
 view that maps a field path such as ``("stations", 2, "baud")`` back to ``file:line:column``;
 :func:`validate` runs a pydantic model and turns each validation error into a located problem, so the
 user reads ``cell.yaml:14:11: stations[2].baud: Input should be a valid integer`` instead of a traceback.
+
+Hostile or broken files are refused with a located :class:`ConfigError`, never another exception: a control
+character or a lone surrogate (YAML allows neither), nesting deeper than :data:`MAX_DEPTH` levels (refused
+as the scanner reaches it, so a 3000-deep file fails in milliseconds instead of exhausting the stack), and
+an integer too long for Python to convert (more than ``sys.get_int_max_str_digits()`` digits).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +23,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
+from ruamel.yaml.scanner import RoundTripScanner, ScannerError
 
 from microfactory.errors import ConfigError, SourceLocation
 
@@ -64,23 +73,92 @@ class Located:
         return SourceLocation(self.file, line, col, field_path(parts))
 
 
+#: Deepest nesting of mappings and sequences a file may have (levels). Cell files, recipes and drawings
+#: nest fewer than ten; the limit only exists to refuse hostile input before it exhausts the stack.
+MAX_DEPTH = 64
+
+_DEPTH_HINT = (f"a cell file, recipe or drawing nests a few levels; flatten the structure (at most "
+               f"{MAX_DEPTH} levels)")
+
+
+class _Scanner(RoundTripScanner):
+    """The round-trip scanner, refusing nesting deeper than :data:`MAX_DEPTH` as soon as it reaches it."""
+
+    def _too_deep(self) -> ScannerError:
+        return ScannerError(None, None, f"nesting deeper than {MAX_DEPTH} levels", self.reader.get_mark())
+
+    def fetch_flow_collection_start(self, *args: Any, **kwargs: Any) -> None:
+        if self.flow_level >= MAX_DEPTH:
+            raise self._too_deep()
+        super().fetch_flow_collection_start(*args, **kwargs)
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_DEPTH:
+            raise self._too_deep()
+        return bool(super().add_indent(column))
+
+
+class _Constructor(RoundTripConstructor):
+    """The round-trip constructor; an integer too long to convert becomes a located error."""
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            digits = len(str(node.value))
+            raise ConstructorError(None, None, f"a number of {digits} digits is too long to read "
+                                   f"(at most {sys.get_int_max_str_digits()} digits)",
+                                   node.start_mark) from None
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
+
+
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
+    yaml.Scanner = _Scanner
+    yaml.Constructor = _Constructor
+    yaml.max_depth = 2 * MAX_DEPTH  # a backstop: the scanner refuses deep flow and block nesting first
     return yaml
+
+
+def _line_col(text: str, position: int) -> tuple[int, int]:
+    """1-based line and column of the character at 0-based ``position`` in ``text``."""
+    before = text[:position]
+    line = before.count("\n") + 1
+    return line, position - (before.rfind("\n") + 1) + 1
+
+
+def _explain(exc: MarkedYAMLError) -> tuple[str, str]:
+    """What went wrong, and what to do, for one YAML error."""
+    problem = exc.problem or exc.context or "malformed YAML"
+    if isinstance(exc, ConstructorError):
+        return f"YAML value error: {problem}", "write a shorter number (or quote it if it is a text)"
+    if "nesting deeper" in problem or "maximum depth" in problem:
+        return f"YAML syntax error: nesting deeper than {MAX_DEPTH} levels", _DEPTH_HINT
+    return f"YAML syntax error: {problem}", "fix the indentation or punctuation at that place"
 
 
 def load_text(text: str, file: str = "<text>") -> Located:
     """Parse YAML text; a syntax error becomes a :class:`ConfigError` with the line and column."""
     try:
         root = _yaml().load(text)
+    except ReaderError as exc:
+        at_line, at_col = _line_col(text, exc.position)
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or b"\0")
+        raise ConfigError.single(file, f"character U+{char:04X} is not allowed in a YAML file "
+                                 "(a control character or a lone surrogate)", line=at_line, column=at_col,
+                                 hint="delete it; inside a double-quoted string an escape such as "
+                                      "\\t or \\u00e9 may stand for a character") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         col = mark.column + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "malformed YAML"
-        raise ConfigError.single(file, f"YAML syntax error: {problem}", line=line, column=col,
-                                 hint="fix the indentation or punctuation at that place") from None
+        problem, hint = _explain(exc)
+        raise ConfigError.single(file, problem, line=line, column=col, hint=hint) from None
+    except RecursionError:
+        raise ConfigError.single(file, "YAML structure too deep to read", hint=_DEPTH_HINT) from None
     return Located(file, root)
 
 

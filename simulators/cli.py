@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from types import FrameType
 from typing import Any
 
+from microfactory.cli import arguments
 from microfactory.clock import ScaledClock
 
 log = logging.getLogger("simulators.cli")
@@ -94,9 +95,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sim", help="run a station simulator on a pty (prints the port first)",
                                    description=__doc__)
     parser.add_argument("kind", choices=_kinds(), help="station kind to simulate")
-    parser.add_argument("--baud", type=int, default=None, help="link rate in bit/s (default 115200)")
-    parser.add_argument("--latency-ms", type=float, default=None, help="one-way link latency, ms")
-    parser.add_argument("--speed", type=float, default=1.0, help="process-time speed factor (×)")
+    parser.add_argument("--baud", type=arguments.positive_int, default=None,
+                        help="link rate in bit/s (default 115200)")
+    parser.add_argument("--latency-ms", type=arguments.non_negative_float, default=None,
+                        help="one-way link latency, ms")
+    parser.add_argument("--speed", type=arguments.speed_factor, default=1.0,
+                        help="process-time speed factor (×)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="simulator option, e.g. motion=false, identity=CUT-1, settings.130=200")
     parser.set_defaults(func=handler)

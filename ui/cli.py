@@ -8,6 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
+from microfactory.cli import arguments
+
 REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DEMO_CELL = REPO_RECIPES / "cells" / "sim.yaml"
 DEMO_RECIPE = REPO_RECIPES / "watch-plate-rework.yaml"
@@ -22,12 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cell", default=str(DEMO_CELL), help="cell file (default: the simulated demo bench)")
     p.add_argument("--demo", action="store_true", help="start a demo lot with a simulated operator")
     p.add_argument("--recipe", default=str(DEMO_RECIPE), help="recipe for --demo")
-    p.add_argument("--parts", type=int, default=10, help="parts in the demo lot")
-    p.add_argument("--speed", type=float, default=None,
+    p.add_argument("--parts", type=arguments.part_count, default=10, help="parts in the demo lot")
+    p.add_argument("--speed", type=arguments.speed_factor, default=None,
                    help="simulation speed (default 1; 300 with --demo)")
-    p.add_argument("--db", default=None, help="SQLite run journal")
+    p.add_argument("--db", type=arguments.journal_path, default=None, help="SQLite run journal")
     p.add_argument("--screenshot", metavar="OUT.png", help="save a PNG of the main window and exit")
-    p.add_argument("--after", type=float, default=8.0, metavar="S", help="seconds before the screenshot")
+    p.add_argument("--after", type=arguments.non_negative_float, default=8.0, metavar="S",
+                   help="seconds before the screenshot")
     p.add_argument("--tab", choices=TAB_NAMES, default="overview", help="tab shown (for screenshots)")
     p.add_argument("--size", type=_size, default=None, metavar="WxH",
                    help="window size in pixels, e.g. 1024x768 (default: fit the screen)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 
@@ -51,7 +52,37 @@ def build_parser() -> argparse.ArgumentParser:
             print(f"warning: commands from {ep.value} are unavailable: {exc}", file=sys.stderr)
             continue
         register(sub)
+    _plain_help(parser)
     return parser
+
+
+_ROLE = re.compile(r":(?:class|func|meth|mod|data|attr|exc|obj):`(~?)([^`]+)`")
+
+
+def plain_text(text: str) -> str:
+    """Docstring markup as a terminal shows it: ````x```` → ``x``, ``:class:`~a.B``` → ``B``."""
+    text = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    return text.replace("``", "")
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Clean the description, epilog and option help of ``parser`` and every subcommand under it.
+
+    Plugins often pass a module docstring as the description; ``--help`` must not show its markup.
+    """
+    for attr in ("description", "epilog"):
+        value = getattr(parser, attr)
+        if isinstance(value, str):
+            setattr(parser, attr, plain_text(value))
+    for action in parser._actions:
+        if isinstance(action.help, str):
+            action.help = plain_text(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                if isinstance(choice.help, str):
+                    choice.help = plain_text(choice.help)
+            for sub in set(action.choices.values()):
+                _plain_help(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,7 +32,9 @@ from rich.text import Text
 
 from microfactory.access.signatures import check_recipe
 from microfactory.access.users import Permission, UserBook
+from microfactory.bounds import MAX_LOT_SIZE
 from microfactory.cell import Cell
+from microfactory.cli.arguments import journal_path, part_count, speed_factor
 from microfactory.cli.signin import signed_in
 from microfactory.engine.api import Controller, load_cell, load_recipe
 from microfactory.engine.estimate import estimate_lot
@@ -54,9 +56,9 @@ def register(subparsers: Any) -> None:
     run = subparsers.add_parser("run", help="run a lot of a recipe on a cell",
                                 description="Run a lot with live progress; Ctrl-C holds and asks.")
     _common(run)
-    run.add_argument("--speed", type=float, default=1.0, metavar="K",
+    run.add_argument("--speed", type=speed_factor, default=1.0, metavar="K",
                      help="process-time speed factor (simulated stations only; 1 on a real bench)")
-    run.add_argument("--db", default="microfactory-runs.sqlite", metavar="PATH",
+    run.add_argument("--db", type=journal_path, default="microfactory-runs.sqlite", metavar="PATH",
                      help="SQLite run journal (default: %(default)s)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     run.add_argument("--user", metavar="ID",
@@ -74,10 +76,12 @@ def register(subparsers: Any) -> None:
     demo = subparsers.add_parser("demo", help="a whole lot on the simulated bench (start here)",
                                  description="Watch-plate lot through cut → machine → wash → inspect on "
                                              "recipes/cells/sim.yaml, with simulated defects.")
-    demo.add_argument("--parts", type=int, default=12, metavar="N", help="parts in the lot (default 12)")
-    demo.add_argument("--speed", type=float, default=300.0, metavar="K",
+    demo.add_argument("--parts", type=part_count, default=12, metavar="N",
+                      help="parts in the lot (default 12)")
+    demo.add_argument("--speed", type=speed_factor, default=300.0, metavar="K",
                       help="simulation speed factor (default 300: the 2.5 h lot in about 30 s)")
-    demo.add_argument("--db", default=":memory:", metavar="PATH", help="SQLite run journal (default: none)")
+    demo.add_argument("--db", type=journal_path, default=":memory:", metavar="PATH",
+                      help="SQLite run journal (default: none)")
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     demo.add_argument("--headless", action="store_true",
                       help="stay in the terminal even when a display is present (otherwise the demo "
@@ -88,7 +92,8 @@ def register(subparsers: Any) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", metavar="RECIPE", help="recipe file (YAML, see docs/recipes.md)")
     parser.add_argument("--cell", required=True, metavar="CELL", help="cell file (see docs/cells.md)")
-    parser.add_argument("--parts", type=int, default=None, metavar="N", help="parts (default: lot size)")
+    parser.add_argument("--parts", type=part_count, default=None, metavar="N",
+                        help=f"parts, 1 to {MAX_LOT_SIZE} (default: the recipe's lot size)")
     parser.add_argument("--set", dest="values", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter value (repeatable)")
 
@@ -98,7 +103,8 @@ def _values(items: list[str]) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise SystemExit(f"error: --set expects NAME=VALUE, got {item!r}")
+            raise ConfigError.single("--set", f"expects NAME=VALUE, got {item!r}",
+                                     hint="write e.g. --set feed=600")
         out[name.strip()] = value.strip()
     return out
 
@@ -211,7 +217,7 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float
         console.print(f"[bold yellow]warning: in doubt from an earlier run: lot {step.lot} part {step.part} "
                       f"step {step.step} on {step.station or 'the cell'} was sent but never confirmed; "
                       f"check that part by hand (microfactory journal {db} --part {step.part})[/bold yellow]")
-    n = parts or procedure.lot_size
+    n = parts if parts is not None else procedure.lot_size
     board = Board(procedure, n)
     prompts: asyncio.Queue[Event] = asyncio.Queue()
     controller.bus.subscribe(board.on_event)
@@ -296,6 +302,17 @@ async def _simulated_answer(controller: Controller, data: Any, procedure: Proced
         controller.answer(data["id"], "done")
 
 
+def _read_answer(question: str) -> str | None:
+    """One line from the operator; the question goes to stderr so ``--json`` keeps stdout pure JSON.
+
+    None at end of input (no operator terminal).
+    """
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    return line if line else None
+
+
 async def _ask_terminal(question: str, choices: list[str]) -> str | None:
     """Read an answer on a daemon thread (so a finished lot never waits for the keyboard)."""
     loop = asyncio.get_running_loop()
@@ -303,11 +320,11 @@ async def _ask_terminal(question: str, choices: list[str]) -> str | None:
 
     def read() -> None:
         while True:
-            try:
-                line = input(question).strip().lower()
-            except EOFError:
+            raw = _read_answer(question)
+            if raw is None:
                 answer: str | None = None
                 break
+            line = raw.strip().lower()
             matches = [c for c in choices if c.startswith(line)] if line else []
             if len(matches) == 1:
                 answer = matches[0]

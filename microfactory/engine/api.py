@@ -54,6 +54,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from microfactory.bounds import check_part_count
 from microfactory.cell import Cell
 from microfactory.cell import load_cell as _load_cell
 from microfactory.clock import ScaledClock
@@ -184,8 +185,10 @@ class Controller:
         """Run one lot of ``parts`` (default: the recipe's lot size) and return its summary.
 
         Returns when the cell reaches Complete, Stopped or Aborted. Requires Idle (Complete and Stopped
-        are reset first). Raises ``StateError`` otherwise.
+        are reset first). Raises ``StateError`` otherwise, and ``ConfigError`` before anything runs when
+        ``parts`` is not 1 to :data:`~microfactory.bounds.MAX_LOT_SIZE`.
         """
+        check_part_count(parts)
         try:
             self.packtags.design(estimate_lot(procedure, self.cell, parts=parts).cycle_s)
         except (MicrofactoryError, KeyError, ValueError) as exc:  # no timing model: OEE without design speed
@@ -200,6 +203,7 @@ class Controller:
 
     def estimate(self, procedure: Procedure, *, parts: int | None = None) -> Estimate:
         """Dry run against the stations' timing models: lot time, bottleneck, utilisation. No bytes."""
+        check_part_count(parts)
         return estimate_lot(procedure, self.cell, parts=parts)
 
     def validate(self, procedure: Procedure) -> list[str]:

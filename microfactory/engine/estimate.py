@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from microfactory.bounds import check_part_count
 from microfactory.cell import Cell, StationConfig
 from microfactory.engine.scheduler import Outcome, Scheduler
 from microfactory.procedure import Procedure, Step
@@ -61,8 +62,12 @@ def registry_timing(step: Step, config: StationConfig | None) -> float:
 
 def estimate_lot(procedure: Procedure, cell: Cell | None, *, parts: int | None = None,
                  timing: Timing = registry_timing, in_flight: int | None = None) -> Estimate:
-    """Play ``parts`` parts (default: the lot size) through the scheduler in simulated time."""
-    n = parts or procedure.lot_size
+    """Play ``parts`` parts (default: the lot size) through the scheduler in simulated time.
+
+    ``parts`` outside 1 to :data:`~microfactory.bounds.MAX_LOT_SIZE` is a ``ConfigError``.
+    """
+    check_part_count(parts)
+    n = parts if parts is not None else procedure.lot_size
     configs = {s.id: s for s in cell.stations} if cell is not None else {}
     step_s = {st.id: float(timing(st, configs.get(st.station) if st.station else None))
               for st in procedure.steps}

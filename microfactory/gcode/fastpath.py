@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from microfactory.gcode.precheck import _Checker
 
 #: Only axis words and F (either case, spaces allowed as Grbl does), then at most one trailing comment.
-_FAST_LINE = re.compile(r"((?:\s*[XYZFxyzf]\s*[+-]?(?:\d+\.?\d*|\.\d+))+)\s*(?:\([^()]*\)|;[^\n]*)?\s*",
-                        re.ASCII)
-_FAST_WORD = re.compile(r"([XYZFxyzf])\s*([+-]?(?:\d+\.?\d*|\.\d+))", re.ASCII)
+_FAST_LINE = re.compile(r"((?:\s*[XYZFxyzf]\s*[+-]?(?:\d++(?:\.\d*+)?|\.\d++))+)"
+                        r"\s*(?:\([^()]*\)|;[^\n]*)?\s*", re.ASCII)
+_FAST_WORD = re.compile(r"([XYZFxyzf])\s*([+-]?(?:\d++(?:\.\d*+)?|\.\d++))", re.ASCII)
 _EPS = 1e-6  # mm: the same tolerance as the general path
 #: letter as written → (upper-case letter, index: 0..2 axis, 3 feed)
 _LETTER = {c: (c.upper(), "XYZF".index(c.upper())) for c in "XYZFxyzf"}

@@ -8,18 +8,19 @@ Accepted: letters ``A-Z`` (either case) each followed by a number (``+``/``-`` s
 decimal point; whitespace allowed between letter and number, not inside the number), ``( ... )``
 comments (no nesting), ``;`` to end of line, a line holding only ``%`` (program delimiter). Everything
 else (``$`` system commands, ``/`` block delete, stray characters, a letter without a number, a number
-without a letter) is a problem.
+without a letter, a number too large for a float) is a problem.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-_WORD = re.compile(r"\s*([A-Za-z])\s*([+-]?(?:\d+\.?\d*|\.\d+))", re.ASCII)
+_WORD = re.compile(r"\s*([A-Za-z])\s*([+-]?(?:\d++(?:\.\d*+)?|\.\d++))", re.ASCII)
 _SPACE = re.compile(r"\s*", re.ASCII)
-_LINE = re.compile(r"(?:\s*[A-Za-z]\s*[+-]?(?:\d+\.?\d*|\.\d+))*\s*", re.ASCII)
+_LINE = re.compile(r"(?:\s*[A-Za-z]\s*[+-]?(?:\d++(?:\.\d*+)?|\.\d++))*\s*", re.ASCII)
 _COMMENT = re.compile(r"\([^)]*\)|;.*")
 
 
@@ -99,6 +100,19 @@ def _describe(char: str) -> str:
     return f"unexpected character {char!r} (Grbl reads only letters, numbers and comments)"
 
 
+def _too_large(word: Word) -> LexProblem:
+    digits = sum(c.isdigit() for c in word.text)
+    return LexProblem(word.column, "syntax", f"number after {word.letter} has {digits} digits, too large "
+                      "for any machine (Grbl error 2): check the program for a corrupted number")
+
+
+def _drop_unreadable_numbers(out: LexedLine) -> None:
+    """Move words whose number overflows a float (``inf``) to the problems."""
+    words = out.words
+    out.words = [w for w in words if math.isfinite(w.value)]
+    out.problems.extend(_too_large(w) for w in words if not math.isfinite(w.value))
+
+
 def lex_line(line: str) -> LexedLine:
     """Read one source line (without its line terminator) into words and problems; never raises."""
     out = LexedLine()
@@ -109,6 +123,8 @@ def lex_line(line: str) -> LexedLine:
     if _LINE.fullmatch(text):
         out.words = [Word(m.group(1).upper(), float(m.group(2)), m.group(2), m.start(1) + 1)
                      for m in _WORD.finditer(text)]
+        if not all(math.isfinite(w.value) for w in out.words):
+            _drop_unreadable_numbers(out)
         return out
     pos, n = 0, len(text)
     match = _WORD.match
@@ -130,7 +146,11 @@ def lex_line(line: str) -> LexedLine:
                 pos += 1
             continue
         number = m.group(2)
-        out.words.append(Word(m.group(1).upper(), float(number), number, m.start(1) + 1))
+        word = Word(m.group(1).upper(), float(number), number, m.start(1) + 1)
+        if math.isfinite(word.value):
+            out.words.append(word)
+        else:
+            out.problems.append(_too_large(word))
         pos = m.end()
         if pos < n and text[pos] == ".":
             out.problems.append(LexProblem(pos + 1, "syntax", f"malformed number {number + '.'!r}...: "

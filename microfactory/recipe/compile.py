@@ -29,6 +29,7 @@ from typing import Any
 from microfactory import registry, yamlfile
 from microfactory.cell import Cell, StationConfig
 from microfactory.errors import ConfigError, MicrofactoryError, SourceLocation
+from microfactory.gcode.lexer import lex_line
 from microfactory.procedure import FaultAction, FaultPolicy, InterruptPolicy, Procedure, Step, StepKind
 from microfactory.recipe.loader import HINT, Problem, Recipe, load_recipe
 from microfactory.recipe.parameters import (
@@ -267,6 +268,7 @@ class Compilation:
         where: tuple[str | int, ...] = ("procedure", index, step.kind.value)
         step_vars: dict[str, Any] = {k: settings[k] for k in STEP_VARIABLES if k in settings}
         variables = {**self.values, **step_vars}
+        unread = False
         if "program" in settings:
             path = (self.recipe.folder / str(settings["program"])).resolve()
             try:
@@ -275,11 +277,11 @@ class Compilation:
                 self.problems.append((self.recipe.locate(*where, "program"),
                                       f"G-code file not found: {path}; fix the path (it is relative to the "
                                       f"recipe's folder {self.recipe.folder}) or add the file"))
-                text = ""
+                text, unread = "", True
             except (OSError, UnicodeDecodeError) as exc:
                 self.problems.append((self.recipe.locate(*where, "program"),
                                       f"cannot read G-code file {path}: {exc}; is it a text file?"))
-                text = ""
+                text, unread = "", True
             source, first_line, name, indent = str(path), 1, path.name, 0
         else:
             loc = self.recipe.locate(*where, "gcode")
@@ -288,6 +290,12 @@ class Compilation:
             first_line = (loc.line or 0) + 1
             indent = _indent_of(self.recipe.path, first_line)
         program = self._template(text, source, first_line, variables, where, indent)
+        if not unread and not any(lex_line(line).words for line in program):
+            field = "program" if "program" in settings else "gcode"
+            what = "is empty" if not text.strip() else "holds only comments"
+            self.problems.append((self.recipe.locate(*where, field),
+                                  f"G-code {name} {what}: this {step.kind.value} step would send nothing "
+                                  "to the machine; give the program it should run"))
         params: dict[str, Any] = {"program": program, "source": source, "first_line": first_line,
                                   "name": name}
         if step.kind == StepKind.CUT:

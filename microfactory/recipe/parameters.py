@@ -11,6 +11,7 @@ and checking the bounds; :func:`substitute` expands the references.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -112,10 +113,14 @@ def _as_type(kind: str, value: Any, name: str) -> Any:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
             return int(value) if not isinstance(value, str) else int(value.strip(), 10)
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         raise ParameterValueError(f"{name} needs {'a whole number' if kind == 'int' else 'a number'}, "
                                   f"not {value!r}") from None
+    if not math.isfinite(number):
+        raise ParameterValueError(f"{name} needs a finite number, not {value!r} (NaN and infinity pass "
+                                  "no bounds check)")
+    return number
 
 
 def resolve_values(specs: Mapping[str, ParameterSpec], given: Mapping[str, Any] | None

@@ -15,10 +15,19 @@ the recipe is compiled for a run (:mod:`microfactory.recipe.compile`).
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from microfactory.procedure import DONE, OPERATOR_RETRIES, SCRAP, FaultAction, StepKind
 from microfactory.recipe.parameters import NAME, ParameterSpec, ParameterValueError, _as_type
@@ -33,12 +42,18 @@ def _number_or_reference(value: Any) -> Any:
     return value
 
 
-#: A number, or a string holding a ``${parameter}`` reference resolved at compile time.
-Number = Annotated[float | str, AfterValidator(_number_or_reference)]
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"needs a finite number, not {value!r}")
+    return value
+
+
+#: A finite number, or a string holding a ``${parameter}`` reference resolved at compile time.
+Number = Annotated[float | str, BeforeValidator(_finite), AfterValidator(_number_or_reference)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # NaN passes no bounds
 
 
 class Header(_Strict):

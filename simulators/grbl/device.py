@@ -22,11 +22,12 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from simulators.grbl.gcode import AXES, GcodeError, Move, ParsedLine, Parser, Vec, split_words
+from simulators.grbl.gcode import AXES, GcodeError, Move, ParsedLine, Parser, Vec, read_number, split_words
 from simulators.grbl.motion import Block, Planner
 from simulators.grbl.reports import StatusCounters, offsets_report
 from simulators.grbl.settings import DEFAULTS, SettingError, check_setting, format_setting
@@ -510,12 +511,12 @@ class GrblDevice:
 
     def _write_setting(self, body: str) -> int:
         number_text, eq, value_text = body.partition("=")
-        if not eq or not number_text.isdigit():
+        if not eq or not re.fullmatch(r"\d{1,3}", number_text, re.ASCII):
             return 3
         try:
-            value = float(value_text)
-        except ValueError:
-            return 2
+            value = read_number(value_text)
+        except GcodeError as exc:
+            return exc.code
         try:
             check_setting(self.settings, int(number_text), value)
         except SettingError as exc:

@@ -11,12 +11,14 @@ radius error. Not modelled (answered ``error:20``): probing G38.x, tool length G
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import dataclass, field, replace
 
 MM_PER_INCH = 25.4
 AXES = "XYZ"
+log = logging.getLogger("simulators.grbl")
 
 Vec = tuple[float, float, float]
 
@@ -29,7 +31,7 @@ class GcodeError(Exception):
         self.code = code
 
 
-_WORD = re.compile(r"([A-Z])([-+]?(?:\d+\.?\d*|\.\d+))")
+_WORD = re.compile(r"([A-Z])([-+]?(?:\d++(?:\.\d*+)?|\.\d++))", re.ASCII)
 
 _G_GROUPS: dict[float, str] = {
     **dict.fromkeys((0, 1, 2, 3, 80), "motion"),
@@ -102,11 +104,27 @@ class ParsedLine:
     offsets: dict[str, Vec] = field(default_factory=dict)
 
 
+#: Largest magnitude of Grbl's 32-bit float. Real Grbl's ``read_float`` would overflow to infinity past it
+#: and, with soft limits off, plan a move to nowhere; the simulator refuses such a number loudly instead.
+FLOAT32_MAX = 3.4028235e38
+
+
+_NUMBER = re.compile(r"[-+]?(?:\d++(?:\.\d*+)?|\.\d++)", re.ASCII)
+
+
+def read_number(text: str) -> float:
+    """A number as Grbl's ``read_float`` reads it (sign, digits, one point; no exponent, no ``nan``)."""
+    if not _NUMBER.fullmatch(text):
+        raise GcodeError(2, f"bad number {text[:20]!r}")
+    return _num(text)
+
+
 def _num(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise GcodeError(2, f"bad number {text!r}") from exc
+    value = float(text)
+    if not abs(value) <= FLOAT32_MAX:
+        log.error("grbl: number %s... does not fit a 32-bit float: refused with error:2", text[:20])
+        raise GcodeError(2, f"number {text[:20]}... overflows a 32-bit float")
+    return value
 
 
 def split_words(line: str) -> list[tuple[str, float]]:

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 
 from microfactory import registry
 from microfactory.cell import StationConfig, load_cell
+from microfactory.cli import arguments
 from microfactory.clock import ScaledClock
 from microfactory.errors import ConfigError, MicrofactoryError, SafetyRefusal
 from microfactory.events import Event, EventBus, EventKind
@@ -47,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="FILE", help="G-code file to send")
     p.add_argument("--port", required=True,
                    help="device path, USB identity vid:pid[:serial], or `sim` for the simulator")
-    p.add_argument("--baud", type=int, default=None, help="bit/s (default: the cell file's, else 115200)")
+    p.add_argument("--baud", type=arguments.positive_int, default=None,
+                   help="bit/s (default: the cell file's, else 115200)")
     p.add_argument("--send-response", action="store_true",
                    help="wait for each answer before the next line (slow; default: character counting)")
     p.add_argument("--cell", help="cell file whose limits the program is checked against")
@@ -56,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="without --cell: the machine's travel is 0..$13x (Grbl built with "
                         "HOMING_FORCE_SET_ORIGIN, and the simulator), not stock Grbl's -$13x..0")
     p.add_argument("--trace", metavar="OUT.jsonl", help="record every byte to this JSON-lines file")
-    p.add_argument("--from-line", type=int, metavar="N",
+    p.add_argument("--from-line", type=arguments.positive_int, metavar="N",
                    help="resume the program at its line N (after a broken tool or a stop): earlier lines "
                         "only set the modal state, which a preamble restores; needs --cell and --station")
     p.set_defaults(func=cmd_stream)

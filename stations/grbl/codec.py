@@ -18,10 +18,12 @@ from microfactory.errors import ProtocolError
 
 Vec = tuple[float, ...]
 
-_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
-_INT = re.compile(r"^\d+$")
+# Grbl prints uint32 counters and codes (at most 10 digits) and floats with a few decimals; longer digit
+# runs are noise, and bounding them keeps int() within Python's 4,300-digit conversion limit.
+_NUMBER = re.compile(r"^-?\d{1,12}(?:\.\d{1,12})?$")
+_INT = re.compile(r"^\d{1,10}$")
 _BANNER = re.compile(r"^Grbl (\d+\.\d+[a-z]?) \['\$' for help\]$")
-_SETTING = re.compile(r"^\$(\d+)=(-?\d+(?:\.\d+)?)$")
+_SETTING = re.compile(r"^\$(\d{1,10})=(-?\d{1,12}(?:\.\d{1,12})?)$")
 _STARTUP_STORED = re.compile(r"^\$N(\d)=(.*)$")
 _OFFSET_TAGS = frozenset({"G54", "G55", "G56", "G57", "G58", "G59", "G28", "G30", "G92", "TLO"})
 _PINS = frozenset("XYZABCPDHRS")

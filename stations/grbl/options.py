@@ -13,7 +13,7 @@ from microfactory.errors import ConfigError, SourceLocation
 class GrblOptions(BaseModel):
     """Driver settings; an unknown key is refused, so a typo never silently changes nothing."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     poll_hz: float = Field(default=10.0, ge=5, le=20, description="status reports per second (Hz)")
     send_response: bool = Field(default=False, description="stream send-response, not character counting")

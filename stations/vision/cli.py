@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from microfactory.cli import arguments
 from microfactory.errors import ConfigError
 from stations.vision import annotate
 from stations.vision.calibration import PATTERNS, calibrate
@@ -41,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--drawing", help="drawing YAML with nominal features and tolerances (docs/drawings.md)")
     scale = p.add_mutually_exclusive_group()
     scale.add_argument("--calibration", help="camera calibration file (from `microfactory calibrate-camera`)")
-    scale.add_argument("--mm-per-px", type=float, default=0.010, help="scale in mm/px (default 0.010)")
+    scale.add_argument("--mm-per-px", type=arguments.positive_float, default=0.010,
+                       help="scale in mm/px (default 0.010)")
     p.add_argument("--lighting", choices=("backlight", "front"), default="backlight",
                    help="backlight: dark part on a bright field (default); front: bright part on a dark "
                         "field (a drawing's own lighting: wins)")
@@ -51,11 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("calibrate-camera",
                        help="calibrate a camera from one image of a dot grid or checkerboard")
     c.add_argument("image", metavar="IMAGE")
-    c.add_argument("--cols", type=int, required=True, help="dots (or inner corners) per row")
-    c.add_argument("--rows", type=int, required=True, help="dots (or inner corners) per column")
-    c.add_argument("--pitch", type=float, required=True, help="grid pitch in mm")
+    c.add_argument("--cols", type=arguments.positive_int, required=True,
+                   help="dots (or inner corners) per row")
+    c.add_argument("--rows", type=arguments.positive_int, required=True,
+                   help="dots (or inner corners) per column")
+    c.add_argument("--pitch", type=arguments.positive_float, required=True, help="grid pitch in mm")
     c.add_argument("--pattern", choices=PATTERNS, default="dots")
-    c.add_argument("--focal-px", type=float, default=8000.0, help="nominal focal length in px")
+    c.add_argument("--focal-px", type=arguments.positive_float, default=8000.0,
+                   help="nominal focal length in px")
     c.add_argument("--out", required=True, help="calibration file to write (JSON)")
     c.set_defaults(func=calibrate_command)
 

@@ -20,7 +20,7 @@ STEP_PARAMS = ("drawing", "defects", "annotate", "tolerances")
 class CalibrateParams(BaseModel):
     """Params of a ``calibrate`` step: the target under the camera (grid size, pitch in mm)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     cols: int = Field(ge=3, description="dots (or inner corners) per row")
     rows: int = Field(ge=3, description="dots (or inner corners) per column")
@@ -45,7 +45,7 @@ class CameraOptions(BaseModel):
     the step time the dry run assumes; annotated images go to ``images_dir``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     mm_per_px: float = Field(default=0.010, gt=0, description="mm per pixel in the part plane")
     calibration: str | None = None

@@ -13,6 +13,7 @@ from typing import Any
 
 from microfactory import registry
 from microfactory.cell import StationConfig
+from microfactory.cli import arguments
 from microfactory.clock import ScaledClock
 from microfactory.events import Event, EventBus, EventKind
 from microfactory.simulation import SimulatorHandle
@@ -26,15 +27,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "one), print its identity and status, or run one wash cycle with "
                                    "progress. Exit 1 if the washer faults or does not answer.")
     p.add_argument("--port", default="sim", help="device path, or `sim` (default) for the simulator")
-    p.add_argument("--baud", type=int, default=115200, help="bit/s (default 115200)")
-    p.add_argument("--speed", type=float, default=1.0, help="simulated clock speed (×, `sim` only)")
+    p.add_argument("--baud", type=arguments.positive_int, default=115200, help="bit/s (default 115200)")
+    p.add_argument("--speed", type=arguments.speed_factor, default=1.0,
+                   help="simulated clock speed (×, `sim` only)")
     actions = p.add_subparsers(dest="wash_action", metavar="ACTION", required=True)
     actions.add_parser("status", help="identity, phase, bath °C, power W, lid, level")
     run = actions.add_parser("run", help="run one wash cycle and show its progress")
     run.add_argument("--program", help="stored program: PRE, MAIN, RINSE, DRY")
-    run.add_argument("--temp", type=float, dest="temperature_c", help="bath set point (°C, 20–80)")
-    run.add_argument("--time", type=float, dest="time_s", help="ultrasound time (s, 1–3600)")
-    run.add_argument("--power", type=float, dest="power_pct", help="ultrasonic power (%%, 10–100)")
+    run.add_argument("--temp", type=arguments.finite_float, dest="temperature_c",
+                     help="bath set point (°C, 20–80)")
+    run.add_argument("--time", type=arguments.finite_float, dest="time_s", help="ultrasound time (s, 1–3600)")
+    run.add_argument("--power", type=arguments.finite_float, dest="power_pct",
+                     help="ultrasonic power (%%, 10–100)")
     p.set_defaults(func=cmd_wash)
 
 

@@ -6,15 +6,19 @@ are its short form. The driver sends short forms by default; a real unit whose f
 forms is served by ``long_form=True``. Only queries answer, one line each; errors wait in the device's
 error queue as ``code,"text"``.
 
-Parsing never guesses: an answer that is not what the protocol allows raises :class:`ValueError` and
-the driver turns it into a :class:`~microfactory.errors.ProtocolError` carrying the bytes.
+Parsing never guesses: an answer that is not what the protocol allows raises :class:`UnreadableAnswer`
+(a :class:`~microfactory.errors.ProtocolError`, and a :class:`ValueError` for callers that catch that),
+never another exception; the driver adds the bytes and the line sent.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+
+from microfactory.errors import ProtocolError
 
 # Long forms; the short form is the upper-case letters of each mnemonic (and the leading ``*``/``:``).
 IDN = "*IDN"
@@ -37,7 +41,7 @@ STANDBY = "SYSTem:STBY"
 ELECTRICAL_POWER = "SYSTem:POWer"
 
 NO_ERROR = 0
-_ERROR_LINE = re.compile(r'^\s*([+-]?\d+)\s*,\s*"(.*)"\s*$')
+_ERROR_LINE = re.compile(r'^\s*([+-]?\d{1,9})\s*,\s*"(.*)"\s*$')  # SCPI error numbers fit in 9 digits
 _NUMBER = re.compile(r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$")
 
 
@@ -119,11 +123,15 @@ class Identity:
         return f"{self.maker},{self.model},{self.serial},{self.firmware}"
 
 
+class UnreadableAnswer(ProtocolError, ValueError):
+    """A query answer that is not what the protocol allows."""
+
+
 def parse_error(line: str) -> DeviceError:
-    """Parse a ``SYST:ERR?`` answer ``code,"text"``; raise ValueError if it has another shape."""
+    """Parse a ``SYST:ERR?`` answer ``code,"text"``; raise UnreadableAnswer if it has another shape."""
     m = _ERROR_LINE.match(line)
     if not m:
-        raise ValueError(f'not an error queue entry (expected code,"text"): {line!r}')
+        raise UnreadableAnswer(f'not an error queue entry (expected code,"text"): {line!r}')
     return DeviceError(int(m.group(1)), m.group(2))
 
 
@@ -131,22 +139,25 @@ def parse_identity(line: str) -> Identity:
     """Parse a ``*IDN?`` answer of four comma-separated, non-empty fields."""
     fields = [f.strip() for f in line.split(",")]
     if len(fields) != 4 or not all(fields) or not line.isprintable():
-        raise ValueError(f"not an identity (expected maker,model,serial,firmware): {line!r}")
+        raise UnreadableAnswer(f"not an identity (expected maker,model,serial,firmware): {line!r}")
     return Identity(*fields)
 
 
 def parse_number(line: str) -> float:
     """Parse a numeric answer (``45``, ``44.96``, ``1.2E+2``)."""
     if not _NUMBER.match(line):
-        raise ValueError(f"not a number: {line!r}")
-    return float(line)
+        raise UnreadableAnswer(f"not a number: {line!r}")
+    value = float(line)
+    if not math.isfinite(value):
+        raise UnreadableAnswer(f"number out of range: {line[:40]!r}")
+    return value
 
 
 def parse_word(line: str, allowed: tuple[str, ...]) -> str:
     """Parse a keyword answer (case-insensitive) that must be one of ``allowed``; returns it upper-case."""
     word = line.strip().upper()
     if word not in allowed:
-        raise ValueError(f"expected one of {', '.join(allowed)}, got {line!r}")
+        raise UnreadableAnswer(f"expected one of {', '.join(allowed)}, got {line!r}")
     return word
 
 

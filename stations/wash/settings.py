@@ -53,7 +53,7 @@ PROGRAMS: Mapping[str, Program] = {
 class WashOptions(BaseModel):
     """The ``options:`` block of a wash station in the cell file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     poll_s: float = Field(default=2.0, gt=0, description="process s between status polls during a cycle")
     min_poll_wall_s: float = Field(default=0.02, gt=0, description="floor of the poll period in wall s")
