@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from microfactory.access.users import Permission, UserBook
+from microfactory.cli import arguments
 from microfactory.cli.signin import signed_in
 from microfactory.engine import resume
 from microfactory.engine.journal import Journal
@@ -35,7 +36,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--lot", help="the open lot (default: the latest one)")
     parser.add_argument("--recipe", help="the recipe file (default: the one the lot recorded)")
     parser.add_argument("--cell", help="the cell file (default: the one the lot recorded)")
-    parser.add_argument("--speed", type=float, default=1.0, metavar="K", help="simulated stations only")
+    parser.add_argument("--speed", type=arguments.speed_factor, default=1.0, metavar="K",
+                        help="simulated stations only")
     parser.add_argument(
         "--decide",
         choices=("rework", "scrap"),

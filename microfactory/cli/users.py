@@ -16,6 +16,7 @@ from typing import Any
 
 from microfactory.access import signatures as esig
 from microfactory.access.users import Permission, Role, UserBook
+from microfactory.cli import arguments
 from microfactory.cli.signin import ask_password, signed_in
 from microfactory.engine.journal import Journal
 
@@ -44,7 +45,8 @@ def register(subparsers: Any) -> None:
         if name == "role":
             p.add_argument("--role", dest="new_role", required=True, choices=[r.value for r in Role])
         if name == "token":
-            p.add_argument("--hours", type=float, default=12.0, help="validity (default 12 h)")
+            p.add_argument("--hours", type=arguments.positive_float, default=12.0,
+                           help="validity (default 12 h)")
     managed = [sub.choices[n] for n in ("role", "unlock", "deactivate", "token")]
     for p in (init, listing, passwd, add, *managed):
         p.add_argument("--db", required=True, metavar="PATH", help="the SQLite journal")
