@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from microfactory.cli import arguments
 from microfactory.drawing import parse_drawing
 from microfactory.dxf import drawing_yaml, read_dxf
 from microfactory.errors import ConfigError
@@ -33,8 +34,9 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--holes-layer", default="HOLES", help="layer of the holes' circles (default HOLES)")
     imp.add_argument("--units", help="unit of a file that does not say its own: mm, cm, m, in, um")
     imp.add_argument("--name", help="drawing name (default: the DXF file's name)")
-    imp.add_argument("--tol", type=float, default=0.02, help="± mm on the outline and hole positions "
-                     "(default 0.02; edit the file for per-feature tolerances)")
+    imp.add_argument("--tol", type=arguments.positive_float, default=0.02,
+                     help="± mm on the outline and hole positions "
+                          "(default 0.02; edit the file for per-feature tolerances)")
     imp.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     imp.set_defaults(func=import_command)
 

@@ -60,7 +60,7 @@ def test_a_lot_run_signed_and_approved_from_the_command_line(
     monkeypatch.setenv("MICROFACTORY_TOKEN", token.group(1))
     typed(monkeypatch)  # no operator at the manual step's prompt: the lot stops safely, on record
     assert main(run) == 1
-    lot = json.loads(capsys.readouterr().out.splitlines()[-1].split(": ", 1)[-1])["lot"]
+    lot = json.loads(capsys.readouterr().out.splitlines()[-1])["lot"]  # the prompt went to stderr
     journal = Journal.open_existing(db)
     assert [(r["lot"], r["user"], r["state"]) for r in journal.runs()] == [(lot, "olga", "stopped")]
     journal.close()

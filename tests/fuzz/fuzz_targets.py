@@ -20,7 +20,7 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -399,9 +399,16 @@ def run_cli(argv: list[str]) -> None:
                 raise AssertionError(f"SystemExit({exc.code!r}) for {argv}") from None
 
 
-def quiet_logging() -> None:
+@contextlib.contextmanager
+def quiet_logging() -> Iterator[None]:
     """Simulators log what they refuse (as they should); thousands of fuzz inputs need not print it."""
-    logging.getLogger().setLevel(logging.CRITICAL)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 # -- running ------------------------------------------------------------------------------------------

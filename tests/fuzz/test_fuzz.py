@@ -20,7 +20,6 @@ EXAMPLES = {"recipe": 15, "cli": 15, "cell": 25, "drawing": 25}
 @pytest.fixture(scope="module")
 def targets() -> Iterator[dict[str, Target]]:
     ws = Workspace()
-    quiet_logging()
     try:
         yield {t.name: t for t in build_targets(ws)}
     finally:
@@ -42,4 +41,5 @@ def test_only_our_errors_come_out(name: str, targets: dict[str, Target]) -> None
     def feed(value: object) -> None:
         target.feed(value)
 
-    feed()
+    with quiet_logging():
+        feed()
