@@ -170,7 +170,14 @@ def load(path: str | Path) -> Located:
     except FileNotFoundError:
         raise ConfigError.single(p, "file not found", hint="check the path (relative paths start from "
                                  "the current folder)") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        data = p.read_bytes()[:exc.start]
+        line = data.count(b"\n") + 1
+        column = len(data) - (data.rfind(b"\n") + 1) + 1
+        bad = exc.object[exc.start:exc.end]
+        raise ConfigError.single(p, f"bytes {bad!r} are not UTF-8 text", line=line, column=column,
+                                 hint="save the file as UTF-8 (is it a text YAML file?)") from None
+    except OSError as exc:
         raise ConfigError.single(p, f"cannot read the file: {exc}", hint="is it a text YAML file?") from None
     return load_text(text, str(p))
 

@@ -123,3 +123,11 @@ def test_an_empty_program_is_invalid_for_a_machining_step(tmp_path: Path, progra
     assert len(texts) == 1, texts
     assert re.match(r".*recipe\.yaml:\d+:\d+: procedure\[\d\]\.machine\.program: G-code empty\.nc "
                     r"(is empty|holds only comments): this machine step would send nothing", texts[0])
+
+
+def test_bytes_that_are_not_utf8_are_located(tmp_path: Path) -> None:
+    path = tmp_path / "cell.yaml"
+    path.write_bytes(b"version: 1\ncell: {id: b\xed\xa0\x80}\n")  # a UTF-8-encoded lone surrogate
+    with pytest.raises(ConfigError) as info:
+        load_cell(path)
+    assert str(info.value).startswith(f"{path}:2:13: bytes b'\\xed' are not UTF-8 text")
