@@ -235,6 +235,7 @@ class WashStation(Station):
     async def run_step(self, step: StepRequest) -> StepResult:
         """Check interlocks, set and read back, start once, follow the cycle to ``DONE`` (or a fault)."""
         settings = self.refuse(step)
+        self.estop_latch.refuse("the wash step")
         aborts = self._aborts
         if self.state is StationState.STANDBY:
             await self.standby(False)
@@ -264,15 +265,15 @@ class WashStation(Station):
         line = (self._cmd(scpi.START) + "\n").encode("ascii")
         async with self.link.lock:
             with self._abort_lock:
-                if self._aborts != aborts:
+                if self._aborts != aborts or self.estopped or not self.transport.write_realtime(line):
+                    if self._aborts == aborts and not self.estopped:
+                        raise Disconnected("WASH:STAR not sent: the port is closed", port=self.transport.port,
+                                           hint="check the cable; the controller reconnects by identity")
                     self.state_machine.trigger_safely("ready")
                     raise InterlockOpen(f"station {self.id}: {self._abort_reason or 'a stop'} came while the "
                                         f"wash was being prepared; WASH:STAR was not sent",
                                         limit="estop", value=self._abort_reason,
-                                        hint="clear the cause, then run the step again")
-                if not self.transport.write_realtime(line):
-                    raise Disconnected("WASH:STAR not sent: the port is closed", port=self.transport.port,
-                                       hint="check the cable; the controller reconnects by identity")
+                                        hint="clear the cause (Clear the E-stop), then run the step again")
             try:
                 (phase,) = await self.link.ask_locked([PHASE], what="the phase query after WASH:STAR")
             except (Desync, StationTimeout) as exc:

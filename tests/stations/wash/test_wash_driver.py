@@ -247,6 +247,20 @@ def test_emergency_stop_writes_abort_past_the_queue() -> None:
     assert peer.received.endswith(b"WASH:ABOR\n")
 
 
+def test_while_e_stop_is_latched_a_wash_step_sends_nothing_and_queries_still_pass() -> None:
+    async def body(st: WashStation) -> Any:
+        st.emergency_stop()
+        with pytest.raises(InterlockOpen, match="E-stop is latched"):
+            await st.run_step(StepRequest("wash", MANUAL))
+        return (await st.status()).fields["phase"]
+
+    full = ["WASH:STAT?", "WASH:REM?", "MEAS:TEMP?", "SYST:POW?", "WASH:TEMP?", "SYST:LID?", "SYST:LEV?",
+            "SYST:STBY?"]
+    phase, peer, _ = exchange([(b"WASH:ABOR\n", b""),
+                               ask(full, ["IDLE", "0", "22", "8", "40.0", "CLOSED", "OK", "OFF"])], body)
+    assert phase == "IDLE" and b"WASH:TEMP 25" not in peer.received and b"WASH:STAR" not in peer.received
+
+
 def test_stop_mid_cycle_returns_a_failed_step() -> None:
     script = [*INTERLOCKS_OK, *SETTINGS, *START, poll("WASH", 40, 25, 60),
               ask(["WASH:STAT?"], ["IDLE"], ["WASH:ABOR"]), poll("IDLE", 0, 25, 8)]
