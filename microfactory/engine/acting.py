@@ -136,7 +136,22 @@ class ActingStates:
                if st.state not in (StationState.IDLE, StationState.STANDBY) or st.estopped]
         for station in self.e.stations.values():
             station.clear_estop()
-        await self._each(ids, "reset")
+        await self._each(ids, "reset", report_only=True)
+        # A machine the E-stop caught moving is reset but stays locked (ALARM:3: position lost): it
+        # is stopped and safe, so Clear finishes and the cell reaches Stopped, where the operator homes
+        # or unlocks it in Manual mode before Reset. A station that is neither ready nor locked
+        # (unreachable, faulted) fails the Clear: the cell must not look ready around it.
+        locked = [sid for sid in ids if self.e.stations[sid].state == StationState.ALARM]
+        for sid in locked:
+            self.e.bus.publish(EventKind.ALARM, sid, code="NEEDS_HOMING", severity=Severity.WARNING,
+                               text=f"{sid} is stopped but locked after the E-stop",
+                               recovery=f"home or unlock {sid} in Manual mode before the next lot")
+        broken = [sid for sid in ids if self.e.stations[sid].state not in
+                  (StationState.IDLE, StationState.STANDBY, StationState.ALARM)]
+        if broken:
+            states = ", ".join(f"{sid} is {self.e.stations[sid].state}" for sid in broken)
+            raise MicrofactoryError(f"Clear could not make every station safe: {states}",
+                                    hint="check the station named (power, cable), then Clear again")
 
     async def _each(self, ids: list[str], method: str, *, report_only: bool = False) -> None:
         """Call ``station.<method>()`` on each station concurrently; raise the first failure after all."""
