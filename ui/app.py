@@ -44,6 +44,7 @@ from ui.manual import ManualControl
 from ui.recipe_editor import RecipeEditor
 from ui.run_control import RunControl
 from ui.run_dialog import RunDialog
+from ui.slots import guarded
 from ui.theme import CELL_COLOURS, STYLE, badge_style, restyle
 from ui.tiles import CellOverview
 from ui.vision_view import VisionView
@@ -173,6 +174,11 @@ class MainWindow(QMainWindow):
     def _status(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)  # type: ignore[union-attr]
 
+    def show_error(self, text: str) -> None:
+        """What a guarded slot shows when a command is refused or fails (it never aborts the app)."""
+        self.statusBar().showMessage(text)  # type: ignore[union-attr]
+        self.run_control.message.setText(text)
+
     # -- engine life cycle ---------------------------------------------------------------------------
     def start_engine(self) -> None:
         """Connect the stations on a worker thread; the window stays live meanwhile."""
@@ -185,6 +191,7 @@ class MainWindow(QMainWindow):
 
         threading.Thread(target=connect, name="ui-connect", daemon=True).start()
 
+    @guarded
     def _on_engine_ready(self, error: str) -> None:
         if error:
             self.statusBar().showMessage(f"stations did not connect: {error}")  # type: ignore[union-attr]
@@ -196,12 +203,19 @@ class MainWindow(QMainWindow):
 
     # -- commands (never wait) -----------------------------------------------------------------------
     def emergency_stop(self) -> None:
-        """E-stop: stop bytes to every station from this thread, then Abort. Works whatever is busy."""
+        """E-stop in every state of the app (before the engine exists, while connecting, after a failed
+        connect): latch every station and write its stop bytes from this thread, then Abort. Never
+        raises into Qt."""
         try:
             self.engine.emergency_stop()
-        finally:
-            self.statusBar().showMessage("E-STOP: every station stopped; Clear then Reset to recover")  # type: ignore[union-attr]
+        except Exception as exc:  # the stop bytes of the stations reached before this are out
+            log.exception("E-stop failed")
+            self.show_error(f"E-STOP FAILED ({exc!r}): cut the power of the machines")
+            return
+        self.statusBar().showMessage("E-STOP: every station latched and stopped; Clear then Reset to "  # type: ignore[union-attr]
+                                     "recover")
 
+    @guarded
     def command(self, name: str) -> None:
         try:
             future = self.engine.submit(name)
@@ -215,6 +229,7 @@ class MainWindow(QMainWindow):
         if exc is not None:  # called on the engine thread: hand over like any engine event
             self.bridge.on_event(Event(EventKind.LOG, "cell", {"level": "warning", "text": f"{what}: {exc}"}))
 
+    @guarded
     def open_run_dialog(self, path: Path | None = None, parts: int = 10) -> RunDialog:
         """The run dialog, pre-set to ``path`` and ``parts``: this lot's values, checked by the core."""
         if self.run_dialog is not None and not sip.isdeleted(self.run_dialog):
@@ -228,6 +243,7 @@ class MainWindow(QMainWindow):
         dialog.show()
         return dialog
 
+    @guarded
     def start_lot(self, path: Path, parts: int, values: dict[str, Any] | None = None) -> None:
         """Start a lot of ``path`` with ``values`` (defaults for the rest); the recipe is read and
         compiled on a worker thread, the lot handed to the engine from there."""
@@ -237,6 +253,7 @@ class MainWindow(QMainWindow):
         future = self.workers.submit(load)
         future.add_done_callback(lambda f: self.recipe_loaded.emit(f, path, parts))
 
+    @guarded
     def _recipe_loaded(self, future: concurrent.futures.Future[Any], path: Path, parts: int) -> None:
         try:
             procedure = future.result()
@@ -253,10 +270,12 @@ class MainWindow(QMainWindow):
         self.run_control.select(path, f"{procedure.name} (v{procedure.version})")
         self.statusBar().showMessage(f"lot of {parts} × {procedure.name} started")  # type: ignore[union-attr]
 
+    @guarded
     def answer(self, prompt_id: str, choice: str) -> None:
         self.engine.answer(prompt_id, choice).add_done_callback(lambda f: self._report(f, "answer"))
 
     # -- events (GUI thread) -------------------------------------------------------------------------
+    @guarded
     def on_event(self, event: Event, _stamp: float) -> None:
         kind = event.kind
         if kind == EventKind.CELL_STATE:
@@ -267,7 +286,7 @@ class MainWindow(QMainWindow):
             self.mode.setText(f"mode: {event.get('mode')}")
             self.status_state.setText(f"cell: {state} · mode: {event.get('mode')}")
             restyle(self.status_state, badge_style(colour) + " color: white; padding: 2px 10px;")
-            self.manual.set_cell_state(state)
+            self.manual.set_cell_state(state, str(event.get("mode")))
         if kind == EventKind.PROMPT and self.simulated_operator and event.get("reason") == "manual":
             self.answer(str(event.get("id")), str((event.get("choices") or ["done"])[0]))
         self.overview.apply(event)

@@ -1,5 +1,10 @@
-"""Manual control (unit mode Manual): jog, home, unlock on Grbl stations; wash start / abort / set
-point; camera snapshot. Disabled while the cell executes a lot; every action runs on the engine loop."""
+"""Manual control (unit mode Manual or Maintenance): jog, home, unlock on Grbl stations; wash start /
+abort / set point; camera snapshot.
+
+Every action is an engine command (:meth:`EngineThread.manual_step`), never a station call: the engine
+refuses it unless the unit mode is Manual or Maintenance and the cell waits, pre-checks it and journals
+it. The panels follow the engine's own state, compared as enums (``"Execute"`` is not ``"execute"``:
+that string comparison once left the panels live in the middle of a lot)."""
 
 from __future__ import annotations
 
@@ -23,12 +28,12 @@ from PyQt6.QtWidgets import (
 
 from microfactory.cell import Cell
 from microfactory.engine.api import Controller, EngineThread
-from microfactory.errors import MicrofactoryError, StationFault
+from microfactory.engine.manual import MANUAL_MODES, WAIT_STATES
+from microfactory.engine.packml import PackMLState, UnitMode
 from microfactory.station import StepRequest
+from ui.slots import guarded
 
 log = logging.getLogger("ui.manual")
-BUSY_STATES = {"Starting", "Execute", "Holding", "Held", "Unholding", "Suspending", "Suspended",
-               "Unsuspending", "Completing", "Stopping", "Aborting", "Clearing", "Resetting"}
 
 
 class ManualControl(QWidget):
@@ -41,12 +46,13 @@ class ManualControl(QWidget):
         super().__init__(parent)
         self.engine, self.controller = engine, controller
         self.ready = False
-        self.cell_state = "Idle"
+        self.cell_state = PackMLState.IDLE
+        self.mode = UnitMode.PRODUCTION
         kinds = {s.id: s.kind for s in cell.stations}
         self.mode_button = QPushButton("Enter Manual mode")
         self.mode_button.setCheckable(True)
         self.mode_button.toggled.connect(self._mode)
-        self.message = QLabel("Manual control is available in Manual mode while no lot runs.")
+        self.message = QLabel("Manual control is available in Manual or Maintenance mode while no lot runs.")
         self.message.setWordWrap(True)
         self.result.connect(self.message.setText)
         self.panels: list[QWidget] = []
@@ -111,81 +117,83 @@ class ManualControl(QWidget):
         box.addStretch(1)
         self._update()
 
+    def show_error(self, text: str) -> None:
+        self.message.setText(text)
+
     def set_ready(self, ready: bool) -> None:
         self.ready = ready
         self._update()
 
-    def set_cell_state(self, state: str) -> None:
-        self.cell_state = state
+    def set_cell_state(self, state: str, mode: str | None = None) -> None:
+        """From a ``cell.state`` event: the state and unit mode as the engine has them."""
+        try:
+            self.cell_state = PackMLState(str(state).lower())
+            if mode is not None:
+                self.mode = UnitMode(str(mode).lower())
+        except ValueError:
+            log.warning("unknown cell state %r / mode %r: manual control stays off", state, mode)
+            self.cell_state = PackMLState.EXECUTE  # fail safe: treat the unknown as a running lot
         self._update()
+
+    @property
+    def allowed(self) -> bool:
+        """What the engine would allow (it decides again on each command)."""
+        return self.ready and self.mode in MANUAL_MODES and self.cell_state in WAIT_STATES
 
     def _update(self) -> None:
-        enabled = self.ready and self.mode_button.isChecked() and self.cell_state not in BUSY_STATES
+        enabled = self.allowed
         for panel in self.panels:
             panel.setEnabled(enabled)
-        self.mode_button.setEnabled(self.ready and self.cell_state not in BUSY_STATES)
-
-    def _mode(self, manual: bool) -> None:
-        mode = "Manual" if manual else "Production"
+        manual = self.mode in MANUAL_MODES
+        if self.mode_button.isChecked() != manual:
+            self.mode_button.blockSignals(True)
+            self.mode_button.setChecked(manual)
+            self.mode_button.blockSignals(False)
         self.mode_button.setText("Leave Manual mode" if manual else "Enter Manual mode")
-        try:
-            future = self.engine._on_loop(lambda: self.controller.set_mode(mode))
-        except MicrofactoryError as exc:
-            self.message.setText(str(exc))
-            return
-        future.add_done_callback(lambda f: self._done(f, f"mode {mode}"))
-        self._update()
+        self.mode_button.setEnabled(self.ready and self.cell_state in WAIT_STATES)
 
+    @guarded
+    def _mode(self, manual: bool) -> None:
+        mode = UnitMode.MANUAL if manual else UnitMode.PRODUCTION
+        future = self.engine.set_mode(mode)
+        future.add_done_callback(lambda f: self._done(f, f"mode {mode.value}"))
+
+    @guarded
     def jog(self, axis: str, sign: str) -> None:
         distance = self.step.value() * (-1 if sign == "-" else 1)
         self.send(self.grbl.currentText(), "jog", {"jog": f"G91 {axis}{distance:.3f} F300", "wait": True})
 
+    @guarded
     def send(self, station_id: str, action: str, params: dict[str, Any]) -> None:
-        station = self.controller.stations.get(station_id)
-        if station is None:
-            return
-        request = StepRequest(action, params, key=f"manual-{action}")
-        problems = station.check_step(request)
-        if problems:
-            self.message.setText(f"refused before sending: {'; '.join(problems)}")
+        """One manual step through the engine (refused there unless Manual/Maintenance and waiting)."""
+        if not station_id:
+            self.message.setText(f"no station for {action} in this cell")
             return
         self.message.setText(f"{station_id}: {action}…")
-        future = self.engine.call(station.run_step(request))
+        future = self.engine.manual_step(station_id, StepRequest(action, params), operator="manual tab")
         future.add_done_callback(lambda f: self._done(f, f"{station_id}: {action}"))
 
+    @guarded
     def recover(self, station_id: str, action: str) -> None:
-        """Home or unlock a Grbl station; in alarm, soft-reset it first.
+        """Home or unlock a Grbl station; the engine soft-resets it first when it is in alarm (Grbl
+        answers nothing but "Reset to continue" until then)."""
+        self.send(station_id, action, {})
 
-        After a hard-limit or abort alarm Grbl answers nothing but "Reset to continue" until it is
-        reset; the reset then reports that the machine stays locked, which ``$H``/``$X`` clears next.
-        """
-        station = self.controller.stations.get(station_id)
-        if station is None:
-            return
-        request = StepRequest(action, {}, key=f"manual-{action}")
-
-        async def reset_then_act() -> Any:
-            if str(station.state) == "alarm":
-                try:
-                    await station.reset()
-                except StationFault as exc:  # "stays locked": exactly what the next line clears
-                    log.info("%s: reset before %s: %s", station_id, action, exc)
-            return await station.run_step(request)
-
-        self.message.setText(f"{station_id}: {action}…")
-        future = self.engine.call(reset_then_act())
-        future.add_done_callback(lambda f: self._done(f, f"{station_id}: {action}"))
-
+    @guarded
     def stop(self, station_id: str) -> None:
-        station = self.controller.stations.get(station_id)
-        if station is not None:
-            self.engine.call(station.stop()).add_done_callback(lambda f: self._done(f, f"{station_id}: stop"))
+        if station_id:
+            future = self.engine.stop_station(station_id)
+            future.add_done_callback(lambda f: self._done(f, f"{station_id}: stop"))
 
     def _done(self, future: concurrent.futures.Future[Any], what: str) -> None:
+        """Called on the engine thread: only emits a signal (queued to the GUI thread)."""
         exc = future.exception()
         if exc is not None:
-            self.result.emit(f"{what} failed: {exc}")
+            self.result.emit(f"{what} refused or failed: {exc}")
             return
         value = future.result()
+        ok = getattr(value, "ok", True)
         verdict = getattr(value, "verdict", None)
-        self.result.emit(f"{what}: done" + (f" ({verdict})" if verdict else ""))
+        reasons = "; ".join(getattr(value, "reasons", []) or [])
+        self.result.emit(f"{what}: " + ("done" if ok else f"failed: {reasons}")
+                         + (f" ({verdict})" if verdict else ""))

@@ -33,6 +33,7 @@ from microfactory.engine.packml import Command
 from microfactory.errors import MicrofactoryError
 from microfactory.events import Event, EventKind
 from microfactory.recipe import load_recipe
+from ui.slots import guarded
 from ui.theme import set_style_property
 
 #: The operator's commands in the order of their slots: the recovery path first (Clear → Reset →
@@ -206,6 +207,10 @@ class RunControl(QWidget):
         box.addWidget(self.banner)
         self.set_allowed(set())
 
+    def show_error(self, text: str) -> None:
+        self.message.setText(text)
+
+    @guarded
     def _pressed(self, name: str) -> None:
         if name == "start":
             path = self.recipe.currentData()

@@ -38,6 +38,8 @@ class ActingStates:
     def __init__(self, engine: Engine) -> None:
         self.e = engine
         self.running = 0
+        self.epoch = 0
+        self.job: asyncio.Task[None] | None = None
         self.held: set[str] = set()
 
     @property
@@ -57,21 +59,30 @@ class ActingStates:
         if self.e._loop is None:  # no loop yet (commands before connect): nothing to wait for
             self.e.machine.state_complete()
             return
+        # One acting job at a time, each with its epoch: a job left from an earlier state (a Holding
+        # whose hold was overtaken by Abort) is cancelled and, should it still finish, can never
+        # complete a later state that happens to have the same name.
+        self.epoch += 1
+        stale, self.job = self.job, None
+        if stale is not None and not stale.done():
+            stale.cancel()
         self.running += 1
-        self.e._loop.create_task(self._run(state, previous, job), name=f"packml {state.value}")
+        self.job = self.e.supervise(self.e._loop.create_task(self._run(state, previous, job, self.epoch),
+                                                             name=f"packml {state.value}"))
 
     async def _run(self, state: PackMLState, previous: PackMLState,
-                   job: Callable[[PackMLState], Awaitable[None]]) -> None:
+                   job: Callable[[PackMLState], Awaitable[None]], epoch: int) -> None:
         try:
             await job(previous)
-            if self.e.machine.state == state:
+            if self.e.machine.state == state and epoch == self.epoch:
                 self.e.machine.state_complete()
         except Exception as exc:  # reported as an alarm, then the cell aborts: nothing is swallowed
             log.exception("cell %s failed", state.value)
             self.e.bus.publish(EventKind.ALARM, "cell", code=f"{state.value.upper()}_FAILED", text=str(exc),
                                severity=Severity.CRITICAL, recovery="check the station named, then Clear")
-            if state == S.ABORTING:
+            if state == S.ABORTING:  # the safe state itself failed: only a person can recover
                 self.e.machine.state_complete()
+                self.e.panic(f"aborting failed: {exc}")
             elif Command.ABORT in self.e.machine.allowed():
                 self.e.machine.command(Command.ABORT)
         finally:
@@ -122,6 +133,7 @@ class ActingStates:
             except Exception:  # keep stopping the others
                 log.exception("E-stop on station %s failed; check it by hand", sid)
         self.e.prompts.withdraw_all()
+        self.e.manual.cancel_all()
         tasks = list(self.e.tasks.values())
         for task in tasks:
             task.cancel()

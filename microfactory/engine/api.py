@@ -67,7 +67,7 @@ from microfactory.engine.runner import Engine, validate_procedure
 from microfactory.errors import MicrofactoryError
 from microfactory.events import Event, EventBus, Subscriber, Subscription
 from microfactory.procedure import Procedure
-from microfactory.station import Station
+from microfactory.station import Station, StepRequest, StepResult
 
 log = logging.getLogger("microfactory.engine.api")
 T = TypeVar("T")
@@ -239,6 +239,16 @@ class Controller:
     def set_mode(self, mode: str | UnitMode) -> None:
         self._engine().set_mode(mode)
 
+    async def manual_step(self, station_id: str, request: StepRequest, *, operator: str = "") -> StepResult:
+        """Run a manual step (jog, home, unlock, wash, inspect ...) through the engine: refused unless the
+        unit mode is Manual or Maintenance and the cell waits (``StateError``), pre-checked
+        (``SafetyRefusal``), journaled under lot ``manual``. A station failure is a not-ok result."""
+        return await self._engine().manual.run(station_id, request, operator=operator)
+
+    async def stop_station(self, station_id: str) -> None:
+        """Stop one station (ends its manual step); refused like a manual step."""
+        await self._engine().manual.stop(station_id)
+
     @property
     def state(self) -> PackMLState:
         return self._engine().machine.state
@@ -352,6 +362,17 @@ class EngineThread:
 
     def answer(self, prompt_id: str, choice: str) -> concurrent.futures.Future[None]:
         return self._on_loop(lambda: self.controller.answer(prompt_id, choice))
+
+    def manual_step(self, station_id: str, request: StepRequest, *,
+                    operator: str = "") -> concurrent.futures.Future[StepResult]:
+        """:meth:`Controller.manual_step` on the engine loop; the future raises a refusal."""
+        return self.call(self.controller.manual_step(station_id, request, operator=operator))
+
+    def stop_station(self, station_id: str) -> concurrent.futures.Future[None]:
+        return self.call(self.controller.stop_station(station_id))
+
+    def set_mode(self, mode: str | UnitMode) -> concurrent.futures.Future[None]:
+        return self._on_loop(lambda: self.controller.set_mode(mode))
 
     def emergency_stop(self) -> None:
         """Synchronous: stop bytes go out from the calling thread, then Abort is queued."""

@@ -29,6 +29,7 @@ from microfactory.engine.checks import validate_procedure
 from microfactory.engine.energy import EnergyMeter, PowerState
 from microfactory.engine.journal import Journal
 from microfactory.engine.lot import LotSummary, Prompt
+from microfactory.engine.manual import ManualSteps
 from microfactory.engine.packml import CellMachine, Command, PackMLState, UnitMode
 from microfactory.engine.parts import PartState
 from microfactory.engine.prompts import PromptDesk
@@ -81,12 +82,16 @@ class Engine:
         self._loop_thread = 0
         self._estop_lock = threading.Lock()  # orders an E-stop from another thread with bind_loop()
         self._estop_pending = False
+        self._estop_failed: tuple[str, ...] = ()
         self._wake: asyncio.Event | None = None
         self._changed: asyncio.Event | None = None
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.serving: dict[str, str] = {}  # station id → part id while a step runs there
         self.acting = ActingStates(self)
         self.steps = StepServer(self)
+        self.manual = ManualSteps(self)
+        self.children: set[asyncio.Task[Any]] = set()  # supervised work besides the lot's steps
+        self.panicked = ""  # one-way: why the engine stopped for good (needs a person and a restart)
         self._started_s = 0.0
         #: The signed-in user who runs lots (``microfactory.auth``); recorded with each lot.
         self.user = ""
@@ -119,6 +124,45 @@ class Engine:
         assert self._changed is not None
         return self._changed.wait()
 
+    # -- supervision ------------------------------------------------------------------------------
+    def supervise(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+        """Keep ``task`` (acting work, a manual step, an early wake) until it ends; an unexpected
+        exception in it (a bug, not a station's error) becomes a critical alarm, never a lost log line."""
+        self.children.add(task)
+        task.add_done_callback(self._child_ended)
+        return task
+
+    def _child_ended(self, task: asyncio.Task[Any]) -> None:
+        self.children.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and not isinstance(exc, MicrofactoryError):
+            log.error("engine task %s failed", task.get_name(), exc_info=exc)
+            self.bus.publish(EventKind.ALARM, "cell", code="ENGINE", text=f"{task.get_name()}: {exc!r}",
+                             severity=Severity.CRITICAL, recovery="report this bug; Clear and Reset the cell")
+        self.kick()
+
+    def panic(self, reason: str) -> None:
+        """The one-way state for what cannot be recovered without a person (on the loop): every
+        station is E-stopped and latched, the cell aborts, and every later command is refused until the
+        controller is restarted. E-stop keeps working."""
+        if self.panicked:
+            return
+        self.panicked = reason
+        log.critical("engine panicked: %s", reason)
+        for sid, station in self.stations.items():
+            try:
+                station.emergency_stop()
+            except Exception:  # keep stopping the others; this one is named in the alarm below
+                log.exception("E-stop on station %s failed; check it by hand", sid)
+        self.manual.cancel_all()
+        self.bus.publish(EventKind.ALARM, "cell", code="PANICKED", text=reason, severity=Severity.CRITICAL,
+                         recovery="check every machine by hand, then restart the controller")
+        if Command.ABORT in self.machine.allowed():
+            self.machine.command(Command.ABORT)
+        self.kick()
+
     # -- commands ---------------------------------------------------------------------------------
     def command(self, name: str | Command) -> None:
         """Apply a PackML command; from another thread it is queued and a refusal is logged as an event."""
@@ -136,6 +180,9 @@ class Engine:
     def apply(self, name: str | Command) -> PackMLState:
         """On the loop: the operator's command, with the engine's own rules around the PackML table."""
         cmd = Command(str(name).lower()) if str(name).lower() in Command._value2member_map_ else name
+        if self.panicked:
+            raise StateError(f"the engine panicked ({self.panicked}): command {str(name)!r} refused",
+                             hint="check every machine by hand, then restart the controller")
         if cmd == Command.UNHOLD:
             waiting = sorted(self.hold_reasons - {OPERATOR_HOLD})
             if waiting and self.machine.state == S.HELD:
@@ -196,17 +243,21 @@ class Engine:
                 self.apply(choice)
             return choice
 
-        return asyncio.get_running_loop().create_task(ask())
+        return self.supervise(asyncio.get_running_loop().create_task(ask(), name="interrupt"))
 
     def emergency_stop(self) -> None:
         """E-stop from any thread: latch every station and write its stop bytes now, then Abort on the
         loop. Writes nothing of the engine's own state from the calling thread: the loop reads the
         stations' latches."""
+        failed = []
         for sid, station in self.stations.items():
             try:
                 station.emergency_stop()
             except Exception:  # one station's failure must not keep the others running
                 log.exception("E-stop on station %s failed; check it by hand", sid)
+                failed.append(sid)
+        if failed:
+            self._estop_failed = tuple(failed)  # an immutable value, read once by the loop
         with self._estop_lock:
             loop = self._loop
             if loop is None or loop.is_closed():
@@ -224,6 +275,10 @@ class Engine:
     def _estop_abort(self) -> None:
         self.bus.publish(EventKind.ALARM, "cell", code="ESTOP", text="emergency stop",
                          severity=Severity.CRITICAL, recovery="clear the cause, then Clear and Reset")
+        self.manual.cancel_all()
+        failed, self._estop_failed = self._estop_failed, ()
+        if failed:
+            self.panic(f"E-stop could not be sent to {', '.join(failed)}")
         if Command.ABORT in self.machine.allowed():
             self.machine.command(Command.ABORT)
         self.kick()

@@ -390,7 +390,7 @@ class StepServer:
             loop = self.e._loop
             assert loop is not None
             # A failed early wake is not lost: the step's own wake tries again and reports it.
-            loop.create_task(self.wake(nxt)).add_done_callback(_consume)
+            self.e.supervise(loop.create_task(self.wake(nxt), name=f"wake {nxt}")).add_done_callback(_consume)
 
     async def wake(self, sid: str) -> None:
         """Leave standby (once, even when asked twice at the same time).

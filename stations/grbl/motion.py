@@ -12,6 +12,7 @@ import contextlib
 import logging
 
 from microfactory.errors import StateError, StationFault, StationTimeout
+from microfactory.station import StationState
 from stations.grbl.channel import RESET
 from stations.grbl.codes import describe_alarm, needs_rehome
 from stations.grbl.core import GrblCore
@@ -88,6 +89,8 @@ class GrblMotion(GrblCore):
 
     def send_stop_bytes(self) -> None:
         """Feed hold then soft reset, written at once (synchronous, any thread)."""
+        if not self.transport.connected and self.state in (StationState.OFFLINE, StationState.CONNECTING):
+            log.warning("%s: E-stop while not connected: the station opens latched", self.id)
         if not (self.transport.write_realtime(FEED_HOLD) & self.transport.write_realtime(RESET)):
             log.critical("%s: E-stop bytes did not reach the machine: cut its power", self.id)
 

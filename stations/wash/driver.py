@@ -449,11 +449,11 @@ class WashStation(Station):
         return (self._cmd(scpi.ABORT) + "\n").encode("ascii")
 
     def passes_when_latched(self, data: bytes, realtime: bool) -> bool:
-        """While E-stop is latched: the abort itself, standby on (heater off) and queries; never a
-        start, a set point or ``*CLS``."""
+        """While E-stop is latched: the abort itself, standby on (heater off), ``*CLS`` and queries (a
+        reconnect may read the washer); never a start, a set point or standby off."""
         if realtime:
             return data == self._estop_bytes()
-        safe = {self._cmd(scpi.ABORT), self._cmd(scpi.STANDBY, True)}
+        safe = {self._cmd(scpi.ABORT), self._cmd(scpi.STANDBY, True), self._cmd(scpi.CLS)}
         lines = [line.decode("ascii", "replace") for line in data.split(b"\n") if line]
         return bool(lines) and all(line in safe or line.endswith("?") for line in lines)
 
