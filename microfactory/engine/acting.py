@@ -125,11 +125,13 @@ class ActingStates:
         await self._drain(previous)
 
     async def _aborting(self, previous: PackMLState) -> None:
+        # An Abort sends every station its stop bytes; only an E-stop latches (a failed Clear aborts
+        # again, and the Manual-mode unlock it asks for must then be possible).
         for sid, station in self.e.stations.items():
             if station.estopped:
                 continue  # latched by an E-stop already: its stop bytes are out
             try:
-                station.emergency_stop()
+                station.send_stop_bytes()
             except Exception:  # keep stopping the others
                 log.exception("E-stop on station %s failed; check it by hand", sid)
         self.e.prompts.withdraw_all()

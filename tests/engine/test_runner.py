@@ -247,8 +247,9 @@ def test_journal_writes_intent_before_and_completion_after_each_step() -> None:
 
 def test_energy_sums_per_station_part_and_lot() -> None:
     async def main() -> None:
-        line = await Line(speed=100).connect()
-        summary = await line.engine.run_lot(watch_plate(), parts=3)
+        clock = ManualClock()  # process time alone: a loaded machine must not lengthen the steps
+        line = await Line(clock=clock).connect()
+        summary = await drive(clock, line.engine.run_lot(watch_plate(), parts=3))
         for sid, use in summary.stations.items():
             power = line.stations[sid].config.power
             expected = power.busy_w * use.busy_s + power.idle_w * use.idle_s + power.standby_w * use.standby_s

@@ -62,8 +62,9 @@ def test_estop_before_the_engine_exists_and_after_a_failed_connect(make_window, 
     assert "no-such-port" in blocker.args[0]
     qtbot.mouseClick(win.estop, Qt.MouseButton.LeftButton)  # after the failed connect
     assert "E-STOP" in status(win)
-    win.run_control._pressed("start")  # Start after a failed connect: refused in words, no abort
-    assert "did not connect" in status(win), status(win)
+    win.run_control._pressed("start")  # Start after a failed connect: the run dialog, no abort
+    win.start_lot(REPO / "recipes" / "watch-plate-rework.yaml", 1)  # what the dialog's Run calls
+    qtbot.waitUntil(lambda: "did not connect" in status(win), timeout=20_000)
     win.command("reset")
     assert "did not connect" in status(win), status(win)
     win.manual.send("cut", "jog", {"jog": "G91 X1 F300"})
