@@ -30,19 +30,21 @@ def test_refused_in_production_mode_and_nothing_reaches_the_station() -> None:
 
 def test_refused_while_a_lot_executes_even_in_maintenance_mode() -> None:
     async def main() -> None:
-        line = await Line().connect()
+        line = await Line(mill={"duration_s": 1e5}).connect()
         line.engine.set_mode(UnitMode.MAINTENANCE)
-        lot = asyncio.ensure_future(line.engine.run_lot(watch_plate(), parts=2))
-        await until(lambda: line.engine.machine.state == S.EXECUTE and bool(line.engine.serving))
+        lot = asyncio.ensure_future(line.engine.run_lot(watch_plate(in_flight=1), parts=1))
+        await until(lambda: "mill" in line.engine.serving)
         with pytest.raises(StateError, match="waits for the cell to be Idle"):
             await line.engine.manual.run("wash", StepRequest("wash"))
         line.engine.apply("hold")
         await until(lambda: line.engine.machine.state == S.HELD)
-        busy = next(iter(line.engine.serving))
         with pytest.raises(StateError, match="serving part"):
-            await line.engine.manual.run(busy, JOG)
-        line.engine.apply("unhold")
-        assert (await lot).passed == 2
+            await line.engine.manual.run("mill", JOG)   # the held station keeps its part
+        assert len(line.stations["mill"].calls) == 1
+        result = await line.engine.manual.run("cut", JOG)  # a station serving no part may move
+        assert result.ok
+        line.engine.apply("stop")
+        assert (await lot).state == "stopped"
 
     run(main())
 
