@@ -59,6 +59,8 @@ async def _wash(args: argparse.Namespace) -> int:
     try:
         await station.connect()
         print(f"{station.firmware} on {station.transport.port}")
+        for note in station.notes:  # what connect found and did: woken from standby, a stray cycle aborted
+            print(f"  {note}")
         if args.wash_action == "status":
             status = await station.status()
             print(f"state {status.state}: " + ", ".join(f"{k} {v}" for k, v in status.fields.items()))
