@@ -16,7 +16,7 @@ Station kinds are registered as entry points (group ``microfactory.stations``) t
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -186,6 +186,10 @@ class Station(abc.ABC):
         self.part: str | None = None
         self.firmware: str = ""
         self.estop_latch = EStopLatch(config.id, self.passes_when_latched)
+        #: how a running step asks the operator a question with fixed answers (a Grbl program's ``M0``
+        #: pause: resume / stop); the engine sets it to its prompts, the CLI to the terminal. None: the
+        #: station only publishes the question (an ``alarm`` event) and waits to be resumed.
+        self.ask_operator: Callable[[str, tuple[str, ...]], Awaitable[str]] | None = None
 
     # -- the frontend's own obligations (every driver inherits them) -----------------------------
     def passes_when_latched(self, data: bytes, realtime: bool) -> bool:

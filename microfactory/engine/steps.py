@@ -186,9 +186,20 @@ class StepServer:
         e.serving[sid] = request.part or ""
         e.power(sid, PowerState.BUSY, request.part)
         t0 = e.clock.now()
+
+        async def ask(text: str, choices: tuple[str, ...]) -> str:
+            # a question the step itself asks (a program's M0 pause): an operator prompt like any other;
+            # a lot stopped under it answers "stop" when offered, never a guess
+            _prompt, future = e.prompts.ask(text, choices, "station", part=request.part or None,
+                                            station=sid, step=step.id)
+            choice = await future
+            return "stop" if choice == WITHDRAWN and "stop" in choices else choice
+
+        station.ask_operator = ask
         try:
             result = await self._watched(station, station.execute(request), step)
         finally:
+            station.ask_operator = None
             e.serving.pop(sid, None)
             e.power(sid, PowerState.IDLE)
             if e.meter is not None:

@@ -91,7 +91,9 @@ class GrblDevice:
         self.settings: dict[int, float] = {**DEFAULTS, **options.settings}
         self.build_info = options.identity
         self.received_lines: list[str] = []
-        self.executed_lines: list[str] = []  # G-code lines the machine carried out (answered ok, not $C)
+        # G-code lines the machine carried out: answered ok (not in check mode) and, for a move, at least
+        # begun; a move still waiting in the planner when a reset or an alarm flushed it did not run
+        self.executed_lines: list[str] = []
         self.alarm_code = 0
         self.door_open = False
         self.parser = Parser()
@@ -107,6 +109,7 @@ class GrblDevice:
         self._link = link
 
     def power_on(self) -> None:
+        self._forget_unrun()
         self._reset_state()
         self.planner = Planner(self.speed, instant=not self.options.motion)
         self.state = State.ALARM if self.settings[22] else State.IDLE
@@ -190,7 +193,20 @@ class GrblDevice:
         if self.state is State.ALARM:
             self._send(UNLOCK_HINT)
 
+    def _forget_unrun(self) -> None:
+        """Before the planner is flushed: lines whose every block is still waiting never ran."""
+        blocks = list(self.planner.blocks)
+        if not blocks:
+            return
+        first = blocks[0]
+        begun = {first.line} if (self.planner.moving or first.travelled > 0) else set()
+        unrun = sorted({b.line for b in blocks if b.line >= 0} - begun, reverse=True)
+        for index in unrun:
+            if index < len(self.executed_lines):
+                del self.executed_lines[index]
+
     def _alarm(self, code: int, now: float, *, critical: bool = False) -> None:
+        self._forget_unrun()
         self.parser.position = self.planner.clear(now)
         self._rx.clear()
         self._pending = None
@@ -205,6 +221,7 @@ class GrblDevice:
     def _soft_reset(self, now: float) -> None:
         moving = self.planner.moving or self.state in (State.RUN, State.JOG, State.HOME)
         was = self.state
+        self._forget_unrun()
         pos = self.planner.clear(now)
         self._reset_state()
         self._now = now
@@ -397,6 +414,7 @@ class GrblDevice:
             if self.planner.free == 0:
                 return False
             block = self._block(p.moves.pop(0))
+            block.line = len(self.executed_lines)
             if block.length > 0:
                 self.planner.push(block, now)
         self.spindle, self.spindle_speed = parsed.modal.spindle, parsed.modal.speed

@@ -29,6 +29,7 @@ class Block:
     accel: float
     jog: bool = False
     travelled: float = 0.0  # mm done before a hold
+    line: int = -1  # index of its line in the device's record of executed lines (-1: none)
 
     def __post_init__(self) -> None:
         self.length = path_length(self.move)

@@ -147,6 +147,7 @@ async def _stream(args: argparse.Namespace, console: Console) -> int:
         handle = PortHandle(lambda: resolve_port(spec))
     handle.trace = ByteTrace(args.trace) if args.trace else None
     station = GrblStation(config, bus=bus, clock=clock, port=handle, check_cell_limits=bool(args.cell))
+    station.ask_operator = lambda text, choices: _ask_terminal(console, text, choices)
     try:
         await station.connect()
         if args.from_line is None:
@@ -171,6 +172,22 @@ async def _stream(args: argparse.Namespace, console: Console) -> int:
             handle.trace.close()
         if sim is not None:
             sim.close()
+
+
+async def _ask_terminal(console: Console, text: str, choices: tuple[str, ...]) -> str:
+    """Ask on the terminal until one of ``choices`` is typed; end of input answers ``stop``."""
+    while True:
+        console.print(f"[bold yellow]{text}[/] ({' / '.join(choices)})", markup=True, highlight=False)
+        try:
+            answer = (await asyncio.to_thread(sys.stdin.readline)).strip().lower()
+        except (OSError, ValueError):
+            answer = ""
+        if answer in choices:
+            return answer
+        if not answer and "stop" in choices:
+            console.print("no answer (end of input): stop", highlight=False)
+            return "stop"
+        console.print(f"{answer!r} is not one of: {', '.join(choices)}", highlight=False)
 
 
 async def _with_progress(station: GrblStation, bus: EventBus, checked: CheckedProgram, mode: StreamMode,

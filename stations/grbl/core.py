@@ -10,7 +10,6 @@ station's attributes instead of each re-declaring them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 from microfactory.cell import StationConfig
 from microfactory.clock import Clock
@@ -58,9 +57,11 @@ class GrblCore(Station):
         self.transport = LineTransport(port.resolve, baud=config.baud, name=config.id, trace=port.trace,
                                        on_link=self._on_link, latch=self.estop_latch)
         self.channel = GrblChannel(self.transport, on_status=self._on_status, on_alarm=self._on_alarm,
-                                   on_message=self._on_message)
+                                   on_message=self._on_message, on_banner=self._on_banner)
         self.poller = StatusPoller(self.channel.realtime, rate_hz=self.poll_hz,
                                    status_timeout_s=config.timeouts.status_s, port=config.id)
+        self.poller.on_dead = self._on_status_lost
+        self.poller.on_revived = self._on_status_back
         self.tracker = StatusTracker()
         self.build = BuildInfo()
         self.settings = GrblSettings({})
@@ -74,11 +75,9 @@ class GrblCore(Station):
         self.stopped_program = False  # set by a stop (feed hold + soft reset) while a program runs
         self.door: int | None = None  # Door:N substate while the safety door interlock holds, else None
         self._waking = False
-        #: asks the operator a question with fixed answers (the engine's prompts, or the CLI's terminal);
-        #: None: the question is only published (an ``alarm`` event) and the machine waits for resume
-        self.ask_operator: Callable[[str, tuple[str, ...]], Awaitable[str]] | None = None
         self._prompt_tasks: set[asyncio.Task[None]] = set()
         self._status_mask_restore: int | None = None  # the user's $10, restored on close
+        self.flushed_blocks: int | None = None  # planner blocks the last stop threw away (see _stop_motion)
         self.last_stream: StreamResult | None = None  # how far the last program got (also after a failure)
 
     # -- events from the channel -------------------------------------------------------------------
@@ -131,6 +130,35 @@ class GrblCore(Station):
         self.channel.fail_pending(StationFault(self.id, f"ALARM:{code}", info.text, recovery=info.recovery))
         if self.state is not StationState.OFFLINE:
             self.state_machine.trigger_safely("alarm")
+
+    # -- while no program runs: a machine that goes quiet or resets itself is told, never ignored ----
+    def _idle_ish(self) -> bool:
+        return self.state in (StationState.IDLE, StationState.STANDBY)
+
+    def _on_status_lost(self, failure: StationTimeout) -> None:
+        if not self._idle_ish():
+            return  # a running program (or the reset under way) reports it with the whole story
+        self.bus.publish(EventKind.ALARM, self.id, code="NO_STATUS", severity=str(Severity.ERROR),
+                         text=f"station {self.id!r} on {self.transport.port}: {failure.message} while idle",
+                         recovery="check the machine's power and the cable; when it answers again, reset "
+                                  "the station (nothing was running)")
+        self.state_machine.trigger_safely("fault")
+
+    def _on_status_back(self) -> None:
+        if self.state is StationState.FAULTED:
+            self.bus.publish(EventKind.LOG, self.id, level="warning",
+                             text=f"station {self.id!r} on {self.transport.port} answers again: reset the "
+                                  "station to use it")
+
+    def _on_banner(self, line: GrblLine) -> None:
+        if self.poller.is_paused or not self._idle_ish():
+            return  # our own reset (stop, check mode, wake) or the handshake, or a program reports it
+        self.bus.publish(EventKind.ALARM, self.id, code="RESET", severity=str(Severity.ERROR),
+                         text=f"station {self.id!r} on {self.transport.port}: the machine reset itself while "
+                              "idle (a power dip, a noisy reset line, a USB adapter toggling DTR): its modal "
+                              "state and G92 offset are gone and the position may be lost",
+                         recovery="find why it reset; home it ($H) if it has homing, then reset the station")
+        self.state_machine.trigger_safely("fault")
 
     def _on_message(self, line: GrblLine) -> None:
         if line.kind is LineKind.MSG:

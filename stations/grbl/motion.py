@@ -55,12 +55,20 @@ class GrblMotion(GrblCore):
         self.state_machine.trigger_safely("ready")
 
     async def _stop_motion(self) -> None:
+        """Feed hold, wait until it holds, soft reset. :attr:`flushed_blocks` is then the number of
+        planner blocks the reset threw away unexecuted (the first may have been under way), from the
+        last status report's ``Bf:`` before it; None when unknown."""
+        self.flushed_blocks = None
         self.stopped_program = True  # a program waiting for Idle must not take the reset's Idle for its end
         self.channel.realtime(FEED_HOLD)
         with contextlib.suppress(StationTimeout):
             # Sleep counts as stopped: nothing moves, spindle and steppers are off, and Grbl ignores `!`.
-            await self.poller.wait_for(lambda r: r.label == "Hold:0" or r.state in ("Idle", "Alarm", "Sleep"),
-                                       self.config.timeouts.answer_s * 5, what="hold complete")
+            report = await self.poller.wait_for(
+                lambda r: r.label == "Hold:0" or r.state in ("Idle", "Alarm", "Sleep"),
+                self.config.timeouts.answer_s * 5, what="hold complete")
+            blocks = self.build.planner_blocks
+            if blocks is not None and report.planner_free is not None:
+                self.flushed_blocks = max(0, blocks - report.planner_free)
         await self._soft_reset()
 
     async def _soft_reset(self) -> None:

@@ -48,12 +48,18 @@ class StatusPoller:
         self._asked: deque[float] = deque(maxlen=64)
         self.last_asked_t: float | None = None
         self.listeners: list[Callable[[StatusReport], None]] = []
+        #: called once when the machine stops answering '?' (after ``dead`` is set), and once when a
+        #: report comes again (then ``dead`` and ``failure`` are cleared)
+        self.on_dead: Callable[[StationTimeout], None] | None = None
+        self.on_revived: Callable[[], None] | None = None
+        self.revived = asyncio.Event()  # set when reports come again after ``dead``
 
     def start(self) -> None:
         """Start polling on the running loop."""
         if self._task is None or self._task.done():
             self.dead.clear()
             self.failure = None
+            self.revived.set()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="grbl-poller")
 
     async def stop(self) -> None:
@@ -62,6 +68,11 @@ class StatusPoller:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    @property
+    def is_paused(self) -> bool:
+        """True inside :meth:`paused` (a reset the driver itself made is under way)."""
+        return self._paused > 0
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -85,6 +96,13 @@ class StatusPoller:
         self.last_t = time.monotonic()
         self.last_asked_t = self._asked.popleft() if self._asked else None
         self.count += 1
+        if self.dead.is_set():
+            self.dead.clear()
+            self.failure = None
+            self.revived.set()
+            log.warning("%s: status reports again", self.port)
+            if self.on_revived is not None:
+                self.on_revived()
         for listener in list(self.listeners):
             listener(status)
         asyncio.get_running_loop().create_task(self._notify())
@@ -105,6 +123,8 @@ class StatusPoller:
             if self._paused:
                 unanswered_since = None
                 continue
+            if self.dead.is_set():
+                continue  # keep asking: a machine that answers again is told (on_revived)
             if self.last_t < unanswered_since and time.monotonic() - unanswered_since > self.status_timeout_s:
                 self.failure = StationTimeout(
                     f"no status report within {self.status_timeout_s:g} s "
@@ -112,9 +132,11 @@ class StatusPoller:
                     port=self.port, sent=b"?",
                     hint="check power and cable; a busy machine still answers '?', so it is not just moving")
                 log.error("%s", self.failure)
+                self.revived.clear()
                 self.dead.set()
                 await self._notify()
-                return
+                if self.on_dead is not None:
+                    self.on_dead(self.failure)
 
     async def wait_for(self, predicate: Callable[[StatusReport], bool], timeout_s: float | None,
                        *, what: str = "status") -> StatusReport:

@@ -16,12 +16,13 @@ from microfactory.errors import CommunicationError, MicrofactoryError, StationFa
 from microfactory.events import EventKind, Severity
 from microfactory.station import StepRequest
 from microfactory.watchdog import Watchdog, WatchdogExpired
+from stations.grbl.channel import ResetBeforeAnswer
 from stations.grbl.codec import StatusReport
 from stations.grbl.codes import describe_alarm, describe_error
 from stations.grbl.motion import GrblMotion
 from stations.grbl.precheck import GrblPrecheck
 from stations.grbl.stream_guard import Trouble, TroubleKind
-from stations.grbl.stream_stop import error_fault, link_fault, trouble_fault
+from stations.grbl.stream_stop import error_fault, link_fault, resume_line, trouble_fault, unrun_from
 from stations.grbl.streamer import ProgramLine, Streamer, StreamInterrupted, StreamMode, StreamResult
 
 log = logging.getLogger("stations.grbl")
@@ -100,6 +101,7 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
             if result.errors:
                 first = result.errors[0]
                 reached = await self._stop_after_failure() if self.stop_on_error else True
+                self._account_flush(result, lines)
                 raise error_fault(self.id, port, first, result, lines, reached=reached,
                                   garbled=result.garbled)
             try:
@@ -133,24 +135,56 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
                         answer_timeout_s=timeouts.answer_s, step_timeout_s=timeouts.step_s,
                         dead=self.poller.dead, failure=lambda: self.poller.failure, alive=self._alive,
                         poller=self.poller, planner_blocks=self.build.planner_blocks,
-                        dwell_scale=1.0 / max(self.clock.speed, 1e-9))
+                        dwell_scale=1.0 / max(self.clock.speed, 1e-9),
+                        watchdog=Watchdog(self.clock, timeouts.step_s,
+                                          what=f"station {self.id!r}: waiting for one answer"))
 
     async def _interrupted(self, exc: StreamInterrupted, lines: list[ProgramLine],
                            port: str) -> MicrofactoryError:
         """Stop the machine after an early end and build the message that tells the truth about it."""
         cause = exc.cause
+        if (self.stopped_program or self.estopped) and exc.trouble is None:
+            # the operator's stop or E-stop flushed the lines: that is the story, not the link
+            why = "emergency stop" if self.estopped else "stop"
+            self._account_flush(exc.result, lines)
+            return StationFault(self.id, "ESTOP" if self.estopped else "STOPPED",
+                                f"{port}: the program was cut short by a {why} "
+                                f"({exc.result.confirmed} of {len(lines)} lines acknowledged and run, motion "
+                                "after the stop not run)",
+                                recovery="check the part and the machine; run the step again or scrap, or "
+                                         f"{_resume_hint(lines, exc.result)}")
         if exc.trouble is not None:
             reached = await self._stop_after_failure()
+            if not reached:
+                self.flushed_blocks = None
+            self._account_flush(exc.result, lines)
             log.error("%s: stream stopped: %s", self.id, exc.trouble.text)
             return trouble_fault(self.id, port, exc.trouble, exc.result, lines, reached=reached)
         alarm = isinstance(cause, StationFault) and cause.code.startswith("ALARM:")
         # after a reset of its own Grbl would run the lines still on the wire: stop that too
+        self.flushed_blocks = None
         stopped: bool | None = None if alarm else await self._stop_after_failure()
+        if not stopped or isinstance(cause, ResetBeforeAnswer):
+            self.flushed_blocks = None  # the machine threw its planner away (alarm, reset) or may not have
+        self._account_flush(exc.result, lines)
         return link_fault(self.id, port, cause or RuntimeError("stream ended"), exc.result, lines,
                           reached=stopped)
 
+    def _account_flush(self, result: StreamResult, lines: list[ProgramLine]) -> None:
+        """After a stop: lines answered ``ok`` but still in the planner when the reset flushed it did not
+        run; the resume point moves back to the first of them (see :func:`unrun_from`)."""
+        errors = {id(e.line) for e in result.errors}
+        end = result.acknowledged + result.answered_after_error
+        accepted = [i for i in range(min(end, len(lines))) if id(lines[i]) not in errors]
+        # unknown (an alarm, a reset of its own, a stop that was not confirmed): as many as it can hold
+        blocks = self.flushed_blocks if self.flushed_blocks is not None else self.build.planner_blocks
+        first = unrun_from(lines, accepted, blocks)
+        if first is not None:
+            result.ran_before = first
+
     async def _stop_after_failure(self) -> bool:
         """Feed hold, then soft reset; True when Grbl's reset banner proved the stop arrived."""
+        self.flushed_blocks = None
         if not self.transport.connected:
             return False
         try:
@@ -258,3 +292,7 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         return {"lines": result.acknowledged, "checked": True, "source": source,
                 "elapsed_s": result.elapsed_s}
 
+
+def _resume_hint(lines: list[ProgramLine], result: StreamResult) -> str:
+    n = resume_line(lines, result.confirmed)
+    return f"resume with --from-line {n}" if n is not None else "check the part"

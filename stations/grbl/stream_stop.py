@@ -26,6 +26,34 @@ _TROUBLE_CODES = {TroubleKind.DESYNC: "link:desync", TroubleKind.LOST_ANSWER: "l
                   TroubleKind.OPERATOR_STOP: "stopped"}
 
 
+_NOT_MOVES = ("G10", "G92", "G43.1", "G28.1", "G30.1")
+
+
+def _moves(text: str) -> bool:
+    """True for a line that puts a block in Grbl's planner (an axis word outside G10/G92/G43.1/...)."""
+    form = text.upper().replace(" ", "")
+    if not any(axis in form for axis in "XYZ"):
+        return False
+    return not any(code in form for code in _NOT_MOVES)
+
+
+def unrun_from(lines: Sequence[ProgramLine], accepted: Sequence[int],
+               flushed_blocks: int | None) -> int | None:
+    """The first index whose line may not have run after a stop threw ``flushed_blocks`` planner blocks
+    away: walking back over the ``accepted`` indices (answered ``ok``, in order), one block per moving
+    line. A line of several blocks (an arc) makes the walk go further back than needed: a line that had
+    run may run again, none that had not is skipped. None when nothing was flushed or it is unknown."""
+    if not flushed_blocks:
+        return None
+    left = flushed_blocks
+    for index in reversed(accepted):
+        if _moves(lines[index].text):
+            left -= 1
+            if left == 0:
+                return index
+    return accepted[0] if accepted else None
+
+
 def resume_line(lines: Sequence[ProgramLine], index: int) -> int | None:
     """The source line number that resumes at ``lines[index]`` (a resume preamble maps to the first real
     line after it); None past the end."""
@@ -39,6 +67,10 @@ def _progress(result: StreamResult, total: int) -> str:
     text = f"{result.confirmed} of {total} lines acknowledged"
     if result.doubtful:
         text += f" ({result.acknowledged} answers counted, {result.doubtful} of them in doubt)"
+    thrown = result.acknowledged - len(result.errors) - result.doubtful - result.confirmed
+    if thrown > 0:
+        text += (f", and {thrown} more answered that were (or may have been) still in Grbl's planner when it "
+                 "stopped, so they did not all run")
     return text
 
 
@@ -79,7 +111,13 @@ def error_fault(station: str, port: str, error: LineError, result: StreamResult,
     """The fault for ``error:N``: which line, whether the wire or the program is to blame, what ran."""
     info = describe_error(error.code)
     index = next((i for i, line in enumerate(lines) if line is error.line), result.confirmed)
-    ran = f"lines before {error.line.where} ran ({index} acknowledged)"
+    if result.ran_before is not None and result.ran_before < index:
+        first = lines[result.ran_before]
+        ran = (f"lines before {first.where} ran ({result.ran_before} acknowledged); {first.where} to the "
+               f"line before {error.line.where} were still in Grbl's planner: the stop threw them away")
+        index = result.ran_before
+    else:
+        ran = f"lines before {error.line.where} ran ({index} acknowledged)"
     after = ""
     if result.answered_after_error:
         after = (f"; {result.answered_after_error} line(s) after it were already in Grbl's planner and may "

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from microfactory.errors import CommunicationError, StationFault, StationTimeout
+from microfactory.watchdog import Watchdog
 from stations.grbl.channel import Answer, GrblChannel
 from stations.grbl.codec import GrblLine, LineKind, StatusReport
 from stations.grbl.poller import StatusPoller
@@ -79,11 +80,15 @@ class StreamResult:
     detected_t: float | None = None  # monotonic s when the stream saw the trouble that ended it
 
     garbled: int = 0  # unreadable lines received during this stream
+    #: set after a stop that threw planner blocks away: lines from this index on did not (all) run
+    ran_before: int | None = None
 
     @property
     def confirmed(self) -> int:
-        """Lines that certainly ran: answered ``ok``, not in doubt, the refused ones left out."""
-        return max(0, self.acknowledged - self.doubtful - len(self.errors))
+        """Lines that certainly ran: answered ``ok``, not in doubt, the refused ones left out, and none
+        of those a stop threw away from Grbl's planner."""
+        base = max(0, self.acknowledged - self.doubtful - len(self.errors))
+        return base if self.ran_before is None else min(base, self.ran_before)
 
     @property
     def lines_per_s(self) -> float:
@@ -132,7 +137,7 @@ class Streamer:
                  dead: asyncio.Event | None = None, failure: Callable[[], BaseException | None] | None = None,
                  alive: Callable[[float], bool] | None = None, poller: StatusPoller | None = None,
                  planner_blocks: int | None = None, dwell_scale: float = 1.0,
-                 paused: Paused | None = None) -> None:
+                 paused: Paused | None = None, watchdog: Watchdog | None = None) -> None:
         if rx_bytes < 16:
             raise ValueError(f"receive buffer of {rx_bytes} bytes is too small to stream")
         self.channel = channel
@@ -146,6 +151,9 @@ class Streamer:
         self.guard = StreamGuard(rx_bytes=rx_bytes, planner_blocks=planner_blocks, dwell_scale=dwell_scale,
                                  period_s=poller.period_s if poller else 0.1)
         self.paused = paused
+        # the wait for one answer while the machine is alive: un-held time only (a feed hold, an open
+        # door or an M0 pause is not counted), restarted by each answer
+        self.watchdog = watchdog
         self._failure = failure or (lambda: None)
         self._alive = alive or (lambda _since: False)
         self._dead_wait: asyncio.Future[Any] | None = None
@@ -169,6 +177,8 @@ class Streamer:
             self._trouble_set.set()
 
     def _on_report(self, report: StatusReport) -> None:
+        if self.watchdog is not None:
+            self.watchdog.held_if("machine", report.state in ("Hold", "Door"))
         asked_t = self.poller.last_asked_t if self.poller else None
         # a line whose answer the channel has already resolved (the stream task has not run since) is
         # answered, whatever our deque still says
@@ -261,18 +271,20 @@ class Streamer:
                         result.answered_after_error += 1
                     else:
                         result.acknowledged += 1
+                    if self.echoing:  # checked first: a refusal of a corrupted line is the wire's fault
+                        echoed = next((p.payload for p in answer.pushed if p.kind is LineKind.ECHO), None)
+                        mismatch = self.guard.check_echo(head.line.text, echoed)
+                        if mismatch is not None:
+                            # that line ran (or was refused) as the firmware read it, not as sent
+                            result.doubtful = 1 if answer.ok else 0
+                            result.acknowledged -= 0 if answer.ok else 1
+                            self.interrupt(mismatch)
+                            raise StreamInterrupted(result, trouble=mismatch)
                     if not answer.ok:
                         if result.detected_t is None:
                             result.detected_t = time.monotonic()
                         result.errors.append(LineError(head.line, answer.line.code or 0, answer.line))
                         result.stopped = self.stop_on_error
-                    elif self.echoing:
-                        echoed = next((p.payload for p in answer.pushed if p.kind is LineKind.ECHO), None)
-                        mismatch = self.guard.check_echo(head.line.text, echoed)
-                        if mismatch is not None:
-                            result.doubtful = 1  # that line ran as the firmware read it, not as sent
-                            self.interrupt(mismatch)
-                            raise StreamInterrupted(result, trouble=mismatch)
                     if answer.ok and _pauses(head.line.text):
                         self._pause_line = head.line
                     if progress is not None and not result.errors:
@@ -311,6 +323,8 @@ class Streamer:
         if future.done() and (self._trouble is None or future.exception() is not None):
             return self._result(future, result)
         waited_since = time.monotonic()
+        if self.watchdog is not None:
+            self.watchdog.restart()
         waiters: set[asyncio.Future[Any]] = {future, trouble_wait}
         dead_wait = self._dead_wait
         if dead_wait is not None:
@@ -330,7 +344,9 @@ class Streamer:
                 raise StreamInterrupted(result, cause=self._failure() or StationTimeout(
                     "the machine stopped answering", port=self.channel.transport.port))
             waited = time.monotonic() - waited_since
-            if self._trouble is None and (not self._alive(waited_since) or waited > self.step_timeout_s):
+            overdue = (self.watchdog.remaining_s <= 0 if self.watchdog is not None
+                       else waited > self.step_timeout_s)
+            if self._trouble is None and (not self._alive(waited_since) or overdue):
                 raise StreamInterrupted(result, cause=StationTimeout(
                     f"no answer to {line.where} {line.text!r} within {waited:.1f} s",
                     port=self.channel.transport.port, sent=line.text,
