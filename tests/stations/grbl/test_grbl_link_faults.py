@@ -223,9 +223,10 @@ def test_one_garbage_line_is_survived() -> None:
     lines = program()
 
     async def body(station: GrblStation, sim: GrblHandle) -> None:
+        before = len(station.channel.garbled)  # the handshake may have drained half a banner
         assert await run_with_fault(station, sim, lambda: sim.inject("garbage"), lines) is None
         assert delivered(sim, lines) == [grbl_form(x) for x in lines]
-        assert len(station.channel.garbled) == 1
+        assert len(station.channel.garbled) == before + 1
 
     with_sim(body)
 
