@@ -27,11 +27,13 @@ from PyQt6.QtWidgets import (
     QMainWindow,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from microfactory.access.users import Permission, UserBook
 from microfactory.cell import Cell
 from microfactory.engine.api import Controller, EngineThread, load_recipe
 from microfactory.errors import MicrofactoryError
@@ -44,6 +46,7 @@ from ui.manual import ManualControl
 from ui.recipe_editor import RecipeEditor
 from ui.run_control import RunControl
 from ui.run_dialog import RunDialog
+from ui.sign_in import Access, SessionBar
 from ui.slots import guarded
 from ui.theme import CELL_COLOURS, STYLE, badge_style, restyle
 from ui.tiles import CellOverview
@@ -103,10 +106,17 @@ class MainWindow(QMainWindow):
             shortcut.activated.connect(self.emergency_stop)
         title = QLabel(cell.cell.name or cell.cell.id)
         title.setStyleSheet("font-size: 22px; font-weight: 800;")
+        title.setToolTip(cell.cell.name or cell.cell.id)
+        title.setMinimumWidth(120)  # a long cell name gives way on a small panel: the E-stop never does
+        title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         top = QHBoxLayout()
-        top.addWidget(title)
+        top.addWidget(title, 2)
         top.addWidget(self.cell_state)
         top.addWidget(self.mode)
+        #: who is signed in: the core's users in this run journal (never an open dropdown)
+        self.access = Access(UserBook(self.controller.journal))
+        self.session_bar = SessionBar(self.access)
+        top.addWidget(self.session_bar, 1)
         top.addStretch(1)
         top.addWidget(self.estop)
 
@@ -130,6 +140,8 @@ class MainWindow(QMainWindow):
         self.vision = VisionView()
         self.charts = ChartsView()
         self.recipes = RecipeEditor(self.recipes_dir, cell)
+        self.recipes.set_access(self.access)
+        self.session_bar.changed.connect(lambda: self.recipes.set_access(self.access))
         self.manual = ManualControl(cell, self.engine, self.controller)
         self.faults = FaultPanel(self.controller.simulators, {s.id: s.kind for s in cell.stations},
                                  self.workers, self._status)
@@ -235,7 +247,8 @@ class MainWindow(QMainWindow):
         if self.run_dialog is not None and not sip.isdeleted(self.run_dialog):
             self.run_dialog.close()
         dialog = RunDialog(self.recipes_dir, self.cell, emergency_stop=self.emergency_stop,
-                           drafts=self.recipes.role.currentText() == "Engineer", select=path, parts=parts,
+                           drafts=self.access.may(Permission.RELEASE_RECIPE),
+                           may_run=self.access.may(Permission.RUN_LOT), select=path, parts=parts,
                            parent=self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.run_requested.connect(self.start_lot)
@@ -246,8 +259,15 @@ class MainWindow(QMainWindow):
     @guarded
     def start_lot(self, path: Path, parts: int, values: dict[str, Any] | None = None) -> None:
         """Start a lot of ``path`` with ``values`` (defaults for the rest); the recipe is read and
-        compiled on a worker thread, the lot handed to the engine from there."""
+        compiled on a worker thread, the lot handed to the engine from there, with the signed-in user
+        recorded in the journal."""
+        who = self.access.who
+        controller = self.controller
+
         def load() -> Any:
+            controller.user = who
+            if controller.engine is not None:
+                controller.engine.user = who  # read by the engine when the lot begins, on its loop
             return load_recipe(path, cell=self.cell, values=values or {})
 
         future = self.workers.submit(load)

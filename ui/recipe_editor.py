@@ -23,7 +23,9 @@ from PyQt6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -34,13 +36,15 @@ from PyQt6.QtWidgets import (
 )
 
 from microfactory import yamlfile
+from microfactory.access import signatures as esig
+from microfactory.access.users import Permission, Session, UserBook
 from microfactory.cell import Cell
 from microfactory.errors import MicrofactoryError
 from microfactory.recipe import compile_recipe, load_recipe, validate_recipe
 from microfactory.recipe.parameters import ParameterSpec
 from ui.parameter_form import ParameterForm
+from ui.sign_in import Access
 
-ROLES = ("Operator", "Engineer")
 STEP_KINDS = ("cut", "machine", "wash", "inspect", "manual", "transfer")
 
 
@@ -92,6 +96,19 @@ def save_version(source: Path, values: dict[str, Any], *, release: bool, author:
     return target
 
 
+def release_version(book: UserBook, session: Session, password: str, source: Path,
+                    values: dict[str, Any]) -> Path:
+    """Write the new released version and sign it (``released``, bound to its sha256); a signature the
+    core refuses (wrong password, role) leaves no released file behind."""
+    target = save_version(source, values, release=True, author=session.user.name)
+    try:
+        esig.release_recipe(book, session, password, target)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return target
+
+
 class RecipeEditor(QWidget):
     """The Recipes tab."""
 
@@ -108,8 +125,9 @@ class RecipeEditor(QWidget):
         self.recipe = QComboBox()
         self.recipe.setMinimumWidth(360)
         self.recipe.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.role = QComboBox()
-        self.role.addItems(ROLES)
+        #: who is signed in (set by the window); releasing needs an engineer's e-signature
+        self.access: Access | None = None
+        self.signer = QLabel("")
         self.status = QLabel("")
         self.steps = QTableWidget(0, 6)
         self.steps.setHorizontalHeaderLabels(["step", "kind", "station", "on pass", "on fail", "max rework"])
@@ -126,12 +144,11 @@ class RecipeEditor(QWidget):
         self.diff = QPlainTextEdit()
         self.diff.setReadOnly(True)
         self.recipe.currentIndexChanged.connect(lambda _i: self.open(self.recipe.currentData()))
-        self.role.currentTextChanged.connect(lambda _r: self._update_buttons())
         self.save_button.clicked.connect(lambda: self.save(release=False))
         self.release_button.clicked.connect(lambda: self.save(release=True))
         diff_button.clicked.connect(self.show_diff)
         top = QHBoxLayout()
-        for w in (QLabel("Recipe"), self.recipe, QLabel("Role"), self.role, self.status):
+        for w in (QLabel("Recipe"), self.recipe, self.status):
             top.addWidget(w)
         top.addStretch(1)
         form_box = QWidget()
@@ -314,19 +331,38 @@ class RecipeEditor(QWidget):
     def _update_buttons(self) -> None:
         ok = bool(self.specs or self.path) and self.inline_ok and self.core_ok
         self.save_button.setEnabled(ok)
-        self.release_button.setEnabled(ok and self.role.currentText() == "Engineer")
+        may_release = self.access is not None and self.access.may(Permission.RELEASE_RECIPE)
+        self.release_button.setEnabled(ok and may_release)
+        self.release_button.setToolTip("" if may_release else "Releasing needs a signed-in engineer (their "
+                                       "password is asked again for the e-signature)")
 
     # -- saving and diff -----------------------------------------------------------------------------
+    def set_access(self, access: Access) -> None:
+        """The panel's sign-in: what the editor offers follows the signed-in user's role."""
+        self.access = access
+        self._update_buttons()
+
     def save(self, *, release: bool) -> None:
         if not self.validate() or self.path is None:
             self.problems.setText("Not saved: fix the values marked in red first.")
             return
-        if release and self.role.currentText() != "Engineer":
-            self.problems.setText("Only an engineer may release a recipe.")
-            return
         source, values = self.path, self.values()
-        self._in_worker(lambda: save_version(source, values, release=release),
-                        lambda target: self._saved(target, release))
+        if not release:
+            self._in_worker(lambda: save_version(source, values, release=False),
+                            lambda target: self._saved(target, False))
+            return
+        access = self.access
+        if access is None or access.session is None or not access.may(Permission.RELEASE_RECIPE):
+            self.problems.setText("Only a signed-in engineer may release a recipe.")
+            return
+        password, ok = QInputDialog.getText(
+            self, "Release: e-signature", f"{access.session.user.name}: re-enter your password to sign "
+            "this release (meaning: released)", QLineEdit.EchoMode.Password)
+        if not ok:
+            return
+        session = access.session
+        self._in_worker(lambda: release_version(access.book, session, password, source, values),
+                        lambda target: self._saved(target, True))
 
     def _saved(self, target: Any, release: bool) -> None:
         if isinstance(target, Exception):

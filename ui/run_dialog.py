@@ -65,7 +65,7 @@ class RunDialog(QDialog):
     worker_done = pyqtSignal(object, object)  # (callback, result) from a worker thread
 
     def __init__(self, recipes_dir: Path, cell: Cell, *, emergency_stop: Callable[[], None],
-                 drafts: bool = False, select: Path | None = None, parts: int = 10,
+                 drafts: bool = False, may_run: bool = True, select: Path | None = None, parts: int = 10,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Run a lot")
@@ -75,6 +75,7 @@ class RunDialog(QDialog):
         self._select = select
         self._generation = 0  # the newest validation asked for; older answers are dropped
         self.validated_ok = False
+        self.may_run = may_run
         self.worker_done.connect(self._deliver)
         self.recipe = QComboBox()
         self.recipe.setMinimumWidth(320)
@@ -208,11 +209,14 @@ class RunDialog(QDialog):
                 rest.append(str(problem))
         self.problems.setText("\n".join(rest[:6]))
         self.validated_ok = bool(report.valid)
-        self.start_button.setEnabled(self.validated_ok)
-        self.status.setText("Ready to start." if report.valid else "Not startable: see the problems.")
+        self.start_button.setEnabled(self.validated_ok and self.may_run)
+        if not self.may_run:
+            self.status.setText("Sign in to run a lot (this journal has users).")
+        else:
+            self.status.setText("Ready to start." if report.valid else "Not startable: see the problems.")
 
     def start(self) -> None:
-        if not self.validated_ok:
+        if not (self.validated_ok and self.may_run):
             return
         self.run_requested.emit(self.recipe.currentData(), self.parts.value(), self.form.values())
         self.accept()

@@ -146,8 +146,8 @@ def test_after_an_estop_the_app_alone_recovers_and_runs_again(window, qtbot) -> 
 def test_the_run_dialog_refuses_an_out_of_bounds_value_and_runs_with_the_operators_value(  # type: ignore[no-untyped-def]
         window, qtbot) -> None:
     window.simulated_operator = True
-    window.recipes.role.setCurrentText("Engineer")  # the rework recipe is a draft: a trial run
-    dialog = window.open_run_dialog(RECIPE, 1)
+    sign_in(window, qtbot, *add_user(window, "eve", "engineer"))  # the rework recipe is a draft:
+    dialog = window.open_run_dialog(RECIPE, 1)                    # an engineer's trial run
     qtbot.waitUntil(lambda: bool(dialog.form.fields), timeout=20_000)
     labels = [dialog.form.form.itemAt(i, dialog.form.form.ItemRole.LabelRole).widget().text()
               for i in range(dialog.form.form.rowCount())]
@@ -169,6 +169,7 @@ def test_the_run_dialog_refuses_an_out_of_bounds_value_and_runs_with_the_operato
     assert summary.passed + summary.scrapped == 1
     run = window.controller.journal.runs()[-1]
     assert run["parameters"]["laser_power"] == 640 and run["parts"] == 1  # journaled with the lot
+    assert run["user"] == "eve"  # and who ran it
 
 
 def test_a_refused_recipe_shows_its_problem_next_to_the_parameter(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -192,3 +193,88 @@ def test_a_refused_recipe_shows_its_problem_next_to_the_parameter(qtbot, tmp_pat
     assert "broken.yaml:" in editor.problems.text()  # file:line, what is wrong
     marked = [editor.steps.item(r, 0).toolTip() for r in range(editor.steps.rowCount())]
     assert any("nope.nc" in tip for tip in marked), marked  # and on the step's own row
+
+
+def add_user(window, user_id: str, role: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """An admin (first run) adds ``user_id`` with ``role``; returns (id, the one-time password)."""
+    book = window.access.book
+    admin_pw = book.first_admin() if book.empty else None
+    admin = book.sign_in("admin", admin_pw)
+    admin = book.change_password(admin, admin_pw, "admin-password-1")
+    password = f"{user_id}-first-password"
+    book.add(admin, user_id, user_id.capitalize(), role, password)
+    return user_id, password
+
+
+def sign_in(window, qtbot, user_id: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    """As an operator does at the panel: Sign in…, id and password, then a new password once."""
+    bar = window.session_bar
+    qtbot.waitUntil(lambda: not window.access.open or bar.button.text() == "Sign in…", timeout=10_000)
+    bar.button.click()
+    dialog = bar.dialog
+    dialog.user.setText(user_id)
+    dialog.password.setText(password)
+    dialog.ok.click()
+    qtbot.waitUntil(lambda: dialog.new_password.isVisible(), timeout=20_000)  # an admin set it
+    dialog.new_password.setText(f"{user_id}-own-password")
+    dialog.repeat.setText(f"{user_id}-own-password")
+    dialog.ok.click()
+    qtbot.waitUntil(lambda: window.access.session is not None, timeout=20_000)
+    assert bar.who.text().startswith(f"Signed in: {user_id.capitalize()} (")
+
+
+def test_sign_in_replaces_the_open_role_dropdown(window, qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    editor = window.recipes
+    assert not hasattr(editor, "role")  # nobody picks a role from a list any more
+    qtbot.waitUntil(lambda: "No users" in window.session_bar.who.text(), timeout=10_000)
+    assert not editor.release_button.isEnabled()  # open journal: nothing can be signed
+    user_id, password = add_user(window, "otto", "operator")
+    window.access.refresh_open()
+    bar = window.session_bar
+    bar.button.click()
+    bar.dialog.user.setText(user_id)
+    bar.dialog.password.setText("wrong password!")
+    bar.dialog.ok.click()
+    qtbot.waitUntil(lambda: "wrong password" in bar.dialog.message.text(), timeout=20_000)
+    assert "attempt(s) left" in bar.dialog.message.text() and window.access.session is None
+    bar.dialog.close()
+    sign_in(window, qtbot, user_id, password)
+    assert window.access.session.user.role.value == "operator"
+    assert not editor.release_button.isEnabled()  # an operator cannot release
+    bar.button.click()  # sign out
+    assert window.access.session is None and bar.who.text() == "Not signed in"
+    eng, eng_pw = "erin", "erin-first-password"
+    book = window.access.book
+    admin = book.sign_in("admin", "admin-password-1")
+    book.add(admin, eng, "Erin", "engineer", eng_pw)
+    sign_in(window, qtbot, eng, eng_pw)
+    qtbot.waitUntil(lambda: bool(editor.fields) and editor.release_button.isEnabled(), timeout=20_000)
+
+
+def test_an_engineer_releases_with_an_e_signature(window, qtbot, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    import ui.recipe_editor as recipe_editor
+    from microfactory.access.signatures import recipe_subject, signatures
+    from ui.recipe_editor import RecipeEditor
+
+    shutil.copy(REPO / "recipes" / "shim.yaml", tmp_path / "shim.yaml")
+    shutil.copytree(REPO / "recipes" / "programs", tmp_path / "programs")
+    sign_in(window, qtbot, *add_user(window, "erin", "engineer"))
+    editor = RecipeEditor(tmp_path, window.cell)
+    qtbot.addWidget(editor)
+    editor.set_access(window.access)
+    qtbot.waitUntil(lambda: bool(editor.fields) and editor.release_button.isEnabled(), timeout=20_000)
+    typed = iter(["not my password", "erin-own-password"])  # what the engineer types when asked
+    monkeypatch.setattr(recipe_editor.QInputDialog, "getText", lambda *a, **k: (next(typed), True))
+    editor.save(release=True)
+    qtbot.waitUntil(lambda: "Not saved" in editor.problems.text(), timeout=20_000)
+    # a refused signature leaves no released file behind
+    assert sorted(p.name for p in tmp_path.glob("*.yaml")) == ["shim.yaml"]
+    editor.save(release=True)
+    qtbot.waitUntil(lambda: "(released)" in editor.status.text(), timeout=20_000)
+    released = next(tmp_path.glob("shim-ring-v*.yaml"))
+    assert "status: released" in released.read_text()
+    version = released.stem.split("-v")[-1]
+    (sig,) = signatures(window.controller.journal, recipe_subject("shim-ring", version))
+    assert sig.meaning.value == "released" and sig.user == "erin" and sig.name == "Erin"
