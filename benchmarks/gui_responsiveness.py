@@ -13,7 +13,15 @@ the end of its widget update on the GUI thread gives the event-to-screen delay (
 coalesced per station and flushed at 50 Hz, so up to 20 ms of it is by design). Baseline in the same run:
 the same window before any station connects, for a few seconds.
 
-Last line: one JSON object with ``max_stall_ms`` and ``event_to_screen_p99_ms`` (goals: both ≤ 50).
+At the end of the measured period, while the lot still runs on every station, the E-STOP button is
+clicked (a real mouse click on the widget, which runs the app's own slot) and each simulated device
+records when the first stop byte (``!`` or ctrl-X) reaches it, after its serial-link model; the child
+process reports those times on the same monotonic clock (``time.monotonic`` is system-wide), so
+``estop_click_to_bytes_ms`` is the slowest station's click-to-byte delay and ``estop_click_to_bytes_p50_ms``
+the median.
+
+Last line: one JSON object with ``max_stall_ms``, ``event_to_screen_p99_ms`` and
+``estop_click_to_bytes_ms`` (goals: each ≤ 50).
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -52,22 +62,57 @@ def cell_yaml(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+STOP_BYTES = (b"!", b"\x18")
+
+
+class StopArrivals:
+    """When the first stop byte after :meth:`arm` reached each simulated device (``time.monotonic``)."""
+
+    def __init__(self, handles: dict[str, Any]) -> None:
+        self.seen: dict[str, float] = {}
+        self.armed = False
+        self._lock = threading.Lock()
+        for sid, handle in handles.items():
+            device = handle.device
+            original = device.receive
+
+            def receive(data: bytes, sid: str = sid, original: Any = original) -> None:
+                if self.armed and any(b in data for b in STOP_BYTES):
+                    with self._lock:
+                        self.seen.setdefault(sid, time.monotonic())
+                original(data)
+
+            device.receive = receive
+
+    def arm(self) -> None:
+        with self._lock:
+            self.seen.clear()
+            self.armed = True
+
+
 def serve_simulators(cell_file: Path, speed: float) -> None:
     """Child process: start a simulator for every station of ``cell_file``, print one pty per line in
-    station order, then serve until stdin closes (the parent exiting closes it)."""
+    station order, then serve until stdin closes (the parent exiting closes it). ``arm`` on stdin starts
+    recording stop-byte arrivals; ``report`` prints them as one JSON line."""
     from microfactory import registry
     from microfactory.cell import load_cell
     from microfactory.clock import ScaledClock
     from microfactory.runtime import simulator_options
 
     clock = ScaledClock(speed)
-    handles = [registry.simulator(c.kind).start(simulator_options(c), clock)
-               for c in load_cell(cell_file).stations]
-    for handle in handles:
+    stations = load_cell(cell_file).stations
+    handles = {c.id: registry.simulator(c.kind).start(simulator_options(c), clock) for c in stations}
+    arrivals = StopArrivals(handles)
+    for handle in handles.values():
         sys.stdout.write(f"{handle.port}\n")
     sys.stdout.flush()
-    sys.stdin.read()  # blocks until the parent closes the pipe
-    for handle in handles:
+    for line in sys.stdin:  # until the parent closes the pipe
+        if line.strip() == "arm":
+            arrivals.arm()
+        elif line.strip() == "report":
+            sys.stdout.write(json.dumps(arrivals.seen) + "\n")
+            sys.stdout.flush()
+    for handle in handles.values():
         handle.close()
 
 
@@ -88,6 +133,37 @@ def simulators_in_a_process(folder: Path, speed: float) -> tuple[subprocess.Pope
             out.append(line)
     (folder / "cell-ptys.yaml").write_text("\n".join(out) + "\n")
     return child, folder / "cell-ptys.yaml"
+
+
+def click_estop(window: Any, child: subprocess.Popen[str] | None, spin: Any) -> list[float]:
+    """Click E-STOP mid-lot; the delay (ms) from the click to the first stop byte at each device."""
+    from PyQt6.QtCore import Qt
+    from PyQt6.QtTest import QTest
+
+    local = None if child is not None else StopArrivals(dict(window.controller.simulators))
+    if child is not None:
+        assert child.stdin is not None
+        child.stdin.write("arm\n")
+        child.stdin.flush()
+        spin(0.2)  # the child has read the line before the click (it only then records)
+    else:
+        assert local is not None
+        local.arm()
+    t0 = time.monotonic()
+    QTest.mouseClick(window.estop, Qt.MouseButton.LeftButton)
+    spin(1.0)
+    if child is not None:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("report\n")
+        child.stdin.flush()
+        seen = json.loads(child.stdout.readline())
+    else:
+        assert local is not None
+        seen = dict(local.seen)
+    missing = sorted({s.id for s in window.cell.stations} - set(seen))
+    if missing:
+        raise SystemExit(f"E-stop bytes never reached {', '.join(missing)}")
+    return [(t - t0) * 1000 for t in seen.values()]
 
 
 def main() -> None:
@@ -174,9 +250,9 @@ def main() -> None:
     events[0] = 0
     spin(args.seconds)
     heartbeat.stop()
-    window.engine.emergency_stop()
     stall = max(gaps[1:]) if len(gaps) > 1 else 0.0
     p99 = sorted(delays)[int(0.99 * (len(delays) - 1))] if delays else float("nan")
+    estop_ms = click_estop(window, child, spin)
     window.stop_lot(timeout_s=10)
     window.engine.stop(timeout_s=30)
     if child is not None:
@@ -187,6 +263,9 @@ def main() -> None:
           f"{args.seconds:g} s: {events[0]} events "
           f"shown, heartbeat gaps p50 {sorted(gaps)[len(gaps) // 2]:.1f} ms")
     print(json.dumps({"max_stall_ms": round(stall, 1), "event_to_screen_p99_ms": round(p99, 1),
+                      "estop_click_to_bytes_ms": round(max(estop_ms), 1),
+                      "estop_click_to_bytes_p50_ms": round(sorted(estop_ms)[len(estop_ms) // 2], 1),
+                      "estop_ports": len(estop_ms),
                       "baseline_max_stall_ms": round(baseline, 1), "events": events[0],
                       "stations": args.stations, "simulators": args.simulators, "seconds": args.seconds}))
 
