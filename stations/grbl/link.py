@@ -15,7 +15,7 @@ import logging
 from microfactory.errors import CommunicationError, StationFault, StationTimeout
 from stations.grbl.channel import RESET
 from stations.grbl.codec import LineKind, parse_build_info, parse_offsets
-from stations.grbl.motion import GrblMotion
+from stations.grbl.motion import FEED_HOLD, GrblMotion
 from stations.grbl.settings import GrblSettings, refuse_if_inconsistent
 
 log = logging.getLogger("stations.grbl")
@@ -122,7 +122,15 @@ class GrblLink(GrblMotion):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
-        if self.transport.connected:
+        if self.transport.connected and self.poller.dead.is_set():
+            # a machine that stopped answering gets the stop bytes, but no wait for a banner that will
+            # not come (and no "is this a Grbl?" guess: it was one a moment ago)
+            self.channel.realtime(FEED_HOLD)
+            self.channel.realtime(RESET)
+            log.warning("%s on %s: closing a machine that does not answer: feed hold and reset sent, not "
+                        "confirmed; the machine may still be moving: use the E-stop", self.id,
+                        self.transport.port)
+        elif self.transport.connected:
             try:
                 await self._stop_motion()
             except (CommunicationError, StationFault) as exc:

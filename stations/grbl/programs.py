@@ -16,10 +16,10 @@ from microfactory.errors import CommunicationError, MicrofactoryError, StationFa
 from microfactory.events import EventKind, Severity
 from microfactory.station import StepRequest
 from microfactory.watchdog import Watchdog, WatchdogExpired
-from stations.grbl.channel import ResetBeforeAnswer
+from stations.grbl.channel import RESET, ResetBeforeAnswer
 from stations.grbl.codec import StatusReport
 from stations.grbl.codes import describe_alarm, describe_error
-from stations.grbl.motion import GrblMotion
+from stations.grbl.motion import FEED_HOLD, GrblMotion
 from stations.grbl.precheck import GrblPrecheck
 from stations.grbl.stream_guard import Trouble, TroubleKind
 from stations.grbl.stream_stop import error_fault, link_fault, resume_line, trouble_fault, unrun_from
@@ -158,7 +158,7 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
             if not reached:
                 self.flushed_blocks = None
             self._account_flush(exc.result, lines)
-            log.error("%s: stream stopped: %s", self.id, exc.trouble.text)
+            log.info("%s: stream stopped: %s", self.id, exc.trouble.text)
             return trouble_fault(self.id, port, exc.trouble, exc.result, lines, reached=reached)
         alarm = isinstance(cause, StationFault) and cause.code.startswith("ALARM:")
         # after a reset of its own Grbl would run the lines still on the wire: stop that too
@@ -186,6 +186,13 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         """Feed hold, then soft reset; True when Grbl's reset banner proved the stop arrived."""
         self.flushed_blocks = None
         if not self.transport.connected:
+            return False
+        if self.poller.dead.is_set():
+            # it does not answer '?': send the stop bytes, but no banner will prove they arrived
+            self.channel.realtime(FEED_HOLD)
+            self.channel.realtime(RESET)
+            self.channel.fail_pending(StationFault(self.id, "reset", "stopped after the machine went quiet",
+                                                   recovery="check the machine"))
             return False
         try:
             await self._stop_motion()
