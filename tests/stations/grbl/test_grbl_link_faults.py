@@ -361,3 +361,30 @@ def test_error_stops_at_once_and_says_which_lines_ran() -> None:
         assert_not_moving(sim)
 
     with_sim(body)
+
+
+def test_bf_is_turned_on_while_connected_and_the_users_value_is_restored() -> None:
+    """Stock Grbl ships $10=1 (no Bf:): the guard needs it, so connecting sets bit 2 and closing undoes it."""
+    lines = program()
+    clock = ScaledClock(1.0)
+    sim = registry.simulator("grbl").start({"settings": {**SETTINGS, 10: 1}}, clock)
+
+    async def go() -> None:
+        station = GrblStation(config(sim.port), bus=EventBus(clock), clock=clock,
+                              port=PortHandle(lambda: sim.port, simulator=sim))
+        try:
+            await station.connect()
+            assert sim.settings[10] == 3
+            report = await station.poller.fresh(2.0)
+            assert report.rx_free is not None and report.planner_free is not None
+            await station.run_step(StepRequest("gcode", {"program": lines, "source": "job.nc"}))
+            assert delivered(sim, lines) == [grbl_form(x) for x in lines]
+        finally:
+            await station.close()
+            station.transport.shutdown()
+        assert sim.settings[10] == 1
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 60))
+    finally:
+        sim.close()
