@@ -196,7 +196,7 @@ class LineTransport:
         """
         if self.lost.is_set() and self._lines.empty():
             raise Disconnected("port is disconnected", port=self.port,
-                               hint="check the cable and power; the controller reconnects by identity")
+                               hint="check the cable and the power")
         try:
             item = await asyncio.wait_for(self._lines.get(), timeout_s)
         except TimeoutError:
@@ -205,7 +205,7 @@ class LineTransport:
         if isinstance(item, _Lost):
             self._lines.put_nowait(item)  # every later reader sees the loss too
             raise Disconnected(item.reason, port=self.port,
-                               hint="check the cable and power; the controller reconnects by identity")
+                               hint="check the cable and the power")
         return item
 
     def drain_lines(self) -> list[str]:
@@ -233,7 +233,9 @@ class LineTransport:
             raise Disconnected("port closed while writing", port=self.port, sent=data,
                                hint="connect the station first") from None
         except (serial.SerialException, OSError) as exc:
-            raise Disconnected(f"write failed: {exc}", port=self.port, sent=data,
+            text = str(exc)  # pyserial's own text already starts "write failed: ..."
+            raise Disconnected(text if text.startswith("write failed") else f"write failed: {text}",
+                               port=self.port, sent=data,
                                hint="check the cable and power") from None
 
     def _write_all(self, ser: serial.Serial, data: bytes) -> None:
