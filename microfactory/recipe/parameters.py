@@ -92,6 +92,12 @@ class ParameterSpec:
         return f"{lo}..{hi}{' ' + self.unit if self.unit else ''}"
 
 
+def _shown(value: Any) -> str:
+    """``value`` as a message shows it: its repr, cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}... ({len(text)} characters)"
+
+
 def _as_type(kind: str, value: Any, name: str) -> Any:
     if kind == "bool":
         if isinstance(value, bool):
@@ -115,10 +121,13 @@ def _as_type(kind: str, value: Any, name: str) -> Any:
             return int(value) if not isinstance(value, str) else int(value.strip(), 10)
         number = float(value)
     except (TypeError, ValueError, OverflowError):
+        text = str(value).strip()
+        if text.lstrip("+-").isdigit() and len(text) > 30:
+            raise ParameterValueError(f"{name}: a number of {len(text)} digits is out of any range") from None
         raise ParameterValueError(f"{name} needs {'a whole number' if kind == 'int' else 'a number'}, "
-                                  f"not {value!r}") from None
+                                  f"not {_shown(value)}") from None
     if not math.isfinite(number):
-        raise ParameterValueError(f"{name} needs a finite number, not {value!r} (NaN and infinity pass "
+        raise ParameterValueError(f"{name} needs a finite number, not {_shown(value)} (NaN and infinity pass "
                                   "no bounds check)")
     return number
 

@@ -131,3 +131,10 @@ def test_bytes_that_are_not_utf8_are_located(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_cell(path)
     assert str(info.value).startswith(f"{path}:2:13: bytes b'\\xed' are not UTF-8 text")
+
+
+def test_set_with_a_5000_digit_integer_is_refused_in_a_short_message() -> None:
+    report = validate_recipe(RECIPE, CELL, values={"spindle": "9" * 5000})
+    texts = [str(p) for p in report.problems]
+    assert len(texts) == 1 and "a number of 5000 digits is out of any range" in texts[0]
+    assert len(texts[0]) < 300
