@@ -11,6 +11,8 @@ backlight and, at the ``defect_rate``, one defect from ``defect_classes``. ``inj
 puts a defect on the next frame; ``unplug`` removes the folder (the camera is lost); ``replug`` brings
 it back; ``dark`` and ``empty`` make the next frame under-exposed or show no part; ``target`` (``cols``,
 ``rows``, ``pitch_mm``, ``dot_mm``) shows a dot-grid calibration target instead of a part.
+Options ``bright_dn`` (above 255 the backlight saturates) and ``front_light`` (a bright part on a dark
+field) set the lighting; the drawing may have any outline.
 """
 
 from __future__ import annotations
@@ -182,7 +184,9 @@ class CameraSimulatorFactory:
         drawing = load_drawing(options.get("drawing", DEFAULT_DRAWING))
         optics = Optics(width=int(options.get("width", 2448)), height=int(options.get("height", 2048)),
                         mm_per_px=float(options.get("mm_per_px", 0.010)),
-                        psf_sigma_px=float(options.get("psf_sigma_px", 0.8)))
+                        psf_sigma_px=float(options.get("psf_sigma_px", 0.8)),
+                        bright_dn=float(options.get("bright_dn", 200.0)),
+                        front_light=bool(options.get("front_light", False)))
         classes = options.get("defect_classes", DEFECT_CLASSES)
         generator = PartGenerator(drawing, optics, defect_rate=float(options.get("defect_rate", 0.0)),
                                   defect_classes=tuple(classes), seed=options.get("seed"),

@@ -126,8 +126,9 @@ def area_defects(image: np.ndarray, outline: Callable[[float], np.ndarray],
     if local_level:
         small = cv2.resize(roi, (max(1, roi.shape[1] // 4), max(1, roi.shape[0] // 4)),
                            interpolation=cv2.INTER_AREA)
-        ref = cv2.resize(cv2.medianBlur(small, 5), (roi.shape[1], roi.shape[0]))
-        lit = np.where((roi.astype(np.int16) - ref) > limits.crack_contrast * span, 255, 0).astype(np.uint8)
+        ref = cv2.resize(cv2.medianBlur(small, 5), (roi.shape[1], roi.shape[0]),
+                         interpolation=cv2.INTER_NEAREST)
+        lit = cv2.threshold(cv2.subtract(roi, ref), limits.crack_contrast * span, 255, cv2.THRESH_BINARY)[1]
     else:
         lit = cv2.threshold(roi, dark + limits.crack_contrast * span, 255, cv2.THRESH_BINARY)[1]
     found += _blobs(cv2.bitwise_and(lit, interior), (x0, y0), "crack", limits.crack_area_mm2, mm_per_px)
@@ -140,6 +141,11 @@ def _blobs(mask: np.ndarray, origin: tuple[int, int], cls: str, min_area_mm2: fl
            ) -> list[Defect]:
     if cv2.countNonZero(mask) == 0:
         return []
+    if min_area_mm2 / (s * s) >= 2:  # lone pixels (noise) can never make a blob that large: drop them
+        pairs = cv2.boxFilter(mask, cv2.CV_16U, (3, 3), normalize=False) >= 2 * 255
+        mask = np.where(pairs, mask, 0).astype(np.uint8)
+        if cv2.countNonZero(mask) == 0:
+            return []
     bx, by, bw, bh = cv2.boundingRect(cv2.findNonZero(mask))
     sub = mask[by:by + bh, bx:bx + bw]
     n, _, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)

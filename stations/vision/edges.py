@@ -103,12 +103,16 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
     slope = rise / step
     clipped = np.zeros(n, bool)
     clipped_half = np.zeros(n, bool)
-    near = np.flatnonzero((prof.max(axis=1) >= CLIP_DN - 8) | (dark <= 2))
+    # a plateau at the clip level: noise spikes to 255 on a plateau below it do not count
+    near = np.flatnonzero(((bright >= CLIP_DN - 2) | (dark <= 2)) & ok)
     if len(near):
-        vals, tt = _pixels(image, xs[near], ys[near], px[near], py[near], nx[near], ny[near])
+        # the raw pixels of 15 samples about each crossing: the transition and a little of each side
+        cols = np.clip(j[near][:, None] + np.arange(-8, 7)[None, :], 0, m - 1)
+        wx, wy = np.take_along_axis(xs[near], cols, 1), np.take_along_axis(ys[near], cols, 1)
+        vals, tt = _pixels(image, wx, wy, px[near], py[near], nx[near], ny[near])
         clip = (vals >= CLIP_DN) | (vals <= 0)
-        # only clipping within 3 px of the edge matters (a dark plateau at 0 DN far from it does not)
-        hit = (clip & (np.abs(tt - off[near, None]) < 3.0)).any(axis=1) & ok[near]
+        # only clipping within 3 px of the edge matters (a plateau at 0 or 255 DN far from it does not)
+        hit = (clip & (np.abs(tt - off[near, None]) < 3.0)).any(axis=1)
         if hit.any():
             rows_c = near[hit]
             sig0 = model.sigma_px if model is not None else 0.0
@@ -117,11 +121,7 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
                                     dark, bright)
                 if model is not None and sig0 > 0:
                     model.sigma_px = sig0
-            # the fit needs the transition and a little of each side: 15 samples about the crossing
-            cols = np.clip(j[rows_c][:, None] + np.arange(-8, 7)[None, :], 0, m - 1)
-            vw = np.take_along_axis(vals[hit], cols, 1)
-            tw = np.take_along_axis(tt[hit], cols, 1)
-            cw = np.take_along_axis(clip[hit], cols, 1)
+            vw, tw, cw = vals[hit], tt[hit], clip[hit]
             e, amp, sig, d0 = _clip_fit(vw, cw, tw, off[rows_c], dark[rows_c], bright[rows_c], sig0)
             good = np.isfinite(e) & (np.abs(e - off[rows_c]) < 3) & (amp > 0)
             off[rows_c] = np.where(good, e, off[rows_c])
@@ -183,7 +183,7 @@ def _clip_fit(prof: np.ndarray, clipped: np.ndarray, t: np.ndarray, e0: np.ndarr
     sig = np.full(len(e), sigma if sigma > 0 else 1.0)
     k = 4 if fit_sigma else 3
     lo, hi = np.array([-50, -100, -1, -0.5])[:k], np.array([50, 100, 1, 0.5])[:k]
-    for _ in range(10):
+    for _ in range(8):
         z = (tt - e[:, None]) / sig[:, None]
         phi = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
         big = 0.5 * (1 + _erf(z / math.sqrt(2.0)))
@@ -200,7 +200,7 @@ def _clip_fit(prof: np.ndarray, clipped: np.ndarray, t: np.ndarray, e0: np.ndarr
         d, amp, e = d + step[:, 0], amp + step[:, 1], e + step[:, 2]
         if fit_sigma:
             sig = np.maximum(sig + step[:, 3], 0.2)
-        if not len(step) or np.abs(step[:, 2]).max() < 1e-4:
+        if not len(step) or np.abs(step[:, 2]).max() < 1e-3:
             break
     return e, amp, sig, d
 

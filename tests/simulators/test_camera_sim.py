@@ -182,3 +182,20 @@ def replace_optics(**changes: object) -> Optics:
     from dataclasses import replace
 
     return replace(SMALL, **changes)  # type: ignore[arg-type]
+
+
+def test_simulator_options_set_the_lighting(tmp_path: Path) -> None:
+    import cv2
+
+    small = tmp_path / "wheel.yaml"
+    small.write_text("drawing: w\noutline: {shape: circle, d: 3.0}\n"
+                     "holes:\n  - {id: A, x: 0, y: 0, d: 0.8}\n")
+    for options, check in (({"front_light": True}, lambda im: im[5, 5] < 20 and (im > 150).mean() > 0.1),
+                           ({"bright_dn": 262.0}, lambda im: (im == 255).mean() > 0.1)):
+        sim = SIMULATOR.start({"drawing": str(small), "width": 640, "height": 480, "seed": 1, "dust": 0,
+                               **options}, ScaledClock(1.0))
+        try:
+            image = cv2.imread(str(Path(sim.port) / "frame_000000.png"), cv2.IMREAD_GRAYSCALE)
+            assert check(image), options
+        finally:
+            sim.close()
