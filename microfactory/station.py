@@ -16,6 +16,7 @@ Station kinds are registered as entry points (group ``microfactory.stations``) t
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from microfactory.cell import StationConfig
     from microfactory.simulation import SimulatorHandle
     from microfactory.transport.trace import ByteTrace
+
+
+log = logging.getLogger("microfactory.station")
 
 
 class StationState(StrEnum):
@@ -96,8 +100,13 @@ class StationMachine:
                           previous=str(self._previous))
 
     def trigger_safely(self, name: str) -> bool:
-        """Fire ``name`` if it is allowed from the current state; return whether it fired."""
+        """Fire ``name`` if it is allowed from the current state; return whether it fired.
+
+        A refusal is never silent: it is logged with the station, the trigger and the state (the
+        callers that only try, such as ``clear`` before ``ready``, check :meth:`may` first or use the
+        result)."""
         if not self.may(name):
+            log.info("station %s: transition %r refused in state %s", self.station_id, name, self.state)
             return False
         self._previous = self.state
         self.trigger(name)  # type: ignore[attr-defined]

@@ -315,6 +315,12 @@ class EngineThread:
         try:
             loop.run_forever()
         finally:
+            # as asyncio.run does: cancel what is left (a lot stopped by close) and let it unwind
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=10.0))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
