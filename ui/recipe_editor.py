@@ -8,6 +8,8 @@ A value outside a parameter's bounds shows its error next to the field and savin
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 import os
 import re
@@ -18,19 +20,15 @@ from typing import Any
 
 from PyQt6 import sip
 from PyQt6.QtCore import pyqtSignal
-from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -39,11 +37,11 @@ from microfactory import yamlfile
 from microfactory.access import signatures as esig
 from microfactory.access.users import Permission, Session, UserBook
 from microfactory.cell import Cell
-from microfactory.errors import MicrofactoryError
-from microfactory.recipe import compile_recipe, load_recipe, validate_recipe
+from microfactory.recipe import load_recipe, validate_recipe
 from microfactory.recipe.parameters import ParameterSpec
 from ui.parameter_form import ParameterForm
 from ui.sign_in import Access
+from ui.step_editor import StepEditor
 
 STEP_KINDS = ("cut", "machine", "wash", "inspect", "manual", "transfer")
 
@@ -71,18 +69,36 @@ def problem_target(field: str, parameters: list[str]) -> tuple[str, str | int | 
     return "step", index
 
 
+def validate_edited(path: Path, doc: Any, cell: Cell, values: dict[str, Any]) -> Any:
+    """Validate the recipe at ``path``, or its edited document ``doc`` as it would be saved: written to
+    a hidden file beside it (relative program and drawing paths resolve the same), checked, removed;
+    the problems name the recipe's own file."""
+    if doc is None:
+        return validate_recipe(path, cell, values=values)
+    probe = path.with_name(f".{path.stem}.editing{path.suffix}")
+    try:
+        yamlfile.dump_roundtrip(doc, probe)
+        report = validate_recipe(probe, cell, values=values)
+    finally:
+        probe.unlink(missing_ok=True)
+    report.problems[:] = [dataclasses.replace(p, file=str(path)) if Path(p.file).name == probe.name else p
+                           for p in report.problems]
+    return report
+
+
 def base(path: Path) -> str:
     """The recipe a file is a version of: ``watch-plate-v1.2.yaml`` → ``watch-plate``."""
     return re.sub(r"-v\d+(\.\d+)*$", "", path.stem)
 
 
-def save_version(source: Path, values: dict[str, Any], *, release: bool, author: str = "") -> Path:
-    """Write a new version of the recipe beside ``source`` with new parameter defaults; keeps comments.
+def save_version(source: Path, values: dict[str, Any], *, release: bool, author: str = "",
+                 doc: Any = None) -> Path:
+    """Write a new version of the recipe beside ``source`` with new parameter defaults (and, given
+    ``doc``, its edited round-trip document: steps added, moved or re-routed); keeps comments.
 
     The new file is ``<id>-v<version>.yaml``; its status is ``released`` or ``draft``.
     """
-    doc = yamlfile.load(source)
-    root = doc.root
+    root = copy.deepcopy(doc) if doc is not None else yamlfile.load(source).root
     header = root["recipe"]
     header["version"] = next_version(str(header["version"]))
     header["status"] = "released" if release else "draft"
@@ -97,10 +113,10 @@ def save_version(source: Path, values: dict[str, Any], *, release: bool, author:
 
 
 def release_version(book: UserBook, session: Session, password: str, source: Path,
-                    values: dict[str, Any]) -> Path:
+                    values: dict[str, Any], doc: Any = None) -> Path:
     """Write the new released version and sign it (``released``, bound to its sha256); a signature the
     core refuses (wrong password, role) leaves no released file behind."""
-    target = save_version(source, values, release=True, author=session.user.name)
+    target = save_version(source, values, release=True, author=session.user.name, doc=doc)
     try:
         esig.release_recipe(book, session, password, target)
     except BaseException:
@@ -129,11 +145,11 @@ class RecipeEditor(QWidget):
         self.access: Access | None = None
         self.signer = QLabel("")
         self.status = QLabel("")
-        self.steps = QTableWidget(0, 6)
-        self.steps.setHorizontalHeaderLabels(["step", "kind", "station", "on pass", "on fail", "max rework"])
-        self.steps.horizontalHeader().setSectionResizeMode(  # type: ignore[union-attr]
-            QHeaderView.ResizeMode.Stretch)
-        self.steps.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.step_editor = StepEditor()
+        self.step_editor.edited.connect(self._steps_edited)
+        self.steps = self.step_editor.table
+        #: the recipe's round-trip document while its steps are being edited (None: unchanged)
+        self.edited_doc: Any = None
         self.problems = QLabel("")
         self.problems.setWordWrap(True)
         self.problems.setStyleSheet("color: #c62828; font-weight: 600;")
@@ -164,7 +180,7 @@ class RecipeEditor(QWidget):
         right_box = QWidget()
         right = QVBoxLayout(right_box)
         right.addWidget(QLabel("Steps and routing"))
-        right.addWidget(self.steps, 2)
+        right.addWidget(self.step_editor, 2)
         row = QHBoxLayout()
         row.addWidget(QLabel("Compare with"))
         row.addWidget(self.diff_with, 1)
@@ -230,17 +246,13 @@ class RecipeEditor(QWidget):
         self._in_worker(lambda: self._load(path), self._show)
 
     def _load(self, path: Path) -> Any:
-        """(recipe, station per step) — the stations the core resolves on this cell, by kind and
-        capability; a recipe that does not compile still opens (its problems show under the form)."""
+        """(recipe, its round-trip document for the step editor); a recipe that does not compile still
+        opens (its problems show under the form and on its steps)."""
         recipe = load_recipe(path)
-        try:
-            stations = {st.id: st.station for st in compile_recipe(recipe, self.cell).steps}
-        except MicrofactoryError:
-            stations = {}
-        return recipe, stations
+        return recipe, yamlfile.load(path).root
 
     def _show(self, loaded: Any) -> None:
-        recipe, stations = loaded if isinstance(loaded, tuple) else (loaded, {})
+        recipe, doc = loaded if isinstance(loaded, tuple) else (loaded, None)
         if not isinstance(recipe, Exception) and recipe.path != self.path:
             return  # a slower load of a recipe the operator has already left
         if isinstance(recipe, Exception):
@@ -250,14 +262,8 @@ class RecipeEditor(QWidget):
             return
         self.status.setText(f"v{recipe.version} · {recipe.spec.recipe.status}")
         self.params.show_specs(recipe.parameters().values())
-        self.steps.setRowCount(len(recipe.steps))
-        for row_index, step in enumerate(recipe.steps):
-            kind = next((k for k in STEP_KINDS if getattr(step, k) is not None), "?")
-            values = (step.id, kind, step.station or stations.get(step.id) or "—",
-                      step.on_pass or recipe.next_step(row_index), step.on_fail or "scrap",
-                      str(step.max_rework))
-            for col, value in enumerate(values):
-                self.steps.setItem(row_index, col, QTableWidgetItem(str(value)))
+        self.edited_doc = None
+        self.step_editor.show_doc(doc, [s.id for s in self.cell.stations])
         self.problems.setText("")
         self.validate()
 
@@ -286,11 +292,28 @@ class RecipeEditor(QWidget):
         self._update_buttons()
         if not bad and self.path is not None:
             self.problems.setText("")
-            path = self.path
-            self._in_worker(lambda: validate_recipe(path, self.cell, values=values), self._validated)
+            self._generation += 1
+            self.core_ok = False  # until the core has answered about what is shown now
+            self._update_buttons()
+            path, doc, generation = self.path, self.edited_doc, self._generation
+            self._in_worker(lambda: (generation, validate_edited(path, doc, self.cell, values)),
+                            self._validated)
         return not bad
 
-    def _validated(self, report: Any) -> None:
+    _generation = 0
+
+    def _steps_edited(self) -> None:
+        """A step was added, removed, moved, re-routed or its settings changed: validate what is shown."""
+        self.edited_doc = self.step_editor.doc
+        self.validate()
+
+    def _validated(self, answer: Any) -> None:
+        if isinstance(answer, tuple):
+            generation, report = answer
+            if generation != self._generation:
+                return  # about values or steps changed since
+        else:
+            report = answer
         if isinstance(report, Exception):
             self.problems.setText(str(report))
             self.core_ok = False
@@ -302,12 +325,7 @@ class RecipeEditor(QWidget):
     def _place_problems(self, problems: list[Any]) -> None:
         """Each located problem next to what it is about: under its parameter's field, on its step's
         row (red, the problem as tooltip); the rest, with file:line, under the form."""
-        for row in range(self.steps.rowCount()):
-            for col in range(self.steps.columnCount()):
-                item = self.steps.item(row, col)
-                if item is not None:
-                    item.setBackground(QColor(0, 0, 0, 0))
-                    item.setToolTip("")
+        self.step_editor.unmark()
         names = list(self.specs)
         rest: list[str] = []
         for problem in problems:
@@ -315,12 +333,8 @@ class RecipeEditor(QWidget):
             target = problem_target(problem.field, names)
             if target[0] == "parameter" and self.params.show_problem(str(target[1]), where + problem.message):
                 continue
-            if target[0] == "step" and isinstance(target[1], int) and target[1] < self.steps.rowCount():
-                for col in range(self.steps.columnCount()):
-                    item = self.steps.item(target[1], col)
-                    if item is not None:
-                        item.setBackground(QColor("#ffcdd2"))
-                        item.setToolTip(f"{problem.file}:{problem.line}: {problem.message}")
+            if target[0] == "step" and isinstance(target[1], int):
+                self.step_editor.mark(target[1], f"{problem.file}:{problem.line}: {problem.message}")
             rest.append(f"{problem.file}:{problem.line}: {problem.message}" if problem.line
                         else f"{problem.file}: {problem.message}")
         self.problems.setText("\n".join(rest[:8]))
@@ -343,12 +357,13 @@ class RecipeEditor(QWidget):
         self._update_buttons()
 
     def save(self, *, release: bool) -> None:
-        if not self.validate() or self.path is None:
+        if not self.core_ok or not self.validate() or self.path is None:
             self.problems.setText("Not saved: fix the values marked in red first.")
             return
         source, values = self.path, self.values()
         if not release:
-            self._in_worker(lambda: save_version(source, values, release=False),
+            doc = self.edited_doc
+            self._in_worker(lambda: save_version(source, values, release=False, doc=doc),
                             lambda target: self._saved(target, False))
             return
         access = self.access
@@ -360,8 +375,8 @@ class RecipeEditor(QWidget):
             "this release (meaning: released)", QLineEdit.EchoMode.Password)
         if not ok:
             return
-        session = access.session
-        self._in_worker(lambda: release_version(access.book, session, password, source, values),
+        session, doc = access.session, self.edited_doc
+        self._in_worker(lambda: release_version(access.book, session, password, source, values, doc),
                         lambda target: self._saved(target, True))
 
     def _saved(self, target: Any, release: bool) -> None:

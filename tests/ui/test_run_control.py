@@ -278,3 +278,53 @@ def test_an_engineer_releases_with_an_e_signature(window, qtbot, tmp_path, monke
     version = released.stem.split("-v")[-1]
     (sig,) = signatures(window.controller.journal, recipe_subject("shim-ring", version))
     assert sig.meaning.value == "released" and sig.user == "erin" and sig.name == "Erin"
+
+
+def test_an_operator_edits_the_steps_and_the_saved_recipe_keeps_its_comments(qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from microfactory.cell import load_cell
+    from microfactory.recipe import load_recipe
+    from ui.recipe_editor import RecipeEditor
+
+    shutil.copy(RECIPE, tmp_path / RECIPE.name)
+    shutil.copytree(REPO / "recipes" / "programs", tmp_path / "programs")
+    shutil.copytree(REPO / "recipes" / "drawings", tmp_path / "drawings")
+    editor = RecipeEditor(tmp_path, load_cell(REPO / "recipes" / "cells" / "sim.yaml"))
+    qtbot.addWidget(editor)
+    steps = editor.step_editor
+    qtbot.waitUntil(lambda: steps.table.rowCount() == 9 and editor.save_button.isEnabled(), timeout=20_000)
+    # a rinse step after the wash, with a program the washer does not have: refused on its row
+    wash_row = [steps.table.item(r, 0).text() for r in range(9)].index("wash")
+    steps.table.selectRow(wash_row)
+    steps.add_step("transfer")
+    assert steps.table.item(wash_row + 1, 0).text() == "step-1"
+    steps.table.cellWidget(wash_row + 1, 1).setCurrentText("wash")  # kind: transfer → wash
+    steps.settings.setPlainText("program: NOPE\n")
+    steps.apply_settings()
+    qtbot.waitUntil(lambda: "NOPE" in steps.table.item(wash_row + 1, 0).toolTip(), timeout=20_000)
+    assert not editor.save_button.isEnabled()
+    steps.settings.setPlainText("program: RINSE\n")
+    steps.apply_settings()
+    qtbot.waitUntil(editor.save_button.isEnabled, timeout=20_000)
+    steps.move_step(-1)  # now before the wash
+    assert steps.table.item(wash_row, 0).text() == "step-1"
+    steps.table.cellWidget(wash_row, 3).setCurrentText("inspect")  # on pass: past the wash ...
+    qtbot.waitUntil(lambda: "never reached" in steps.table.item(wash_row + 1, 0).toolTip(), timeout=20_000)
+    assert not editor.save_button.isEnabled()  # ... which no route reaches any more: refused on its row
+    steps.table.cellWidget(wash_row, 3).setCurrentText("wash")
+    steps.settings.setPlainText("program: [unclosed\n")
+    steps.apply_settings()
+    assert steps.settings_error.text().startswith("not valid YAML")  # said, nothing applied
+    qtbot.waitUntil(editor.save_button.isEnabled, timeout=20_000)
+    editor.save(release=False)
+    qtbot.waitUntil(lambda: "saved" in editor.status.text(), timeout=20_000)
+    saved = next(tmp_path.glob("*-v*.yaml"))
+    text = saved.read_text()
+    assert "# rework loop, reached only from inspect's on_fail" in text  # comments kept
+    recipe = load_recipe(saved)
+    ids = [s.id for s in recipe.steps]
+    assert ids[wash_row] == "step-1" and ids[wash_row + 1] == "wash"
+    added = recipe.steps[wash_row]
+    assert added.wash is not None and added.wash.program == "RINSE" and added.on_pass == "wash"
+    assert not list(tmp_path.glob(".*editing*"))  # the validation's probe file is gone
