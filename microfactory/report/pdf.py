@@ -292,9 +292,10 @@ def _table(
 def _clip(pdf: Certificate, value: Any, chars: int) -> str:
     """Latin-1 text (Courier is a core font) cut to ``chars`` with a trailing ``~`` when cut."""
     text = "" if value is None else str(value)
-    for sign, words in PLAIN.items():
-        text = text.replace(sign, words)
-    text = text.replace("µ", "u").encode("latin-1", "replace").decode("latin-1")
+    if not text.isascii():  # rare: most cells are ids, numbers and words
+        for sign, words in PLAIN.items():
+            text = text.replace(sign, words)
+        text = text.replace("µ", "u").encode("latin-1", "replace").decode("latin-1")
     return text if len(text) <= chars else text[: chars - 1] + "~"
 
 
