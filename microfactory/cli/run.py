@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from microfactory.access.signatures import check_recipe
-from microfactory.access.users import Permission, UserBook
+from microfactory.access.users import Permission, Session, UserBook
 from microfactory.bounds import MAX_LOT_SIZE
 from microfactory.cell import Cell
 from microfactory.cli.arguments import journal_path, part_count, speed_factor
@@ -212,7 +212,9 @@ class Board:
 async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float, db: str,
                console: Console, simulated_operator: bool, user: str | None = None) -> LotSummary:
     controller = Controller(cell, speed=speed, db=db)
-    controller.user = authorise_run(controller.journal, procedure, user)
+    session = authorise_run(controller.journal, procedure, user)
+    if session is not None:
+        controller.session, controller.user = session, session.user.id
     for step in controller.journal.in_doubt():  # left by an earlier run that was killed or lost a link
         console.print(f"[bold yellow]warning: in doubt from an earlier run: lot {step.lot} part {step.part} "
                       f"step {step.step} on {step.station or 'the cell'} was sent but never confirmed; "
@@ -251,8 +253,8 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float
     return summary
 
 
-def authorise_run(journal: Journal, procedure: Procedure, user: str | None) -> str:
-    """The user id to record with the lot: once a journal has users, running needs one with the role
+def authorise_run(journal: Journal, procedure: Procedure, user: str | None) -> Session | None:
+    """The session to run the lot with: once a journal has users, running needs one with the role
     (``--user`` or a CI token); a recipe released in this journal must be its released content."""
     changed = check_recipe(journal, procedure.recipe_id, procedure.version, procedure.source) \
         if procedure.source else None
@@ -261,8 +263,8 @@ def authorise_run(journal: Journal, procedure: Procedure, user: str | None) -> s
                                  "change a new version and release it (microfactory release)")
     book = UserBook(journal)
     if book.empty and not user:
-        return ""
-    return signed_in(book, user, Permission.RUN_LOT).user.id
+        return None
+    return signed_in(book, user, Permission.RUN_LOT)
 
 
 async def _refresh(live: Live, board: Board) -> None:

@@ -54,6 +54,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from microfactory.access.users import Permission, Session, UserBook
 from microfactory.bounds import check_part_count
 from microfactory.cell import Cell
 from microfactory.cell import load_cell as _load_cell
@@ -64,7 +65,7 @@ from microfactory.engine.lot import LotSummary, Prompt
 from microfactory.engine.packml import PackMLState, UnitMode
 from microfactory.engine.packtags import PackTags
 from microfactory.engine.runner import Engine, validate_procedure
-from microfactory.errors import MicrofactoryError
+from microfactory.errors import AccessDenied, MicrofactoryError
 from microfactory.events import Event, EventBus, Subscriber, Subscription
 from microfactory.procedure import Procedure
 from microfactory.station import Station, StepRequest, StepResult
@@ -115,6 +116,7 @@ class Controller:
         self.cell = cell
         #: The signed-in user (``microfactory.access``) who runs the lots; recorded with each lot.
         self.user = user
+        self.session: Session | None = None
         self.clock = clock or ScaledClock(speed)
         self.bus = bus or EventBus(self.clock)
         self.journal = Journal(db if db is not None else ":memory:", bus=self.bus)
@@ -186,14 +188,41 @@ class Controller:
 
         Returns when the cell reaches Complete, Stopped or Aborted. Requires Idle (Complete and Stopped
         are reset first). Raises ``StateError`` otherwise, and ``ConfigError`` before anything runs when
-        ``parts`` is not 1 to :data:`~microfactory.bounds.MAX_LOT_SIZE`.
+        ``parts`` is not 1 to :data:`~microfactory.bounds.MAX_LOT_SIZE`. Once the journal has users, a
+        live session (:meth:`sign_in` or :meth:`use_token`) whose role may run lots is required
+        (``AccessDenied``).
         """
         check_part_count(parts)
+        self._authorised(Permission.RUN_LOT)
         try:
             self.packtags.design(estimate_lot(procedure, self.cell, parts=parts).cycle_s)
         except (MicrofactoryError, KeyError, ValueError) as exc:  # no timing model: OEE without design speed
             log.warning("no design speed for %s: %s", procedure.recipe_id, exc)
         return await self._engine().run_lot(procedure, parts=parts, lot_id=lot_id)
+
+    # -- who is at the controls (21 CFR Part 11; the GUI's sign-in uses these) ---------------------
+    def sign_in(self, user_id: str, password: str) -> Session:
+        """Sign in on this controller's journal (its user book); later lots are recorded as this user's."""
+        self.session = UserBook(self.journal).sign_in(user_id, password)
+        self.user = self.session.user.id
+        return self.session
+
+    def use_token(self, token: str) -> Session:
+        """A CI token (``MICROFACTORY_TOKEN``) instead of a sign-in: may run lots, never sign."""
+        self.session = UserBook(self.journal).session(token)
+        self.user = self.session.user.id
+        return self.session
+
+    def _authorised(self, permission: Permission) -> None:
+        book = UserBook(self.journal)
+        if book.empty:
+            return
+        if self.session is None:
+            raise AccessDenied(f"this journal has users: {permission.value} needs a signed-in user",
+                               hint="controller.sign_in(user, password), or use_token(token) for CI")
+        self.user = book.require(self.session, permission).id  # a timed-out session is refused here
+        if self.engine is not None:
+            self.engine.user = self.user
 
     def tags(self) -> dict[str, Any]:
         """PackTags now (thread-safe): ProdProcessedCount, ProdDefectiveCount, StopReason (first-out) and
