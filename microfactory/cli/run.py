@@ -218,7 +218,8 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float
     for step in controller.journal.in_doubt():  # left by an earlier run that was killed or lost a link
         console.print(f"[bold yellow]warning: in doubt from an earlier run: lot {step.lot} part {step.part} "
                       f"step {step.step} on {step.station or 'the cell'} was sent but never confirmed; "
-                      f"check that part by hand (microfactory journal {db} --part {step.part})[/bold yellow]")
+                      f"check that part by hand (microfactory journal {db} --part {step.part}); "
+                      f"`microfactory resume --db {db}` resumes or closes that lot[/bold yellow]")
     n = parts if parts is not None else procedure.lot_size
     board = Board(procedure, n)
     prompts: asyncio.Queue[Event] = asyncio.Queue()
