@@ -11,7 +11,10 @@ and the PDF report's time for a 1,000-part lot.
    was scrapped with a reason on record (``lost_parts``), no (part, step, visit) completed ok twice and no
    step key was completed twice in the audit trail (``duplicate_steps``), the audit trail verifies, and
    the parts and their final verdicts equal those of an uninterrupted lot with the same seed.
-2. **Journal size.** An uninterrupted lot of ``--parts`` parts: file bytes ÷ parts (goal ≤ 20 KB).
+2. **Journal size.** An uninterrupted lot of ``--parts`` parts: file bytes ÷ parts (goal ≤ 20 KB); and,
+   because that line has fewer steps than the demo recipe, the demo lot on the pty simulators (real
+   drivers, the camera's real records) as bytes per added part from 5 to 20 parts
+   (``journal_bytes_per_part_simulated_cell``).
 3. **Report.** ``report`` build + PDF render of that lot (goal ≤ 10 s).
 
 The last line is one JSON object. The machine may be shared: wall times are what it printed.
@@ -191,6 +194,23 @@ def size_and_report(parts: int, seed: int, folder: Path) -> dict[str, Any]:
     }
 
 
+def simulated_bytes_per_part(folder: Path, small: int = 5, large: int = 20) -> int:
+    """Journal bytes per part of the demo lot on the pty simulators (real drivers, the camera's real
+    measurement records), as the growth from a ``small`` to a ``large`` lot (the file's fixed pages
+    — one per table — do not count)."""
+    sizes = []
+    for n in (small, large):
+        db = folder / f"sim{n}.sqlite"
+        cli = Path(sys.executable).with_name("microfactory")
+        subprocess.run(
+            [str(cli), "demo", "--headless", "--parts", str(n), "--db", str(db)],
+            check=True,
+            capture_output=True,
+        )
+        sizes.append(db.stat().st_size)
+    return round((sizes[1] - sizes[0]) / (large - small))
+
+
 def pdf_pages(path: Path) -> int:
     data = path.read_bytes()
     return data.count(b"/Type /Page\n") + data.count(b"/Type /Page/") + data.count(b"/Type /Page>")
@@ -217,6 +237,7 @@ def main() -> int:
         )
         figures.update(check(db, reference))
         figures.update(size_and_report(args.parts, args.seed, folder))
+        figures["journal_bytes_per_part_simulated_cell"] = simulated_bytes_per_part(folder)
     print(json.dumps(figures))
     return 0
 

@@ -113,7 +113,9 @@ def lot_digest(journal: Journal, lot: str) -> str:
     parts = journal.execute("SELECT part, state, reworks, reason FROM parts WHERE lot = ? ORDER BY part",
                             (lot,))
     steps = journal.execute("SELECT key, part, step, station, firmware, attempt, request, intent_at, done_s, "
-                            "ok, verdict, data FROM steps WHERE lot = ? ORDER BY key", (lot,))
+                            "ok, verdict, data FROM steps WHERE key >= ? AND key < ? AND lot = ? "
+                            "ORDER BY key",
+                            (f"{lot}/", f"{lot}0", lot))
     body = json.dumps({"run": run, "parts": parts, "steps": steps}, sort_keys=True, separators=(",", ":"),
                       default=str)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()

@@ -36,10 +36,13 @@ def last_hash(db: sqlite3.Connection) -> str:
 
 
 def append(db: sqlite3.Connection, prev: str, what: str, record: dict[str, Any]) -> str:
-    """Append one record after ``prev``; returns its hash (the caller keeps it for the next one)."""
+    """Append one record after ``prev``; returns its hash (the caller keeps it for the next one).
+
+    The ``prev`` column is left empty: it can only ever be the previous record's hash, which is chained
+    into this one's (64 bytes a record saved; records of older journals keep theirs and are checked)."""
     body = body_of(what, record)
     digest = chain(prev, body)
-    db.execute("INSERT INTO audit (what, body, prev, hash) VALUES (?, ?, ?, ?)", (what, body, prev, digest))
+    db.execute("INSERT INTO audit (what, body, prev, hash) VALUES (?, ?, '', ?)", (what, body, digest))
     return digest
 
 
@@ -139,7 +142,7 @@ def verify(db: sqlite3.Connection) -> Verification:
         if expected_seq is not None and seq != expected_seq:
             out.problems.append(f"audit records {expected_seq}..{seq - 1} are missing")
         expected_seq = seq + 1
-        if stored_prev != prev or chain(prev, body) != digest:
+        if stored_prev not in ("", prev) or chain(prev, body) != digest:
             out.problems.append(f"audit record {seq} ({what}) does not chain: it was edited, or one "
                                 "before it was removed")
         prev = digest

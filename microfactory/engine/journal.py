@@ -38,7 +38,10 @@ log = logging.getLogger("microfactory.engine.journal")
 SKIPPED_KINDS = frozenset({EventKind.STATION_PROGRESS.value, EventKind.STATION_STATUS.value,
                            EventKind.ENERGY.value, EventKind.STEP.value, EventKind.MEASUREMENT.value,
                            EventKind.PART.value})
-#: Buffered bus events written in one transaction when no record write came first.
+#: Buffered bus events ride along with a record's transaction once this many are waiting (fewer,
+#: larger batches: each costs its audit record a rowid range and a digest) …
+EVENT_GROUP = 32
+#: … and get a transaction of their own at this many, when no record write came.
 EVENT_BATCH = 256
 
 
@@ -58,6 +61,14 @@ class StepRecord:
     ok: bool | None
     verdict: str | None
     data: dict[str, Any] = field(default_factory=dict)
+
+
+#: A lot's steps by their key prefix ``lot/`` (a range of the primary key: no index of its own).
+_LOT_KEYS = "key >= ? AND key < ? AND lot = ?"
+
+
+def _lot_keys(lot: str) -> tuple[str, str, str]:
+    return (f"{lot}/", f"{lot}0", lot)  # "0" is the character after "/"
 
 
 def _now() -> str:
@@ -135,7 +146,8 @@ class Journal:
         db.execute("BEGIN IMMEDIATE")
         try:
             write(db)
-            batch = self._flush_events(db)
+            now = len(self._pending) >= EVENT_GROUP or what in ("run_end", "events")
+            batch = self._flush_events(db) if now else None
             digest = audit.append(db, self._last_hash, what, {**record, "events": batch} if batch else record)
             db.execute("COMMIT")
         except BaseException:
@@ -287,7 +299,8 @@ class Journal:
 
     def steps(self, part: str | None = None, *, lot: str | None = None) -> list[StepRecord]:
         """Genealogy: every step row (of one part, or of one lot), in intent order."""
-        where, args = ("WHERE part = ?", (part,)) if part else ("WHERE lot = ?", (lot,)) if lot else ("", ())
+        where, args = ("WHERE part = ?", (part,)) if part else (f"WHERE {_LOT_KEYS}", _lot_keys(lot)) if lot \
+            else ("", ())
         rows = self._read("SELECT key, lot, part, step, station, firmware, attempt, intent_s, done_s, ok, "
                           f"verdict, data FROM steps {where} ORDER BY rowid", args)
         return [StepRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8],
@@ -301,7 +314,7 @@ class Journal:
 
     def in_doubt(self, lot: str | None = None) -> list[StepRecord]:
         """Steps with an intent and no completion: sent (maybe) but never confirmed."""
-        where, args = ("AND lot = ?", (lot,)) if lot else ("", ())
+        where, args = (f"AND {_LOT_KEYS}", _lot_keys(lot)) if lot else ("", ())
         rows = self._read("SELECT key, lot, part, step, station, firmware, attempt, intent_s, done_s, ok, "
                           f"verdict, data FROM steps WHERE done_s IS NULL {where} ORDER BY rowid", args)
         return [StepRecord(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], None, None, None, {})

@@ -235,7 +235,7 @@ def scheduler_for(
         done = the_plan.unrouted.get(part.id)
         if done is not None and not part.finished:
             part.step = done.step
-            if part.state == PartState.QUEUED:
+            if part.state != PartState.AT_STATION:  # as dispatch did before the step ran
                 part.move(PartState.AT_STATION)
             outcome = {"fail": Outcome.FAIL, "scrap": Outcome.SCRAP}.get(done.verdict or "", Outcome.PASS)
             sched.finish(part.id, outcome)

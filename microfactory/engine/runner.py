@@ -423,13 +423,15 @@ class Engine:
         assert self.scheduler is not None and self.meter is not None
         part = self.scheduler.finish(part_id, outcome)
         now = self.clock.now()
-        if outcome != Outcome.ABANDON:
+        routine = outcome == Outcome.PASS and part.state == PartState.AT_STATION
+        if outcome != Outcome.ABANDON and not routine:  # a pass on to the next step is in the steps rows
             why = reason if part.state == PartState.SCRAPPED else ""
             if part.state == PartState.SCRAPPED and outcome == Outcome.FAIL and why:
                 why = f"{why} (rework limit reached or the route scraps it)"
             self.journal.part(part.id, self.lot, part.state.value, reworks=part.rework_total,
                               energy_j=self.meter.part_j.get(part.id, 0.0), t=now, reason=why,
                               step=part.step, rework_steps=part.reworks)
+        if outcome != Outcome.ABANDON:
             self.bus.publish(EventKind.PART, part.id, part=part.id, lot=self.lot, state=part.state.value,
                              step=part.step, station=part.station, reworks=part.rework_total)
         if part.finished:

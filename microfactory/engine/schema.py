@@ -45,7 +45,6 @@ CREATE TABLE IF NOT EXISTS steps (
     firmware TEXT, attempt INTEGER NOT NULL, request TEXT NOT NULL, intent_s REAL NOT NULL,
     intent_at TEXT NOT NULL, done_s REAL, ok INTEGER, verdict TEXT, data TEXT);
 CREATE INDEX IF NOT EXISTS steps_part ON steps(part);
-CREATE INDEX IF NOT EXISTS steps_lot ON steps(lot);
 CREATE TABLE IF NOT EXISTS requests (sha256 TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER, t REAL NOT NULL, kind TEXT NOT NULL, source TEXT NOT NULL, data TEXT NOT NULL);
@@ -75,7 +74,6 @@ def _to_2(db: sqlite3.Connection) -> None:
     step requests stored once by content hash."""
     for sql in ("ALTER TABLE runs ADD COLUMN recipe_sha256 TEXT", "ALTER TABLE runs ADD COLUMN user TEXT",
                 "ALTER TABLE runs ADD COLUMN closed_reason TEXT", "ALTER TABLE parts ADD COLUMN reason TEXT",
-                "CREATE INDEX IF NOT EXISTS steps_lot ON steps(lot)",
                 "CREATE TABLE IF NOT EXISTS requests (sha256 TEXT PRIMARY KEY, body TEXT NOT NULL)"):
         db.execute(sql)
 
