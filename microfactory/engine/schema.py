@@ -28,7 +28,7 @@ log = logging.getLogger("microfactory.engine.schema")
 APPLICATION_ID = 0x4D464A4C  # "MFJL"
 VERSION = 4
 SQLITE_MAGIC = b"SQLite format 3\x00"
-HINT = "give the --db PATH a `microfactory run` wrote to"
+HINT = "give a journal that `microfactory run --db PATH` wrote"
 
 #: The current schema (version 4), made on a new file.
 SCHEMA = """
