@@ -262,9 +262,11 @@ class MainWindow(QMainWindow):
         compiled on a worker thread, the lot handed to the engine from there, with the signed-in user
         recorded in the journal."""
         who = self.access.who
+        session = self.access.session
         controller = self.controller
 
         def load() -> Any:
+            controller.session = session  # the core refuses a lot without a live session once users exist
             controller.user = who
             if controller.engine is not None:
                 controller.engine.user = who  # read by the engine when the lot begins, on its loop
