@@ -209,6 +209,32 @@ class Board:
         return Group(head, table)
 
 
+class AlarmReporter:
+    """Every alarm and every hold reaches the terminal with its cause and what to do.
+
+    A hold nobody is asked about — ``STARVED``: the parts wait and every station they need is down (a
+    Grbl link that died while idle) — becomes the interrupt question (unhold / stop / abort), so an
+    operator can act, and at end of input the lot stops instead of holding until it is killed.
+    """
+
+    def __init__(self, console: Console, engine: Any) -> None:
+        self.console = console
+        self.engine = engine
+        self.asking: asyncio.Task[str] | None = None
+
+    def on_event(self, event: Event) -> None:
+        data = event.data
+        if event.kind == EventKind.ALARM:
+            recovery = f" → {data['recovery']}" if data.get("recovery") else ""
+            self.console.print(f"[bold red]alarm[/bold red] {event.source}: {data.get('code')}: "
+                               f"{data.get('text')}{recovery}", highlight=False)
+            if data.get("code") == "STARVED" and (self.asking is None or self.asking.done()):
+                self.asking = self.engine.interrupt()
+        elif event.kind == EventKind.CELL_STATE and data.get("state") == "held":
+            why = ", ".join(sorted(self.engine.hold_reasons)) or "no reason given"
+            self.console.print(f"[bold yellow]cell held[/bold yellow] ({why})", highlight=False)
+
+
 async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float, db: str,
                console: Console, simulated_operator: bool, user: str | None = None) -> LotSummary:
     controller = Controller(cell, speed=speed, db=db)
@@ -227,6 +253,8 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float
     controller.bus.subscribe(prompts.put_nowait, [EventKind.PROMPT])
     async with controller:
         engine = controller._engine()
+        controller.bus.subscribe(AlarmReporter(console, engine).on_event,
+                                 [EventKind.ALARM, EventKind.CELL_STATE])
         loop = asyncio.get_running_loop()
         interrupts = 0
 
