@@ -79,7 +79,9 @@ class ManualSteps:
         is refused (nothing sent, nothing journaled). A failure of the station is a not-ok result."""
         why = self.refusal(station_id, request.action)
         if why:
-            raise StateError(why, hint="switch to Manual mode with the cell stopped (Manual tab)")
+            latched = station_id in self.e.stations and self.e.stations[station_id].estopped
+            raise StateError(why, hint="clear the cause of the E-stop, then Clear the cell" if latched
+                             else "switch to Manual mode with the cell stopped (Manual tab)")
         station = self.e.stations[station_id]
         problems = station.check_step(request)
         if problems:
