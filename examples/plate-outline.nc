@@ -1,6 +1,8 @@
 (watch-plate outline, tessellated: 20 x 16 mm plate with 2 mm corner radius, at X10 Y10)
 (plain G-code, no parameters: stream it or pre-check it as is)
-G21 G90 G94
+(work zero G54 = the bed's front-left corner: stock Grbl machine space is -travel..0 after homing)
+G10 L2 P1 X-80 Y-60 Z0
+G21 G90 G94 G54
 G0 Z-0.500
 G0 X12.000 Y10.000
 M3 S9000

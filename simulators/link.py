@@ -36,6 +36,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from simulators.ptyopen import OpenWatch
+
 log = logging.getLogger("simulators.link")
 
 BITS_PER_BYTE = 10  # start bit + 8 data bits + stop bit (8N1)
@@ -162,6 +164,7 @@ class PtyLink:
         self._silent = False
         self._master: int | None = None
         self._slave: int | None = None
+        self._opens: OpenWatch | None = None
         self._port = ""
         self._last_port = ""
         self._stop = threading.Event()
@@ -311,6 +314,9 @@ class PtyLink:
         os.set_blocking(master, False)
         self._master, self._slave = master, slave
         self._port = os.ttyname(slave)
+        if self._opens is not None:
+            self._opens.close()
+        self._opens = OpenWatch(self._port)
         self._inbound.clear()
         self._outbound.clear()
         self._backlog.clear()
@@ -325,6 +331,9 @@ class PtyLink:
             with contextlib.suppress(OSError):
                 os.close(fd)  # type: ignore[arg-type]
         self._master = self._slave = None
+        if self._opens is not None:
+            self._opens.close()
+            self._opens = None
         self._last_port = self._port
         self._port = ""
         self._backlog.clear()
@@ -355,7 +364,10 @@ class PtyLink:
             deadline = min(t for t in (now + _IDLE_WAKE_S, next_poll, self._inbound.next_due(),
                                        out_due) if t is not None)
             master = self._master
+            opens = self._opens
             readers = [self._wake_r] + ([master] if master is not None else [])
+            if opens is not None and opens.available:
+                readers.append(opens.fileno())
             try:
                 ready, _, _ = select.select(readers, [], [], max(0.0, deadline - now))
             except (OSError, ValueError):  # the pty was closed under us by unplug
@@ -364,9 +376,17 @@ class PtyLink:
                 with contextlib.suppress(BlockingIOError):
                     os.read(self._wake_r, 4096)
             with self.lock:
+                if opens is not None and opens is self._opens and opens.fileno() in ready and opens.take():
+                    self._host_opened()
                 if master is not None and master in ready and master == self._master:
                     self._read_host(master)
                 next_poll = self._step(time.monotonic())
+
+    def _host_opened(self) -> None:
+        """The host opened the port: before any byte it sends, the device hears of it (a DTR reset)."""
+        opened = getattr(self.device, "host_opened", None)
+        if opened is not None:
+            opened()
 
     def _read_host(self, master: int) -> None:
         try:

@@ -91,6 +91,15 @@ def parse_block(words: list[Word]) -> ParsedBlock:
                                                f"Grbl 1.1 G-code{_HINTS.get(letter, '')} (error 20)"))
     motion = block.gcodes.get("motion")
     axis_command = block.gcodes.get("non-modal")
+    if block.gcodes.get("tool length") == "G43.1":
+        if axis_command in AXIS_COMMANDS or (motion is not None and block.axis_words):
+            block.problems.append(BlockProblem(None, "conflict", "G43.1 takes the block's Z word for the "
+                                               "tool length offset: no motion or other axis command in its "
+                                               "block (Grbl error 24)"))
+        elif any(a in block.values for a in "XY"):
+            block.problems.append(BlockProblem(block.columns["G43.1"], "syntax", "G43.1 takes only a Z word "
+                                               "(the tool length offset) (Grbl error 37)"))
+        axis_command = None
     if motion is not None and axis_command in AXIS_COMMANDS and block.axis_words:
         block.problems.append(BlockProblem(None, "conflict", f"{motion} and {axis_command} in one block both "
                                            "want the axis words (Grbl error 24)"))

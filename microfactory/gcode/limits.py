@@ -43,7 +43,8 @@ class MachineLimits:
     ($32=1); ``allow_reverse_spindle`` lets a mill run M4 (left-hand tools; refused by default because an
     M4 on a mill usually means a laser program sent to the wrong station); ``work_offsets`` maps
     ``"G54"``..``"G59"`` to the offset of that work coordinate system
-    in mm (machine position = work position + offset), as ``$#`` reports them.
+    in mm (machine position = work position + offset), as ``$#`` reports them; ``mist_coolant`` False
+    refuses ``M7``, as a Grbl built without mist coolant answers it ``error:20``.
     """
 
     envelope: Envelope
@@ -55,6 +56,7 @@ class MachineLimits:
     max_line_length: int = 80
     allow_reverse_spindle: bool = False
     work_offsets: Mapping[str, Vec] = field(default_factory=dict)
+    mist_coolant: bool = True  # M7 compiled in (Grbl: ``M`` in ``$I``'s [OPT:]; a default build has none)
 
     def __post_init__(self) -> None:
         unknown = set(self.work_offsets) - set(WCS_NAMES)

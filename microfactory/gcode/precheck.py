@@ -162,6 +162,10 @@ class _Checker:
             self.spindle(m["spindle"], b.columns[m["spindle"]])
         if "coolant" in m:
             code = m["coolant"]
+            if code == "M7" and not self.limits.mist_coolant:
+                self.problem(b.columns["M7"], "unsupported", "M7 (mist coolant) is not compiled into this "
+                             "machine's Grbl (no M in its $I [OPT:]): it would answer error:20; use M8 "
+                             "(flood) or remove the line")
             s.mist, s.flood = (code == "M7" or (s.mist and code != "M9"),
                                code == "M8" or (s.flood and code != "M9"))
         non_modal = g.get("non-modal")
@@ -178,6 +182,8 @@ class _Checker:
             s.motion = g["motion"]
         if non_modal in ("G28", "G30"):
             self.go_home(non_modal, b, scale)
+        elif g.get("tool length") == "G43.1":
+            pass  # its Z word is the tool length offset, not a move (Grbl: an axis command of its own)
         elif b.axis_words and non_modal not in AXIS_COMMANDS:
             self.motion(b, scale, inverse_time, absolute_override=non_modal == "G53")
         elif non_modal == "G53":

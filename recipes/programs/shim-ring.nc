@@ -1,7 +1,9 @@
 (shim-ring.nc: laser-cut a brass shim ring, outer 12 mm, inner 6.2 mm)
-(centre X40 Y40 on the laser bed; machine coordinates, mm; inner contour first so the ring stays put)
+(centre X40 Y40 on the laser bed; work coordinates G54, mm; inner contour first so the ring stays put)
 (parameters: ${power} laser S value, ${feed} mm/min)
-G21 G90 G17 G94
+(work zero G54 = the bed's front-left corner: stock Grbl machine space is -travel..0 after homing)
+G10 L2 P1 X-120 Y-120 Z0
+G21 G90 G17 G94 G54
 M5
 F${feed}
 (inner contour, diameter 6.2 mm, lead-in from inside the scrap)

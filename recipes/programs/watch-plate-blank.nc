@@ -1,7 +1,9 @@
 (watch-plate-blank.nc: laser-cut the 20 x 16 mm watch plate blank from 0.5 mm brass, 1 mm corner radii)
-(part lower-left corner at X10 Y10 on the laser bed; machine coordinates, mm)
+(part lower-left corner at X10 Y10 on the laser bed; work coordinates G54, mm)
 (parameters: ${power} laser S value, ${feed} mm/min - set by the recipe step)
-G21 G90 G17 G94
+(work zero G54 = the bed's front-left corner: stock Grbl machine space is -travel..0 after homing)
+G10 L2 P1 X-120 Y-120 Z0
+G21 G90 G17 G94 G54
 M5
 G0 X0 Y0
 (M4: dynamic laser power, scaled with speed, so corners do not burn)

@@ -1,7 +1,9 @@
 (watch-plate-deburr.nc: light pass around every hole edge to remove burrs found by inspection)
 (same fixture as watch-plate-mill.nc: lower-left X30 Y20, top face Z-20; 0.8 mm flat end mill)
 (parameters: ${spindle} rpm, ${feed} mm/min, ${depth} mm below the top face)
-G21 G90 G17 G94
+(work zero G54 = the bed's front-left corner: stock Grbl machine space is -travel..0 after homing)
+G10 L2 P1 X-80 Y-60 Z0
+G21 G90 G17 G94 G54
 G0 Z-12
 S${spindle} M3
 G4 P2

@@ -1,7 +1,9 @@
 (watch-plate-mill.nc: pockets P1, P2 and holes H1..H5 of the watch plate)
-(fixture puts the plate's lower-left corner at X30 Y20, top face at Z-20; machine coordinates, mm)
+(fixture puts the plate's lower-left corner at X30 Y20, top face at Z-20; work coordinates G54, mm)
 (tool: 0.8 mm two-flute flat end mill; parameters: ${spindle} rpm, ${feed} mm/min, ${plunge} mm/min)
-G21 G90 G17 G94
+(work zero G54 = the bed's front-left corner: stock Grbl machine space is -travel..0 after homing)
+G10 L2 P1 X-80 Y-60 Z0
+G21 G90 G17 G94 G54
 G0 Z-12
 S${spindle} M3
 G4 P2

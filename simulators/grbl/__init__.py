@@ -6,9 +6,18 @@
 ``baud`` (bit/s, default 115200) · ``latency_ms`` (one-way, default 0) · ``motion`` (false: blocks
 complete at once; ``zero_motion_time: true`` means the same) · ``settings`` (``{130: 200, 32: 1}``) ·
 ``identity``/``serial`` (the USB-like identity, also shown by ``$I``) · ``version`` (the ``[VER:...]``
-string) · ``envelope`` (``{x: [0, 200], y: [0, 150], z: [-50, 0]}`` mm; default ``0..$13x``) · ``home``
-(``[x, y, z]`` mm, where ``$H`` ends) · ``seed`` (garbling) · ``echo`` (Grbl's build option
+string) · ``envelope`` (``{x: [-200, 0], y: [-150, 0], z: [-50, 0]}`` mm; default stock ``-$13x..0``) ·
+``home`` (``[x, y, z]`` mm, where ``$H`` ends; default ``$27`` inside the switches) · ``seed`` (garbling)
+· ``build_options`` (``[OPT:]`` letters, default ``VL``; ``M`` adds mist ``M7``) · ``reset_on_open``
+(default true: an Arduino resets when the port is opened) · ``boot_ms`` (bootloader time after that
+reset, default 100) · ``positive_space`` (a ``HOMING_FORCE_SET_ORIGIN`` build, ``$23=7``: ``0..$13x``)
+· ``keep_g92_on_reset`` (default true) · ``friendly`` (no reset on open, positive space, no homing lock
+and no soft limits: never the default) · ``echo`` (Grbl's build option
 REPORT_ECHO_LINE_RECEIVED: ``[echo: LINE]`` for every line received; off in a stock build).
+
+Stock Grbl 1.1h by default: ``$10=1``, soft limits ``$20=1`` with homing ``$22=1`` (powers up in
+Alarm), machine space ``-$13x..0``. Probes for tests: :attr:`GrblDevice.extremes` (lowest and highest
+machine position any block reached), :attr:`GrblDevice.soft_limit_alarms`.
 
 Motion time is process time (divided by ``clock.speed``); link time (baud, latency) is wall time.
 """

@@ -9,10 +9,19 @@ with bytes paced at the baud rate. What it models, as real Grbl does:
 - one line parsed at a time; a motion line is answered ``ok`` once its block enters the 15-block planner,
   so a full planner holds the answer back and the host's character count backs up; spindle, coolant and
   dwell lines wait for the planner to empty first (not M3/M4/S in laser mode ``$32=1``);
-- states Idle, Run, Hold:0/1, Jog, Alarm, Door:0–2, Check, Home, Sleep; soft limits (``$20=1``) against an
-  envelope (default ``0..$130``, ``0..$131``, ``0..$132`` mm: the simulator uses positive machine space
-  instead of Grbl's homed negative space) end in ``ALARM:2`` and the critical ``[MSG:Reset to continue]``
-  lock, as real Grbl: only ctrl-X leaves it, then ``$X``/``$H`` unlock.
+- states Idle, Run, Hold:0/1, Jog, Alarm, Door:0–2, Check, Home, Sleep; soft limits (``$20=1``, on by
+  default with the homing they need, ``$22=1``) against stock machine space ``-$13x..0`` end in
+  ``ALARM:2`` and the critical ``[MSG:Reset to continue]`` lock, as real Grbl: nothing is answered, ``?``
+  included, until ctrl-X; then ``$X``/``$H`` unlock. Every move that would leave the travel is logged as
+  a warning and counted (:attr:`GrblDevice.soft_limit_alarms`); :attr:`GrblDevice.extremes` keeps the
+  lowest and highest machine position any block reached, for tests that assert no move left the envelope;
+- a stock default build: ``$I`` shows ``[OPT:VL,15,128]`` (no ``M``: ``M7`` answers ``error:20``); an
+  Arduino board resets on every open of its port (DTR): :meth:`GrblDevice.host_opened` powers it up again
+  (banner, Alarm with homing on, position and G92 lost; settings and G54..G59 kept, they are EEPROM);
+- friendlier than stock only when asked: ``reset_on_open: false``, ``positive_space: true`` (a build
+  with ``HOMING_FORCE_SET_ORIGIN``, ``Z`` in ``[OPT:]``, homing to the negative ends, ``$23=7``: machine
+  space ``0..$13x``), ``settings: {22: 0, 20: 0}`` (no homing lock, no soft limits), or ``friendly: true``
+  for all three.
 
 Line endings: ``\\n``, ``\\r`` or ``\\r\\n`` end a line (``\\r\\n`` counts once).
 """
@@ -23,6 +32,7 @@ import enum
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -65,9 +75,13 @@ class GrblOptions:
     identity: str = "SIM-GRBL-0001"
     version: str = "1.1h.20190825"
     envelope: tuple[tuple[float, float], ...] | None = None  # per axis (min, max) mm
-    home: Vec = (0.0, 0.0, 0.0)
+    home: Vec | None = None  # where $H ends (machine mm); None: from $23, $27 and the build
     settings: dict[int, float] = field(default_factory=dict)
     echo: bool = False  # Grbl's REPORT_ECHO_LINE_RECEIVED build option: "[echo: LINE]" before each answer
+    reset_on_open: bool = True  # an Arduino's DTR line resets Grbl whenever the host opens the port
+    build_options: str = "VL"  # [OPT:] letters: V variable spindle, L homing init lock, M mist, Z origin
+    keep_g92_on_reset: bool = True  # soft reset keeps G92 (the project's shared protocol notes)
+    boot_s: float = 0.1  # wall s the bootloader runs after a DTR reset: bytes are lost, then the banner
 
 
 @dataclass
@@ -96,11 +110,15 @@ class GrblDevice:
         self.executed_lines: list[str] = []
         self.alarm_code = 0
         self.door_open = False
-        self.parser = Parser()
+        self.parser = Parser(mist="M" in options.build_options)
         self.planner = Planner(speed, instant=not options.motion)
+        self.soft_limit_alarms = 0
+        self.power_ups = 0
+        self.extremes: list[list[float]] | None = None  # [[min x, y, z], [max x, y, z]] reached, mm
         self._link: PtyLink | None = None
         self._rx = bytearray()
         self._error_lines: list[list[int]] = []  # [lines to go, code]
+        self._boot_until: float | None = None  # monotonic s: the bootloader runs after a DTR reset
         self._reset_state()
 
     # ---- Device protocol --------------------------------------------------------------------------
@@ -108,20 +126,40 @@ class GrblDevice:
     def attach(self, link: PtyLink) -> None:
         self._link = link
 
-    def power_on(self) -> None:
+    def power_on(self, *, banner: bool = True) -> None:
+        """Power-up (or the reset of an Arduino's DTR line): position 0, G92 and the parser's modal state
+        lost, settings and G54..G59 kept; Alarm (the homing lock) when homing is enabled."""
         self._forget_unrun()
         self._reset_state()
+        self._boot_until = None
+        self.power_ups += 1
         self.planner = Planner(self.speed, instant=not self.options.motion)
+        self.parser.reset((0.0, 0.0, 0.0), keep_g92=False)
+        self.alarm_code = 0
         self.state = State.ALARM if self.settings[22] else State.IDLE
-        self._banner()
+        if banner:
+            self._banner()
+
+    def host_opened(self) -> None:
+        """The host opened the port: an Arduino-based board resets (its DTR line), unless told not to.
+
+        Its bootloader then runs for :attr:`GrblOptions.boot_s` (real boards: 0.5–2 s; shorter here so
+        tests stay quick): bytes the host sends meanwhile are lost, then the banner comes.
+        """
+        if self.options.reset_on_open:
+            log.info("grbl: port opened: reset (DTR), as an Arduino-based board does")
+            self.power_on(banner=False)
+            self._boot_until = time.monotonic() + self.options.boot_s
 
     def receive(self, data: bytes) -> None:
+        if self._boot_until is not None:
+            log.info("grbl: %d byte(s) lost while the bootloader runs after the reset", len(data))
+            return
         for byte in data:
             if byte == 0x18:
                 self._soft_reset(self._now)
             elif self.critical:
-                if byte == ord("?"):
-                    self._send(self._status(self._now))
+                continue  # after ALARM:1/2 stock Grbl answers nothing, '?' included, until a soft reset
             elif byte in _REALTIME:
                 _REALTIME[byte](self)
             elif byte >= 0x80:
@@ -137,6 +175,11 @@ class GrblDevice:
                 log.warning("grbl: receive buffer full (%d bytes): byte %r lost", RX_USABLE, bytes([byte]))
 
     def poll(self, now: float) -> float | None:
+        if self._boot_until is not None:
+            if now < self._boot_until:
+                return self._boot_until
+            self._boot_until = None
+            self._banner()
         self._now = now
         self.planner.update(now)
         self._update_state(now)
@@ -225,7 +268,7 @@ class GrblDevice:
         pos = self.planner.clear(now)
         self._reset_state()
         self._now = now
-        self.parser.reset(pos)
+        self.parser.reset(pos, keep_g92=self.options.keep_g92_on_reset)
         if was is State.HOME:
             self._alarm(6, now)
         elif moving:
@@ -381,8 +424,10 @@ class GrblDevice:
             log.info("grbl: %r → %s", line, exc)
             self._answer(exc.code)
             return
-        if self.state is not State.CHECK and any(not self._inside(m.end) for m in parsed.moves):
-            log.warning("grbl: %r leaves the soft-limit envelope: ALARM:2", line)
+        if self.state is not State.CHECK and any(not self._move_inside(m) for m in parsed.moves):
+            self.soft_limit_alarms += 1
+            log.warning("grbl: %r would leave the machine's travel %s: soft limit ALARM:2", line,
+                        self.envelope())
             self._alarm(2, now, critical=True)
             return
         coolant_before = self.parser.modal.coolant
@@ -416,6 +461,7 @@ class GrblDevice:
             block = self._block(p.moves.pop(0))
             block.line = len(self.executed_lines)
             if block.length > 0:
+                self._record(block)
                 self.planner.push(block, now)
         self.spindle, self.spindle_speed = parsed.modal.spindle, parsed.modal.speed
         self.executed_lines.append(p.text)
@@ -449,11 +495,52 @@ class GrblDevice:
             return True
         return all(lo - 1e-6 <= p <= hi + 1e-6 for p, (lo, hi) in zip(point, self.envelope(), strict=True))
 
+    def _move_inside(self, move: Move) -> bool:
+        """Grbl checks every segment an arc is cut into: sample the arc as finely."""
+        if move.center is None:
+            return self._inside(move.end)
+        block = Block(move, 1.0, 1.0)
+        steps = max(8, min(720, int(block.length / 0.1)))
+        return all(self._inside(block.point(block.length * k / steps)) for k in range(steps + 1))
+
+    def _record(self, block: Block) -> None:
+        points = [block.move.start, block.move.end]
+        if block.move.center is not None:
+            points += [block.point(block.length * k / 64) for k in range(65)]
+        if self.extremes is None:
+            self.extremes = [list(points[0]), list(points[0])]
+        lo, hi = self.extremes
+        for point in points:
+            for i in range(3):
+                lo[i], hi[i] = min(lo[i], point[i]), max(hi[i], point[i])
+
+    def _origin_at_min(self, axis: int) -> bool:
+        """Machine space starts at 0 on ``axis``: a HOMING_FORCE_SET_ORIGIN build homing to the negative
+        end (``$23`` bit set); stock builds always have ``-$13x..0``."""
+        return "Z" in self.options.build_options and bool(int(self.settings[23]) >> axis & 1)
+
     def envelope(self) -> tuple[tuple[float, float], ...]:
-        """Soft-limit travel per axis (min, max) in machine mm."""
+        """Soft-limit travel per axis (min, max) in machine mm: ``-$13x..0`` on a stock build."""
         if self.options.envelope is not None:
             return self.options.envelope
-        return tuple((0.0, self.settings[130 + i]) for i in range(3))
+        travel = [self.settings[130 + i] for i in range(3)]
+        return tuple((0.0, travel[i]) if self._origin_at_min(i) else (-travel[i], 0.0) for i in range(3))
+
+    def home_position(self) -> Vec:
+        """Where ``$H`` leaves the machine (mm): ``$27`` (pull-off) inside the switch at the positive end
+        on a stock build (the negative end when ``$23`` sets the axis); 0 with HOMING_FORCE_SET_ORIGIN."""
+        if self.options.home is not None:
+            return self.options.home
+        pull = self.settings[27]
+        out = []
+        for i in range(3):
+            if "Z" in self.options.build_options:
+                out.append(0.0)
+            elif int(self.settings[23]) >> i & 1:
+                out.append(-self.settings[130 + i] + pull)
+            else:
+                out.append(-pull)
+        return (out[0], out[1], out[2])
 
     # ---- $ commands -------------------------------------------------------------------------------
 
@@ -473,7 +560,7 @@ class GrblDevice:
             self._answer(8)
             return
         elif body == "#":
-            for text in offsets_report(self.parser.offsets):
+            for text in offsets_report(self.parser.offsets, self.parser.tool_length):
                 self._send(text)
         elif body == "H":
             code = self._home(now)
@@ -488,7 +575,7 @@ class GrblDevice:
             return
         elif body == "I":
             self._send(f"[VER:{self.options.version}:{self.build_info}]")
-            self._send(f"[OPT:V,{self.planner.capacity},{RX_BUFFER}]")
+            self._send(f"[OPT:{self.options.build_options},{self.planner.capacity},{RX_BUFFER}]")
         elif body.startswith("I="):
             self.build_info = line[3:]
         elif body == "N":
@@ -509,7 +596,7 @@ class GrblDevice:
             for number, value in sorted(self.settings.items()):
                 self._send(format_setting(number, value))
         elif body == "G":
-            self._send(self.parser.modal.gc_line())
+            self._send(self.parser.modal.gc_line(report_inches=bool(self.settings[13])))
         elif body == "C":
             if self.state is State.CHECK:
                 self._send("[MSG:Disabled]")
@@ -540,6 +627,8 @@ class GrblDevice:
         except SettingError as exc:
             return exc.code
         self.settings[int(number_text)] = value
+        if int(number_text) == 22 and not value:
+            self.settings[20] = 0  # Grbl: disabling homing forces soft limits off
         log.info("grbl: $%s=%g", number_text, value)
         return 0
 
@@ -549,7 +638,7 @@ class GrblDevice:
         if self.door_open:
             return 13
         start = self.planner.current(now)
-        move = Move(start, self.options.home, None)
+        move = Move(start, self.home_position(), None)
         self.state = State.HOME
         self._pending = _Pending(None, [], False, homing=True)
         block = self._block(move, rate=self.settings[25])
@@ -641,10 +730,23 @@ def parse_options(options: Mapping[str, Any]) -> GrblOptions:
         env = tuple((float(envelope[a][0]), float(envelope[a][1])) if a in envelope else (-1e9, 1e9)
                     for a in (x.lower() for x in AXES))
     motion = _truthy(options.get("motion", True)) and not _truthy(options.get("zero_motion_time", False))
-    home = tuple(float(x) for x in options.get("home", (0.0, 0.0, 0.0)))
+    home_opt = options.get("home")
+    home = None if home_opt is None else tuple(float(x) for x in home_opt)
+    friendly = _truthy(options.get("friendly", False))
+    positive = _truthy(options.get("positive_space", friendly))
+    build = str(options.get("build_options", "VL"))
+    if positive:
+        build = build if "Z" in build else build + "Z"
+        settings = {23: 7, **settings}
+    if friendly:
+        settings = {20: 0, 22: 0, **settings}
     return GrblOptions(motion=motion, identity=str(options.get("identity", options.get("serial",
                        "SIM-GRBL-0001"))), version=str(options.get("version", "1.1h.20190825")),
-                       envelope=env, home=(home[0], home[1], home[2]), settings=settings,
+                       envelope=env, home=None if home is None else (home[0], home[1], home[2]),
+                       settings=settings, build_options=build,
+                       reset_on_open=_truthy(options.get("reset_on_open", not friendly)),
+                       boot_s=float(options.get("boot_ms", 100.0)) / 1000.0,
+                       keep_g92_on_reset=_truthy(options.get("keep_g92_on_reset", True)),
                        echo=_truthy(options.get("echo", False)))
 
 

@@ -6,7 +6,15 @@ current modal state and returns a :class:`ParsedLine` (targets in machine mm) wi
 the device answers ``error:N`` exactly where real Grbl would: 1 letter expected, 2 bad number, 20
 unsupported command, 21 two words of one modal group, 22 feed rate not set, 24 two commands that both use
 axis words, 25 repeated word, 26 no axis words, 30 G53 without G0/G1, 33 invalid arc target, 34 arc
-radius error. Not modelled (answered ``error:20``): probing G38.x, tool length G43.1/G49, G61.1/G64.
+radius error, 37 G43.1 without exactly a Z word, 38 tool number over 255. ``G43.1 Z..`` sets the
+dynamic tool length offset (added to Z, cleared by ``G49`` and by a reset) and moves nothing. ``M7``
+(mist) answers ``error:20`` unless the build has mist coolant (``mist=True``, ``M`` in ``$I``'s
+``[OPT:]``), as on a default Grbl 1.1h build. ``M2``/``M30`` keep the G92 offset, as Grbl 1.1 does.
+Not modelled (answered ``error:20``): probing G38.x, G61.1/G64.
+
+Numbers: a value Python cannot hold as a finite float (only reachable by calling the parser directly:
+such a line is longer than Grbl's 80 characters and the device answers ``error:11`` first) is
+``error:2``; nothing else is ever raised.
 """
 
 from __future__ import annotations
@@ -40,12 +48,15 @@ _G_GROUPS: dict[float, str] = {
     **dict.fromkeys((90, 91), "distance"), 91.1: "arc_distance",
     **dict.fromkeys((93, 94), "feed_mode"), **dict.fromkeys((20, 21), "units"), 40: "cutter_comp",
     **dict.fromkeys((54, 55, 56, 57, 58, 59), "wcs"), 61: "control",
+    43.1: "tool_length", 49: "tool_length",
 }
 _M_GROUPS: dict[int, str] = {
     **dict.fromkeys((0, 1, 2, 30), "stop"), **dict.fromkeys((3, 4, 5), "spindle"),
     **dict.fromkeys((7, 8, 9), "coolant"),
 }
 _AXIS_USERS = {10, 28, 30, 92}  # non-modal commands that take axis words themselves
+MAX_TOOL_NUMBER = 255
+MAX_LINE_NUMBER = 10_000_000
 _PLANES = {17: (0, 1, 2), 18: (2, 0, 1), 19: (1, 2, 0)}
 
 
@@ -65,10 +76,10 @@ class Modal:
     feed: float = 0.0  # mm/min
     speed: float = 0.0  # spindle rpm or laser power (S)
 
-    def gc_line(self) -> str:
-        """The ``[GC:...]`` report of ``$G``."""
+    def gc_line(self, *, report_inches: bool = False) -> str:
+        """The ``[GC:...]`` report of ``$G``: F in mm/min whatever G20/G21 (in/min only with ``$13=1``)."""
         coolant = " ".join(f"M{c}" for c in sorted(self.coolant)) or "M9"
-        feed = self.feed / (MM_PER_INCH if self.units == 20 else 1.0)
+        feed = self.feed / (MM_PER_INCH if report_inches else 1.0)
         return (f"[GC:G{self.motion} G{self.wcs} G{self.plane} G{self.units} G{self.distance} "
                 f"G{self.feed_mode} M{self.spindle} {coolant} T{self.tool} F{feed:.0f} S{self.speed:.0f}]")
 
@@ -102,6 +113,7 @@ class ParsedLine:
     modal: Modal = field(default_factory=Modal)
     position: Vec = (0.0, 0.0, 0.0)
     offsets: dict[str, Vec] = field(default_factory=dict)
+    tool_length: float = 0.0  # G43.1 Z offset, mm
 
 
 #: Largest magnitude of Grbl's 32-bit float. Real Grbl's ``read_float`` would overflow to infinity past it
@@ -145,28 +157,37 @@ def split_words(line: str) -> list[tuple[str, float]]:
 class Parser:
     """Modal state, work offsets and the planned position (machine mm) of Grbl's G-code parser."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, mist: bool = False) -> None:
+        self.mist = mist
         self.modal = Modal()
         self.position: Vec = (0.0, 0.0, 0.0)
         self.offsets: dict[str, Vec] = {f"G{n}": (0.0, 0.0, 0.0) for n in (54, 55, 56, 57, 58, 59, 28, 30)}
         self.offsets["G92"] = (0.0, 0.0, 0.0)
+        self.tool_length = 0.0
 
-    def reset(self, position: Vec) -> None:
-        """Power-up/soft reset: modal state to defaults, offsets kept (they live in EEPROM), G92 kept."""
+    def reset(self, position: Vec, *, keep_g92: bool = True) -> None:
+        """Soft reset: modal state to defaults and no tool length offset; G54..G59, G28, G30 kept (they
+        live in EEPROM); G92 kept unless ``keep_g92`` is False (a power-up: it lives in RAM)."""
         self.modal = Modal()
         self.position = position
+        self.tool_length = 0.0
+        if not keep_g92:
+            self.offsets["G92"] = (0.0, 0.0, 0.0)
 
-    def wco(self, modal: Modal | None = None, offsets: dict[str, Vec] | None = None) -> Vec:
-        """Work coordinate offset (mm): machine = work + WCO."""
+    def wco(self, modal: Modal | None = None, offsets: dict[str, Vec] | None = None,
+            tool_length: float | None = None) -> Vec:
+        """Work coordinate offset (mm): machine = work + WCO (G5x + G92, + the tool length on Z)."""
         m = modal or self.modal
         o = offsets or self.offsets
+        tlo = self.tool_length if tool_length is None else tool_length
         wcs, g92 = o[f"G{m.wcs}"], o["G92"]
-        return (wcs[0] + g92[0], wcs[1] + g92[1], wcs[2] + g92[2])
+        return (wcs[0] + g92[0], wcs[1] + g92[1], wcs[2] + g92[2] + tlo)
 
     def commit(self, parsed: ParsedLine) -> None:
         self.modal = parsed.modal
         self.position = parsed.position
         self.offsets = parsed.offsets
+        self.tool_length = parsed.tool_length
 
     def parse(self, line: str) -> ParsedLine:
         """Validate ``line`` (stripped, upper case) and compute its effect; raises :class:`GcodeError`."""
@@ -184,7 +205,7 @@ class Parser:
                 gs[group] = round(value, 1)
             elif letter == "M":
                 mgroup = _M_GROUPS.get(int(value)) if value == int(value) else None
-                if mgroup is None:
+                if mgroup is None or (value == 7 and not self.mist):
                     raise GcodeError(20, f"unsupported M{value:g}")
                 if mgroup in ms and mgroup != "coolant":
                     raise GcodeError(21, f"two M-codes of the {mgroup} group")
@@ -192,6 +213,10 @@ class Parser:
             elif letter in "XYZIJKRFPSTNL":
                 if letter in values:
                     raise GcodeError(25, f"{letter} repeated")
+                if letter == "T" and value > MAX_TOOL_NUMBER:
+                    raise GcodeError(38, f"tool number T{value:g} over {MAX_TOOL_NUMBER}")
+                if letter == "N" and value > MAX_LINE_NUMBER:
+                    raise GcodeError(23, f"line number N{value:g} over {MAX_LINE_NUMBER}")
                 values[letter] = value
             else:
                 raise GcodeError(20, f"unsupported word {letter}")
@@ -200,11 +225,19 @@ class Parser:
     def _apply(self, gs: dict[str, float], ms: dict[str, int], v: dict[str, float]) -> ParsedLine:
         m = self.modal
         scale = MM_PER_INCH if gs.get("units", m.units) == 20 else 1.0
-        out = ParsedLine(modal=m, position=self.position, offsets=dict(self.offsets))
+        out = ParsedLine(modal=m, position=self.position, offsets=dict(self.offsets),
+                         tool_length=self.tool_length)
         non_modal = gs.get("non_modal")
         axis_words = {a: v[a] * scale for a in AXES if a in v}
-        if "motion" in gs and non_modal in _AXIS_USERS and axis_words:
+        tool_length = gs.get("tool_length")
+        if "motion" in gs and (non_modal in _AXIS_USERS or tool_length == 43.1) and axis_words:
             raise GcodeError(24, "a motion and a non-modal command both want the axis words")
+        if tool_length == 43.1:
+            if set(axis_words) != {"Z"} or non_modal in _AXIS_USERS:
+                raise GcodeError(37, "G43.1 needs a Z word and no other axis word")
+            out.tool_length = axis_words.pop("Z")
+        elif tool_length == 49:
+            out.tool_length = 0.0
         if v.get("F", 0.0) < 0 or v.get("S", 0.0) < 0:
             raise GcodeError(4, "negative F or S")
         changes: dict[str, object] = {}
@@ -240,9 +273,8 @@ class Parser:
             out.pause = stop == 0  # Grbl 1.1 ignores M1: it has no optional-stop switch
             if stop in (2, 30):
                 out.program_end = True
-                out.modal = replace(Modal(), wcs=out.modal.wcs, tool=out.modal.tool, feed=out.modal.feed,
+                out.modal = replace(Modal(), motion=1, tool=out.modal.tool, feed=out.modal.feed,
                                     speed=out.modal.speed, units=out.modal.units)
-                out.offsets["G92"] = (0.0, 0.0, 0.0)
         return out
 
     def _non_modal(self, out: ParsedLine, code: float | None, axis: dict[str, float], v: dict[str, float],
@@ -269,7 +301,7 @@ class Parser:
             wcs, g92 = out.offsets[f"G{out.modal.wcs}"], list(out.offsets["G92"])
             for i, a in enumerate(AXES):
                 if a in axis:
-                    g92[i] = out.position[i] - wcs[i] - axis[a]
+                    g92[i] = out.position[i] - wcs[i] - axis[a] - (out.tool_length if i == 2 else 0.0)
             out.offsets["G92"] = (g92[0], g92[1], g92[2])
         elif code == 92.1:
             out.offsets["G92"] = (0.0, 0.0, 0.0)
@@ -285,11 +317,12 @@ class Parser:
         g92 = out.offsets["G92"]
         for i, a in enumerate(AXES):
             if a in axis:
-                cs[i] = axis[a] if lv == 2 else out.position[i] - g92[i] - axis[a]
+                cs[i] = axis[a] if lv == 2 else (out.position[i] - g92[i] - axis[a]
+                                                 - (out.tool_length if i == 2 else 0.0))
         out.offsets[name] = (cs[0], cs[1], cs[2])
 
     def _target(self, out: ParsedLine, axis: dict[str, float], machine: bool) -> Vec:
-        wco = (0.0, 0.0, 0.0) if machine else self.wco(out.modal, out.offsets)
+        wco = (0.0, 0.0, 0.0) if machine else self.wco(out.modal, out.offsets, out.tool_length)
         t = list(out.position)
         for i, a in enumerate(AXES):
             if a in axis:

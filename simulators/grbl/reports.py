@@ -42,11 +42,11 @@ class StatusCounters:
         return fields
 
 
-def offsets_report(offsets: dict[str, Vec]) -> list[str]:
+def offsets_report(offsets: dict[str, Vec], tool_length: float = 0.0) -> list[str]:
     """The lines of ``$#`` (before its ``ok``), offsets in mm."""
     def fmt(v: Vec) -> str:
         return ",".join(f"{x:.3f}" for x in v)
 
     lines = [f"[{name}:{fmt(offsets[name])}]" for name in ("G54", "G55", "G56", "G57", "G58", "G59",
                                                             "G28", "G30", "G92")]
-    return [*lines, "[TLO:0.000]", "[PRB:0.000,0.000,0.000:0]"]
+    return [*lines, f"[TLO:{tool_length:.3f}]", "[PRB:0.000,0.000,0.000:0]"]

@@ -1,7 +1,9 @@
 """Grbl's ``$`` settings: the simulator's defaults and how ``$$`` prints them.
 
 The defaults describe a small table-top mill (not Grbl's generic 250 steps/mm, 500 mm/min, 10 mm/s²
-build defaults), with buffer reporting on (``$10=3``) as senders that count characters like it. A cell
+build defaults) set up as a stock Grbl 1.1h machine: status reports with machine position only
+(``$10=1``), soft limits on (``$20=1``) with the homing cycle they need (``$22=1``, so the machine powers
+up in Alarm), homing towards the positive end of every axis (``$23=0``) and a 1 mm pull-off (``$27``). A cell
 file's ``sim: settings: {130: 200}`` or ``$130=200`` over the wire changes them; they persist for the
 life of the simulator (its "EEPROM") across soft resets and replugs.
 """
@@ -9,8 +11,8 @@ life of the simulator (its "EEPROM") across soft resets and replugs.
 from __future__ import annotations
 
 DEFAULTS: dict[int, float] = {
-    0: 10, 1: 25, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 10: 3, 11: 0.010, 12: 0.002, 13: 0,
-    20: 0, 21: 0, 22: 0, 23: 0, 24: 25.0, 25: 500.0, 26: 250, 27: 1.0, 30: 1000, 31: 0, 32: 0,
+    0: 10, 1: 25, 2: 0, 3: 0, 4: 0, 5: 0, 6: 0, 10: 1, 11: 0.010, 12: 0.002, 13: 0,
+    20: 1, 21: 0, 22: 1, 23: 0, 24: 25.0, 25: 500.0, 26: 250, 27: 1.0, 30: 1000, 31: 0, 32: 0,
     100: 800.0, 101: 800.0, 102: 800.0,
     110: 3000.0, 111: 3000.0, 112: 1000.0,  # max rate, mm/min
     120: 200.0, 121: 200.0, 122: 100.0,  # acceleration, mm/s²

@@ -1,8 +1,13 @@
 """``microfactory stream``: send one G-code file to one Grbl machine, checked first, with a progress bar.
 
-    microfactory stream --port /dev/ttyUSB0 part.nc
-    microfactory stream --port sim --positive-space part.nc
+    microfactory stream --port /dev/ttyUSB0 --home part.nc
+    microfactory stream --port sim --unlock part.nc
     microfactory stream --port 0403:6001 --cell bench.yaml --station cut part.nc --trace run.jsonl
+    microfactory home --cell bench.yaml --station mill        (or --port PORT; `unlock` likewise)
+
+A stock machine (homing on, ``$22=1``) powers up in Alarm, and an Arduino-based board resets each time
+its port is opened: ``stream`` then refuses with the exact command to run, ``... --home`` (homing cycle
+first, in the same session) or ``... --unlock`` (``$X``, the position is then not verified).
 
 The file is always pre-checked before a byte of it is sent: against the cell file's limits for the
 station when ``--cell/--station`` are given, else against the machine's own ``$$`` travel and max rates.
@@ -20,20 +25,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn
 
-from microfactory import registry
-from microfactory.cell import StationConfig, load_cell
+from microfactory.cell import StationConfig
 from microfactory.cli import arguments
-from microfactory.clock import ScaledClock
 from microfactory.errors import ConfigError, MicrofactoryError, SafetyRefusal
 from microfactory.events import Event, EventBus, EventKind
 from microfactory.gcode import Envelope, MachineLimits
-from microfactory.simulation import SimulatorHandle
-from microfactory.station import PortHandle
-from microfactory.transport.ports import resolve_port
-from microfactory.transport.trace import ByteTrace
+from microfactory.station import StepRequest
 from stations.grbl.driver import GrblStation, resume_problems
 from stations.grbl.laser import check_laser_program
-from stations.grbl.program import CheckedProgram, check_program
+from stations.grbl.program import CheckedProgram
+from stations.grbl.session import clear_power_up_alarm, grbl_session, station_config
 from stations.grbl.streamer import StreamMode, StreamResult
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -54,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="wait for each answer before the next line (slow; default: character counting)")
     p.add_argument("--cell", help="cell file whose limits the program is checked against")
     p.add_argument("--station", help="station id in --cell")
+    p.add_argument("--home", action="store_true",
+                   help="if the machine is in Alarm after power-up (homing enabled, $22=1; an Arduino resets "
+                        "on every port open), run the homing cycle ($H) before streaming")
+    p.add_argument("--unlock", action="store_true",
+                   help="if the machine is in Alarm after power-up, unlock it ($X) without homing: the "
+                        "position is then not verified")
     p.add_argument("--positive-space", action="store_true",
                    help="without --cell: the machine's travel is 0..$13x (Grbl built with "
                         "HOMING_FORCE_SET_ORIGIN, and the simulator), not stock Grbl's -$13x..0")
@@ -62,6 +69,52 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="resume the program at its line N (after a broken tool or a stop): earlier lines "
                         "only set the modal state, which a preamble restores; needs --cell and --station")
     p.set_defaults(func=cmd_stream)
+    for name, verb, what in (("home", "home", "run the homing cycle ($H)"),
+                             ("unlock", "unlock", "unlock it ($X) without homing: position not verified")):
+        q = sub.add_parser(name, help=f"{verb} one Grbl machine: {what}",
+                           description=f"Connect to one Grbl machine and {what}. An Arduino-based board "
+                                       "resets (and locks again) each time its port is opened: to stream "
+                                       f"right after, use `microfactory stream FILE ... --{name}`.")
+        q.add_argument("--port", help="device path, USB identity vid:pid[:serial], or `sim`")
+        q.add_argument("--baud", type=arguments.positive_int, default=None,
+                       help="bit/s (default: the cell file's, else 115200)")
+        q.add_argument("--cell", help="cell file naming the station")
+        q.add_argument("--station", help="station id in --cell")
+        q.set_defaults(func=cmd_home if name == "home" else cmd_unlock)
+
+
+def cmd_home(args: argparse.Namespace) -> int:
+    """Handler of ``microfactory home``."""
+    return _machine_command(args, "home")
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    """Handler of ``microfactory unlock``."""
+    return _machine_command(args, "unlock")
+
+
+def _machine_command(args: argparse.Namespace, action: str) -> int:
+    console = Console(stderr=True)
+    try:
+        return asyncio.run(_run_machine_command(args, action, console))
+    except ConfigError as exc:
+        return _fail(console, "bad input", exc, EXIT_BAD_INPUT)
+    except MicrofactoryError as exc:
+        return _fail(console, f"{action} failed", exc, EXIT_FAILED)
+
+
+async def _run_machine_command(args: argparse.Namespace, action: str, console: Console) -> int:
+    config = station_config(args.cell, args.station, args.port, args.baud, command=action)
+    async with grbl_session(config, check_cell_limits=bool(args.cell)) as session:
+        station = session.station
+        result = await station.run_step(StepRequest(action))
+        report = await station.poller.fresh(config.timeouts.status_s)
+        where = "" if report.mpos is None else " at machine " + ", ".join(f"{v:.3f}" for v in report.mpos)
+        note = "" if action == "home" else ": the position is not verified, home before trusting it" \
+            if result.data.get("rehome_required") or station.settings.homing else ""
+        console.print(f"{station.id} on {station.transport.port}: {report.state}{where} "
+                      f"({'homed' if action == 'home' else 'unlocked'}){note}", highlight=False)
+    return EXIT_OK
 
 
 def cmd_stream(args: argparse.Namespace) -> int:
@@ -83,16 +136,15 @@ def _fail(console: Console, what: str, exc: MicrofactoryError, code: int) -> int
 
 
 def _config(args: argparse.Namespace) -> StationConfig:
-    if bool(args.cell) != bool(args.station):
-        raise ConfigError.single(args.cell or "<args>", "--cell and --station go together",
-                                 hint="give both, or neither to check against the machine's own $$")
+    return station_config(args.cell, args.station, args.port, args.baud, command="stream")
+
+
+def _retry_command(args: argparse.Namespace) -> str:
+    """The ``microfactory stream`` command line the user ran, for messages that say what to run next."""
+    parts = ["microfactory stream", str(args.file), "--port", str(args.port)]
     if args.cell:
-        base = load_cell(args.cell).station(args.station)
-        update: dict[str, object] = {"port": args.port}
-        if args.baud:
-            update["baud"] = args.baud
-        return base.model_copy(update=update)
-    return StationConfig(id="stream", kind="grbl", port=args.port, baud=args.baud or 115200)
+        parts += ["--cell", str(args.cell), "--station", str(args.station)]
+    return " ".join(parts)
 
 
 def _read(path: str) -> list[str]:
@@ -104,8 +156,9 @@ def _read(path: str) -> list[str]:
 
 
 def machine_space_limits(station: GrblStation, positive: bool) -> MachineLimits:
-    """The machine's own limits from ``$$`` (and ``$#`` offsets), in stock or positive machine space."""
-    limits = station.settings.machine_limits(station.offsets)
+    """The machine's own limits from ``$$`` (and ``$#`` offsets), in its machine space (stock
+    ``-$13x..0``; ``positive`` forces ``0..$13x``), refusing what its firmware build refuses."""
+    limits = station.firmware_limits(station.settings.machine_limits(station.offsets, station.build.options))
     if positive:
         env = limits.envelope
         flip = [(0.0, -lo) for lo, _hi in (env.x, env.y, env.z)]
@@ -115,10 +168,13 @@ def machine_space_limits(station: GrblStation, positive: bool) -> MachineLimits:
     return limits
 
 
-def _check(station: GrblStation, lines: list[str], source: str, args: argparse.Namespace) -> CheckedProgram:
+async def _check(station: GrblStation, lines: list[str], source: str, args: argparse.Namespace
+                 ) -> CheckedProgram:
+    """Pre-check from what the machine is now: ``$G`` and ``$#`` (G92 and tool length included)."""
     if args.cell:
-        return station.check_program(lines, source)
-    checked = check_program(lines, machine_space_limits(station, args.positive_space), source=source)
+        return await station.check_program_now(lines, source)
+    checked = await station.check_program_now(lines, source,
+                                              limits=machine_space_limits(station, args.positive_space))
     if station.settings.laser_mode:
         checked.problems += check_laser_program(checked.lines, spindle_max=station.settings.spindle_max,
                                                 cell_max=None)
@@ -136,22 +192,18 @@ async def _stream(args: argparse.Namespace, console: Console) -> int:
         if resume_problems(args.from_line, lines):
             raise ConfigError.single(args.file, f"--from-line {args.from_line} is not a line of this file",
                                      hint=f"give a line number from 1 to {len(lines)}")
-    clock = ScaledClock(1.0)
-    bus = EventBus(clock)
-    sim: SimulatorHandle | None = None
-    if config.simulated:
-        sim = registry.simulator("grbl").start({"baud": config.baud, **dict(config.sim)}, clock)
-        handle = PortHandle(lambda: sim.port if sim else "", simulator=sim)
-    else:
-        spec = config.port
-        handle = PortHandle(lambda: resolve_port(spec))
-    handle.trace = ByteTrace(args.trace) if args.trace else None
-    station = GrblStation(config, bus=bus, clock=clock, port=handle, check_cell_limits=bool(args.cell))
-    station.ask_operator = lambda text, choices: _ask_terminal(console, text, choices)
-    try:
-        await station.connect()
+    if args.home and args.unlock:
+        raise ConfigError.single("<args>", "--home and --unlock exclude each other",
+                                 hint="--home runs the homing cycle; --unlock only clears the lock ($X)")
+    async with grbl_session(config, trace=args.trace, check_cell_limits=bool(args.cell)) as session:
+        station, bus = session.station, session.bus
+        station.ask_operator = lambda text, choices: _ask_terminal(console, text, choices)
+        done = await clear_power_up_alarm(station, home=args.home, unlock=args.unlock,
+                                          retry=_retry_command(args))
+        if done:
+            console.print(f"{station.id} was in Alarm after power-up: {done}", highlight=False)
         if args.from_line is None:
-            checked = _check(station, lines, Path(args.file).name, args)
+            checked = await _check(station, lines, Path(args.file).name, args)
         else:
             checked = await station.check_resume(lines, Path(args.file).name, args.from_line)
         checked.raise_for_problems()
@@ -165,13 +217,6 @@ async def _stream(args: argparse.Namespace, console: Console) -> int:
         console.print(f"done: {result.acknowledged} lines in {result.elapsed_s:.1f} s "
                       f"({result.lines_per_s:.0f} lines/s)", highlight=False)
         return EXIT_OK
-    finally:
-        await station.close()
-        station.transport.shutdown()
-        if handle.trace is not None:
-            handle.trace.close()
-        if sim is not None:
-            sim.close()
 
 
 async def _ask_terminal(console: Console, text: str, choices: tuple[str, ...]) -> str:

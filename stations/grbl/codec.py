@@ -330,6 +330,17 @@ def parse_build_info(lines: list[GrblLine], *, banner_version: str = "", port: s
     return BuildInfo(version, options, blocks, rx)
 
 
+def parse_tool_length(lines: list[GrblLine], *, port: str = "") -> float:
+    """The ``[TLO:z]`` of a ``$#`` answer (mm; 0 when absent)."""
+    for line in lines:
+        if line.kind is LineKind.OFFSET and line.text.startswith("[TLO:"):
+            try:
+                return float(line.text[5:-1].split(",")[-1])
+            except ValueError:
+                raise _garbled(line.text, port, "bad [TLO:] number") from None
+    return 0.0
+
+
 def parse_offsets(lines: list[GrblLine], *, port: str = "") -> dict[str, Vec]:
     """``$#`` answer → ``{"G54": (x, y, z), ...}`` in mm (TLO and PRB are left out)."""
     out: dict[str, Vec] = {}

@@ -31,9 +31,12 @@ from stations.grbl.codec import (
     StatusReport,
     StatusTracker,
     Vec,
+    parse_offsets,
     parse_status,
+    parse_tool_length,
 )
 from stations.grbl.codes import describe_alarm, describe_error, needs_rehome
+from stations.grbl.machine_state import MachineState, parse_gc
 from stations.grbl.options import GrblOptions
 from stations.grbl.poller import StatusPoller
 from stations.grbl.realtime import door_text
@@ -67,6 +70,7 @@ class GrblCore(Station):
         self.settings = GrblSettings({})
         self.offsets: dict[str, Vec] = {}
         self.parser_state = ""
+        self.machine_state: MachineState | None = None  # $G and $# as last read (before/after programs)
         self.alarm_code: int | None = None
         self.messages: list[str] = []
         self._watch: asyncio.Task[None] | None = None
@@ -79,6 +83,22 @@ class GrblCore(Station):
         self._status_mask_restore: int | None = None  # the user's $10, restored on close
         self.flushed_blocks: int | None = None  # planner blocks the last stop threw away (see _stop_motion)
         self.last_stream: StreamResult | None = None  # how far the last program got (also after a failure)
+        # the commands a front end offers to home and unlock this station (the CLI sets its own)
+        self.recovery_commands: tuple[str, str] = (f"microfactory home --cell CELL --station {config.id}",
+                                                   f"microfactory unlock --cell CELL --station {config.id}")
+
+    def alarm_text(self) -> str:
+        """Why the machine is in Alarm, in words (the last ALARM:N, or the power-up homing lock)."""
+        if self.alarm_code:
+            return f"ALARM:{self.alarm_code}: {describe_alarm(self.alarm_code).text}"
+        return "after power-up or reset: homing is enabled ($22=1), so Grbl locks out G-code until $H or $X"
+
+    def home_hint(self) -> str:
+        """What to do about a machine in Alarm: the exact commands that home or unlock it."""
+        home, unlock = self.recovery_commands
+        return (f"home it: `{home}` (or `{unlock}` to unlock without homing: the position is then not "
+                "trusted and soft limits may not match the machine); a cell can home on connect with "
+                "options: {home_on_connect: true}")
 
     # -- events from the channel -------------------------------------------------------------------
     def _on_link(self, up: bool, detail: str) -> None:
@@ -199,6 +219,17 @@ class GrblCore(Station):
             raise self._error_fault(line, answer.line)
         return answer
 
+    async def read_machine_state(self, *, phase: str = "before the program") -> MachineState:
+        """Ask ``$#`` and ``$G`` now: every offset (G54..G59, G92, TLO) and the modal state Grbl holds."""
+        answer = await self._query("$#", phase=f"offsets ($#) {phase}")
+        self.offsets = parse_offsets(answer.pushed, port=self.transport.port)
+        tool_length = parse_tool_length(answer.pushed, port=self.transport.port)
+        gc = [p for p in (await self._query("$G", phase=f"parser state ($G) {phase}")).pushed
+              if p.kind is LineKind.GC]
+        self.parser_state = gc[0].payload if gc else ""
+        self.machine_state = parse_gc(self.parser_state, self.offsets, tool_length, port=self.transport.port)
+        return self.machine_state
+
     def _error_fault(self, sent: str, line: GrblLine, where: str = "") -> StationFault:
         info = describe_error(line.code or 0)
         place = f"{where}: " if where else ""
@@ -212,8 +243,11 @@ class GrblCore(Station):
                              hint="close the safety door and resume (cycle start) first")
         if self.state is StationState.ALARM:
             info = describe_alarm(self.alarm_code or 0) if self.alarm_code else None
-            raise StateError(f"station {self.id!r} is in alarm{f' ({info.text})' if info else ''}: "
-                             f"cannot {what}", hint=info.recovery if info else "unlock ($X) or home ($H)")
+            if info is None:
+                raise StateError(f"station {self.id!r} is in Alarm after power-up or reset (homing is "
+                                 f"enabled, so Grbl wants $H or $X): cannot {what}", hint=self.home_hint())
+            raise StateError(f"station {self.id!r} is in alarm ({info.text}): cannot {what}",
+                             hint=info.recovery)
         if self.state is not StationState.IDLE:
             raise StateError(f"station {self.id!r} is {self.state}: cannot {what}",
                              hint="wait for the station to be idle (connect it first if offline)")

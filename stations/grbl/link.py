@@ -13,12 +13,16 @@ import contextlib
 import logging
 
 from microfactory.errors import CommunicationError, StationFault, StationTimeout
+from microfactory.events import EventKind, Severity
 from stations.grbl.channel import RESET
-from stations.grbl.codec import LineKind, parse_build_info, parse_offsets
+from stations.grbl.codec import parse_build_info
 from stations.grbl.motion import FEED_HOLD, GrblMotion
 from stations.grbl.settings import GrblSettings, refuse_if_inconsistent
 
 log = logging.getLogger("stations.grbl")
+
+POWER_UP_ALARM = ("in Alarm after power-up or reset: homing is enabled ($22=1), so Grbl locks out G-code "
+                  "until the machine is homed ($H) or unlocked ($X)")
 
 
 class GrblLink(GrblMotion):
@@ -58,18 +62,40 @@ class GrblLink(GrblMotion):
         self.firmware = self.build.firmware
         self.settings = GrblSettings.parse((await self._query("$$", phase="settings ($$)")).pushed)
         if self.check_cell_limits:
-            refuse_if_inconsistent(self.settings, self.config.limits, station=self.id)
+            refuse_if_inconsistent(self.settings, self.config.limits, station=self.id,
+                                   build_options=self.build.options)
         await self._report_buffer_state()
-        self.offsets = parse_offsets((await self._query("$#", phase="offsets ($#)")).pushed)
-        gc = [p for p in (await self._query("$G", phase="parser state ($G)")).pushed if p.kind is LineKind.GC]
-        self.parser_state = gc[0].payload if gc else ""
+        await self.read_machine_state(phase="on connect")
         self.poller.start()
         report = await self.poller.fresh(timeouts.status_s)
-        if report.state == "Alarm":
+        if report.state == "Alarm" and self.options.home_on_connect and self.settings.homing:
+            await self._home_on_connect()
+        elif report.state == "Alarm":
             self.state_machine.trigger_safely("alarm")
+            if self.alarm_code is None:
+                self.bus.publish(EventKind.ALARM, self.id, code="HOMING", severity=str(Severity.WARNING),
+                                 text=POWER_UP_ALARM, recovery=self.home_hint())
         else:
             self.state_machine.trigger_safely("ready")
         log.info("%s: connected to %s on %s", self.id, self.firmware, self.transport.port)
+
+    async def _home_on_connect(self) -> None:
+        """The connect policy ``home_on_connect``: a machine in Alarm after power-up (an Arduino resets on
+        every port open) runs its homing cycle, so machine space and soft limits hold again."""
+        log.info("%s: in Alarm after power-up or reset; homing ($H) (options.home_on_connect)", self.id)
+        self.bus.publish(EventKind.LOG, self.id, level="info",
+                         text="in Alarm after power-up or reset: homing ($H) (options: home_on_connect)")
+        self._waking = True  # a status asked just before $H was parsed still says Alarm
+        try:
+            answer = await self.channel.command("$H", timeout_s=self.config.timeouts.step_s,
+                                                phase="homing on connect ($H)")
+        finally:
+            self._waking = False
+        if not answer.ok:
+            self.state_machine.trigger_safely("alarm")
+            raise self._error_fault("$H", answer.line, "homing on connect")
+        self.alarm_code = None
+        self.state_machine.trigger_safely("ready")
 
 
     async def _report_buffer_state(self) -> None:

@@ -22,6 +22,10 @@ class GrblOptions(BaseModel):
     auto_reconnect: bool = Field(default=True, description="reconnect by identity when the link drops")
     progress_every: int = Field(default=0, ge=0, description="publish progress every N answered lines "
                                 "(0: about ten times a second); fewer events leave the link more host time")
+    home_on_connect: bool = Field(default=False, description="connect policy: a machine found in Alarm "
+                                  "after power-up or reset (homing enabled, $22=1; an Arduino resets on each "
+                                  "port open) runs its homing cycle ($H) on connect and reconnect; off: the "
+                                  "station connects in Alarm and says how to home or unlock it")
     sleep_on_standby: bool = Field(default=True, description="standby sends $SLP (spindle, laser and "
                                    "steppers off); waking soft-resets and unlocks")
 

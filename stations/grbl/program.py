@@ -43,13 +43,16 @@ class CheckedProgram:
 
 
 def check_program(program: Sequence[str] | str, limits: MachineLimits, *, source: str = "program",
-                  position: tuple[float | None, float | None, float | None] | None = None) -> CheckedProgram:
+                  position: tuple[float | None, float | None, float | None] | None = None,
+                  start: ModalState | None = None) -> CheckedProgram:
     """Pre-check ``program`` (lines or text) against ``limits``; never sends anything.
 
     ``position`` is where the machine stands now (mm, machine coordinates) when known, so relative
-    moves (jogs, G91 programs) can be checked; without it they are refused by the pre-check.
+    moves (jogs, G91 programs) can be checked; without it they are refused by the pre-check. ``start``
+    is the machine's whole state read just before (``$G``, ``$#``, ``MPos``): it wins over ``position``.
     """
-    start = ModalState.initial(limits, position) if position is not None else None
+    if start is None and position is not None:
+        start = ModalState.initial(limits, position)
     report = precheck(program, limits, name=source, start=start)
     lines = [ProgramLine(b.text, b.line, source) for b in report.blocks]
     problems = [f"{source}:{p.line}: {p.text}" for p in report.problems]

@@ -40,15 +40,25 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         program = program if isinstance(program, str) else list(program)
         resume_from = step.params.get("resume_from")
         if resume_from is None:
-            checked = self.check_program(program, source)
+            # from what the machine really is: $G and $# (G92, tool length) read before every program
+            self._require_ready(f"run {source}")
+            try:
+                checked = await self.check_program_now(program, source)
+            except CommunicationError:
+                self._fault_state()  # the machine did not tell its state: nothing may be sent
+                raise
         else:
             self._require_ready(f"resume {source}")
+            await self.read_machine_state(phase=f"before resuming {source}")
             checked = await self.check_resume(program, source, int(resume_from))
         checked.raise_for_problems()
         self._require_ready(f"run {source}")
+        before = self.machine_state
         result = await self.stream(checked.lines, estimate_s=checked.estimate_s)
+        left = await self.note_left_behind(before, source)
         data: dict[str, Any] = {"lines": result.acknowledged, "elapsed_s": result.elapsed_s,
-                                "firmware": self.firmware, "source": source, "estimate_s": checked.estimate_s}
+                                "firmware": self.firmware, "source": source, "estimate_s": checked.estimate_s,
+                                "left_behind": left}
         if resume_from is not None:
             data["resumed_from"] = int(resume_from)
         return data

@@ -30,7 +30,12 @@ class GrblMachineSteps(GrblPrograms):
             raise StateError(f"station {self.id!r} is {self.state}: cannot home", hint="stop the step first")
         self.state_machine.trigger_safely("clear")
         self.state_machine.trigger_safely("start")
-        answer = await self.channel.command("$H", timeout_s=self.config.timeouts.step_s, phase="homing ($H)")
+        self._waking = True  # a status asked just before $H was parsed still says Alarm: not a new alarm
+        try:
+            answer = await self.channel.command("$H", timeout_s=self.config.timeouts.step_s,
+                                                phase="homing ($H)")
+        finally:
+            self._waking = False
         if not answer.ok:
             self._fault_state()
             raise self._error_fault("$H", answer.line)

@@ -12,7 +12,8 @@ from microfactory.cli import main
 REPO = Path(__file__).resolve().parents[2]
 SIM_CELL = REPO / "recipes" / "cells" / "sim.yaml"
 
-GOOD = "G21 G90\nG0 X10 Y10\nG1 X40 Y20 F600\nG2 X50 Y30 I0 J10\nM5\n"
+# the demo mill's machine space is stock Grbl's -$13x..0: work zero G54 at its X/Y minimum corner
+GOOD = "G10 L2 P1 X-80 Y-60 Z0 G54\nG0 X10 Y10\nG1 X40 Y20 F600\nG2 X50 Y30 I0 J10\nM5\n"
 
 
 def test_check_accepts_a_program_inside_the_envelope(tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -22,7 +23,7 @@ def test_check_accepts_a_program_inside_the_envelope(tmp_path: Path, capsys: pyt
     assert main(["check", str(prog), "--cell", str(SIM_CELL), "--station", "mill", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["ok"] is True and out["lines"] == 5 and out["problems"] == []
-    assert out["extents_mm"]["max"][0] == pytest.approx(50.0)
+    assert out["extents_mm"]["max"][0] == pytest.approx(50.0 - 80.0)  # machine coordinates
 
 
 def test_check_refuses_with_file_line_and_limit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,7 +31,7 @@ def test_check_refuses_with_file_line_and_limit(tmp_path: Path, capsys: pytest.C
     prog.write_text(GOOD.replace("X40 Y20 F600", "X95 Y20 F600"))
     assert main(["check", str(prog), "--cell", str(SIM_CELL), "--station", "mill"]) == 2
     out = capsys.readouterr().out
-    assert f"{prog}:3:" in out and "outside the envelope X 0..80" in out
+    assert f"{prog}:3:" in out and "outside the envelope X -80..0" in out
     assert "nothing would be sent" in out
 
 

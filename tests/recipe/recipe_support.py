@@ -2,7 +2,8 @@
 
 The ``fake_kinds`` fixture (conftest.py) puts three small kinds in the registry: ``grbl`` (capabilities
 cut+laser or machine+spindle from ``limits.laser``; its check refuses any X/Y/Z word outside the
-envelope as ``<name>:<line>: text``, like the real G-code pre-check), ``wash``, and ``camera`` (whose
+envelope as ``<name>:<line>: text``, like the real G-code pre-check, but in work coordinates: a ``G10``
+line only sets an offset), ``wash``, and ``camera`` (whose
 check refuses a drawing that does not exist).
 """
 
@@ -32,6 +33,8 @@ def _grbl_check(step: StepRequest, config: StationConfig) -> list[str]:
     name = str(step.params["source"])
     for n, line in enumerate(step.params["program"], start=1):
         code = re.sub(r"\(.*?\)", "", line)
+        if re.search(r"G10\b", code):
+            continue  # sets a work offset (G10 L2 P1 ...), moves nothing: the fake checks work coordinates
         for axis, value in _AXIS.findall(code):
             lo, hi = getattr(envelope, axis.lower())
             if not lo <= float(value) <= hi:

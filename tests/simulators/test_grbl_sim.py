@@ -17,7 +17,9 @@ from microfactory.clock import ScaledClock
 from simulators.grbl import SIMULATOR, GrblHandle
 
 STATUS = re.compile(r"^<(Idle|Run|Hold:[01]|Jog|Alarm|Door:[0-3]|Check|Home|Sleep)\|MPos:(-?\d+\.\d{3}),"
-                    r"(-?\d+\.\d{3}),(-?\d+\.\d{3})\|Bf:(\d+),(\d+)\|FS:(\d+),(\d+)(\|.*)?>$")
+                    r"(-?\d+\.\d{3}),(-?\d+\.\d{3})(?:\|Bf:(\d+),(\d+))?\|FS:(\d+),(\d+)(\|.*)?>$")
+BANNER = "Grbl 1.1h ['$' for help]"
+UNLOCK_HINT = "[MSG:'$H'|'$X' to unlock]"
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -28,11 +30,25 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 
 
 class Client:
-    """A pyserial client that reads whole lines and asks for status reports."""
+    """A pyserial client that reads whole lines and asks for status reports.
 
-    def __init__(self, handle: GrblHandle) -> None:
-        wait_for(lambda: handle.link.bytes_out >= 20 and handle.link.drained)  # banner out; open flushes it
+    Opening the port resets a stock simulator (an Arduino's DTR): the client reads that banner and, as a
+    user at a stock machine would, unlocks it (``$X``: machine position 0, the top of machine space
+    ``-$13x..0``) unless ``unlock=False``.
+    """
+
+    def __init__(self, handle: GrblHandle, *, unlock: bool = True) -> None:
+        wait_for(lambda: handle.link.bytes_out >= 20 and handle.link.drained)  # power-on banner out
         self.port = serial.Serial(handle.port, timeout=3)
+        self.alarm_on_open = False
+        if handle.device.options.reset_on_open:
+            while self.line() != BANNER:
+                pass
+            self.alarm_on_open = bool(handle.settings[22])
+            if self.alarm_on_open:
+                assert self.line() == UNLOCK_HINT
+                if unlock:
+                    assert self.ask("$X") == ["[MSG:Caution: Unlocked]", "ok"]
 
     def line(self) -> str:
         raw = self.port.readline()
@@ -90,43 +106,48 @@ def client(grbl: GrblHandle) -> Iterator[Client]:
 
 
 def test_banner_on_power_on_and_after_soft_reset(grbl: GrblHandle) -> None:
+    wait_for(lambda: grbl.link.bytes_out >= 20 and grbl.link.drained)
     fd = os.open(grbl.port, os.O_RDWR | os.O_NOCTTY)  # no flush on open: the power-on banner is there
     try:
         got = b""
-        while b"help]\r\n" not in got:
+        while got.count(b"unlock]\r\n") < 2:  # power-on, then the reset of this open (DTR)
             got += os.read(fd, 64)
-        assert got == b"\r\nGrbl 1.1h ['$' for help]\r\n"
+        assert got == b"\r\nGrbl 1.1h ['$' for help]\r\n[MSG:'$H'|'$X' to unlock]\r\n" * 2
+        assert grbl.device.power_ups == 2
         os.write(fd, b"\x18")
         got = b""
-        while b"help]\r\n" not in got:
+        while b"unlock]\r\n" not in got:
             got += os.read(fd, 64)
-        assert got == b"\r\nGrbl 1.1h ['$' for help]\r\n"
+        assert got == b"\r\nGrbl 1.1h ['$' for help]\r\n[MSG:'$H'|'$X' to unlock]\r\n"  # still locked
     finally:
         os.close(fd)
 
 
 def test_build_info_and_parser_state(client: Client, grbl: GrblHandle) -> None:
-    assert client.ask("$I") == [f"[VER:1.1h.20190825:{grbl.identity}]", "[OPT:V,15,128]", "ok"]
+    assert client.ask("$I") == [f"[VER:1.1h.20190825:{grbl.identity}]", "[OPT:VL,15,128]", "ok"]
     assert client.ask("$G") == ["[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]", "ok"]
     assert client.ask("G91 G1 F300") == ["ok"]
     assert client.ask("$G") == ["[GC:G1 G54 G17 G21 G91 G94 M5 M9 T0 F300 S0]", "ok"]
     settings = client.ask("$$")
-    assert "$110=3000.000" in settings and "$22=0" in settings and settings[-1] == "ok"
+    assert "$110=3000.000" in settings and settings[-1] == "ok"
+    assert {"$10=1", "$20=1", "$22=1", "$23=0"} <= set(settings)  # stock: MPos only, soft limits, homing
     assert client.ask("$#")[0] == "[G54:0.000,0.000,0.000]"
 
 
 def test_one_ok_per_line_in_order(client: Client, grbl: GrblHandle) -> None:
-    lines = ["G21", "G90", "(a comment) G0 X1", "G1 X2 Y1 F600 ; tail comment", "", "M5"]
+    lines = ["G21", "G90", "(a comment) G0 X-1", "G1 X-2 Y-1 F600 ; tail comment", "", "M5"]
     for line in lines:
         client.send(line)
     assert [client.line() for _ in lines] == ["ok"] * len(lines)
-    assert grbl.received_lines == lines
+    assert grbl.received_lines[-len(lines):] == lines
 
 
 @pytest.mark.parametrize(("line", "code"), [
-    ("G1 X" + "1" * 80, 11), ("G5 X1", 20), ("M66", 20), ("G1 X10", 22), ("1X2", 1), ("G1 Xq", 2),
-    ("G0 G1 X1", 21), ("G0 X1 X2", 25), ("G1 G92 X1 F100", 24), ("$Q", 3), ("G2 X10 R2 F100", 34),
-    ("G2 X10 I1 F100", 33),
+    ("G1 X" + "1" * 80, 11), ("G5 X1", 20), ("M66", 20), ("G1 X-10", 22), ("1X2", 1), ("G1 Xq", 2),
+    ("G0 G1 X1", 21), ("G0 X1 X2", 25), ("G1 G92 X1 F100", 24), ("$Q", 3), ("G2 X-10 R2 F100", 34),
+    ("G2 X-10 I-1 F100", 33), ("M7", 20), ("G43.1 X1", 37), ("G43.1", 37), ("G1 G43.1 Z1 F100", 24),
+    ("T256", 38), ("N10000001 G4 P0", 23), ("G0 Y1e400", 20), ("$100=1e4", 2), ("$100=inf", 2),
+    ("$100=1_0", 2), ("$" + "9" * 70 + "=1", 3), ("G0 X" + "9" * 77, 11),
 ])
 def test_error_codes(client: Client, line: str, code: int) -> None:
     assert client.ask(line) == [f"error:{code}"]
@@ -135,7 +156,7 @@ def test_error_codes(client: Client, line: str, code: int) -> None:
 
 def test_character_counting_never_answered_ahead(client: Client, grbl: GrblHandle) -> None:
     """Stream 60 moves with a 127-byte character count: the planner fills, answers lag the sends."""
-    lines = [f"G1 X{i % 20 + 1} Y{i % 7} F3000" for i in range(60)]
+    lines = [f"G1 X-{i % 20 + 1} Y-{i % 7} F3000" for i in range(60)]
     pending: list[int] = []
     answered = sent = 0
     while answered < len(lines):
@@ -146,62 +167,70 @@ def test_character_counting_never_answered_ahead(client: Client, grbl: GrblHandl
         assert client.line() == "ok"
         pending.pop(0)
         answered += 1
-        assert answered <= len(grbl.received_lines) <= sent
-    assert grbl.link.bytes_in == sum(len(x) + 1 for x in lines)
+        assert answered <= len(grbl.received_lines) - 1 <= sent  # after the client's $X
+    assert grbl.link.bytes_in == len("$X\n") + sum(len(x) + 1 for x in lines)
     client.wait_state("Idle", timeout=20)
 
 
 def test_status_shape_and_wco_every_tenth(client: Client) -> None:
-    texts = [client.status().group(0) for _ in range(12)]
+    assert client.status().group(0).startswith("<Idle|MPos:0.000,0.000,0.000|FS:0,0")  # stock $10=1
+    assert client.ask("$10=3") == ["ok"]  # what a character-counting sender turns on: Bf
+    texts = [client.status().group(0) for _ in range(20)]
     assert texts[0].startswith("<Idle|MPos:0.000,0.000,0.000|Bf:15,128|FS:0,0")
-    assert sum("WCO:" in t for t in texts) == 2 and "Ov:100,100,100" in texts[1]
+    assert [i for i, t in enumerate(texts) if "WCO:" in t] == [9, 19] and "Ov:100,100,100" in texts[10]
 
 
 def test_motion_advances_and_hold_resume(client: Client, grbl: GrblHandle) -> None:
     grbl_slow = client
-    assert grbl_slow.ask("G1 X100 F600") == ["ok"]  # 10 s of process time: 0.5 s at ×20
+    assert grbl_slow.ask("G1 X-100 F600") == ["ok"]  # 10 s of process time: 0.5 s at ×20
     run = client.wait_state("Run")
     assert float(run.group(7)) > 0
     client.port.write(b"!")
     held = client.wait_state("Hold:0")  # Grbl 1.1: Hold:0 is a complete hold
     x_held = float(held.group(2))
-    assert 0 < x_held < 100
+    assert -100 < x_held < 0
     assert float(client.status().group(2)) == x_held  # nothing moves while held
     client.port.write(b"~")
     client.wait_state("Run")
     done = client.wait_state("Idle")
-    assert float(done.group(2)) == 100.0
+    assert float(done.group(2)) == -100.0
 
 
 def test_soft_reset_while_moving_raises_alarm_3(client: Client) -> None:
-    assert client.ask("G1 X50 F300") == ["ok"]
+    assert client.ask("G1 X-50 F300") == ["ok"]
     client.wait_state("Run")
     client.port.write(b"\x18")
     lines = [client.line() for _ in range(4)]
     assert lines == ["ALARM:3", "", "Grbl 1.1h ['$' for help]", "[MSG:'$H'|'$X' to unlock]"]
-    assert client.ask("G0 X1") == ["error:9"]
+    assert client.ask("G0 X-1") == ["error:9"]
     assert client.ask("$X") == ["[MSG:Caution: Unlocked]", "ok"]
-    assert client.ask("G0 X1") == ["ok"]
+    assert client.ask("G0 X-1") == ["ok"]
 
 
 def test_soft_limit_alarm_then_reset_and_unlock() -> None:
-    handle = start(settings={22: 1, 20: 1, 130: 200, 131: 200, 132: 50})
+    """Stock defaults: machine space -$13x..0; a move out of it alarms, then silence until ctrl-X."""
+    handle = start(settings={130: 200, 131: 200, 132: 50})
     client = Client(handle)
     try:
-        assert client.ask("$X") == ["[MSG:Caution: Unlocked]", "ok"]
-        client.send("G0 X250")
+        assert client.ask("G1 X-20 Y-30 Z-5 F3000") == ["ok"]
+        client.send("G0 X10")  # inside the span of $130, outside stock machine space
         assert [client.line(), client.line()] == ["ALARM:2", "[MSG:Reset to continue]"]
-        assert client.status().group(1) == "Alarm"
+        client.port.timeout = 0.3
+        client.port.write(b"?")
+        assert client.port.read(64) == b""  # critical: not even '?' is answered
+        client.port.timeout = 3
+        assert handle.device.soft_limit_alarms == 1
+        assert handle.device.extremes == [[-20.0, -30.0, -5.0], [0.0, 0.0, 0.0]]  # X10 never reached
         client.port.write(b"\x18")
         assert [client.line() for _ in range(3)][1:] == ["Grbl 1.1h ['$' for help]",
                                                         "[MSG:'$H'|'$X' to unlock]"]
         assert client.ask("$X") == ["[MSG:Caution: Unlocked]", "ok"]
-        assert client.ask("$J=G91 X500 F1000") == ["error:15"]
-        assert client.ask("G0 X150") == ["ok"]
+        assert client.ask("$J=G91 X-500 F1000") == ["error:15"]
+        assert client.ask("G0 X-150") == ["ok"]
         assert client.ask("$H") == ["error:8"]  # $ commands that need Idle refuse while moving
         client.wait_state("Idle")
         assert client.ask("$H") == ["ok"]  # answered once homing is done
-        assert handle.position == (0.0, 0.0, 0.0)
+        assert handle.position == (-1.0, -1.0, -1.0)  # $27 pull-off from the switches at the + ends
     finally:
         client.close()
         handle.close()
@@ -210,7 +239,7 @@ def test_soft_limit_alarm_then_reset_and_unlock() -> None:
 def test_laser_mode_m4_with_power(client: Client) -> None:
     assert client.ask("$32=1") == ["ok"]
     assert client.ask("M4 S800") == ["ok"]
-    assert client.ask("G1 X30 F600") == ["ok"]
+    assert client.ask("G1 X-30 F600") == ["ok"]
     run = client.wait_state("Run")
     assert run.group(8) == "800"
     assert client.ask("S2000") == ["ok"]  # clamped to $30=1000 in the report
@@ -222,18 +251,18 @@ def test_laser_mode_m4_with_power(client: Client) -> None:
 
 def test_check_mode_parses_without_motion(client: Client, grbl: GrblHandle) -> None:
     assert client.ask("$C") == ["[MSG:Enabled]", "ok"]
-    assert client.ask("G0 X40") == ["ok"]
+    assert client.ask("G0 X-40") == ["ok"]
     assert client.status().group(1) == "Check" and grbl.position == (0.0, 0.0, 0.0)
     assert client.ask("$C") == ["[MSG:Disabled]", "ok"]
     assert client.line() == "" and client.line().startswith("Grbl 1.1h")
 
 
 def test_jog_and_jog_cancel(client: Client) -> None:
-    assert client.ask("$J=G91 X80 F600") == ["ok"]
+    assert client.ask("$J=G91 X-80 F600") == ["ok"]
     client.wait_state("Jog")
     client.port.write(b"\x85")
     idle = client.wait_state("Idle")
-    assert 0 < float(idle.group(2)) < 80
+    assert -80 < float(idle.group(2)) < 0
     assert client.ask("$J=G91 X1") == ["error:22"]
 
 
@@ -248,7 +277,7 @@ def test_fault_drop_garble_silence(client: Client, grbl: GrblHandle) -> None:
     client.send("G4 P0")
     client.send("G4 P0")
     assert client.line() == "ok"
-    assert len(grbl.received_lines) == 2
+    assert grbl.received_lines[-2:] == ["G4 P0", "G4 P0"]
     grbl.inject("garble", n=1)
     client.send("G4 P0")
     assert client.line() != "ok"
@@ -279,17 +308,17 @@ def test_fault_unplug_replug_keeps_identity(grbl: GrblHandle) -> None:
 
 def test_fault_alarm_and_error_on_line(client: Client, grbl: GrblHandle) -> None:
     grbl.inject("error_on_line", line=2, code=33)
-    assert client.ask("G0 X1") == ["ok"]
-    assert client.ask("G0 X2") == ["error:33"]
-    assert client.ask("G0 X3") == ["ok"]
+    assert client.ask("G0 X-1") == ["ok"]
+    assert client.ask("G0 X-2") == ["error:33"]
+    assert client.ask("G0 X-3") == ["ok"]
     grbl.inject("alarm", code=9)
     assert client.line() == "ALARM:9"
-    assert client.ask("G0 X1") == ["error:9"]
+    assert client.ask("G0 X-1") == ["error:9"]
     assert client.ask("$X")[-1] == "ok"
 
 
 def test_fault_door(client: Client, grbl: GrblHandle) -> None:
-    assert client.ask("G1 X60 F600") == ["ok"]
+    assert client.ask("G1 X-60 F600") == ["ok"]
     client.wait_state("Run")
     grbl.inject("door")
     match = client.wait_state("Door:1")
@@ -297,7 +326,7 @@ def test_fault_door(client: Client, grbl: GrblHandle) -> None:
     grbl.inject("door", open=False)
     client.wait_state("Door:0")
     client.port.write(b"~")
-    assert float(client.wait_state("Idle", timeout=10).group(2)) == 60.0
+    assert float(client.wait_state("Idle", timeout=10).group(2)) == -60.0
     with pytest.raises(ValueError, match="door"):
         grbl.inject("flood")
 
@@ -310,7 +339,7 @@ def test_character_counted_lines_arrive_once_in_order() -> None:
     handle = start(motion=False)
     client = Client(handle)
     try:
-        lines = [f"G1X{i % 50}.5Y{i % 30}F1000" for i in range(600)]
+        lines = [f"G1X-{i % 50}.5Y-{i % 30}F1000" for i in range(600)]
         pending: list[int] = []
         sent = answered = 0
         while answered < len(lines):

@@ -224,7 +224,7 @@ def grbl_settings(**over: float) -> GrblSettings:
 
 def limits(**kw: object) -> Limits:
     base: dict[str, object] = {
-        "envelope": Envelope(x=(0, 120), y=(0, 120), z=(-5, 0)),
+        "envelope": Envelope(x=(-120, 0), y=(-120, 0), z=(-5, 0)),
         "max_feed_mm_min": 3000,
         "max_spindle": 1000,
         "laser": True,
@@ -244,10 +244,24 @@ def test_consistent_cell_passes() -> None:
     assert check_against_cell(grbl_settings(), limits()) == []
 
 
+def test_envelope_outside_stock_machine_space_is_refused_whatever_the_span() -> None:
+    """Issue 9 point 11: the span 0..120 fits $130=120, but stock machine space is -120..0."""
+    positive = limits(envelope=Envelope(x=(0, 120), y=(-120, 0), z=(-5, 0)))
+    [problem] = check_against_cell(grbl_settings(), positive)
+    assert "X [0, 120] is outside the machine's space X [-120, 0]" in problem
+    # $23 alone does not move stock machine space (the origin stays at the switches)
+    assert check_against_cell(grbl_settings(s23=1), positive) != []
+    # a HOMING_FORCE_SET_ORIGIN build (Z in [OPT:]) homing X to its negative end has 0..$130 on X
+    assert check_against_cell(grbl_settings(s23=1), positive, build_options="VLZ") == []
+    assert check_against_cell(grbl_settings(s23=1), limits(), build_options="VLZ") != []
+    # without homing the machine space is wherever it powered up: only the span can be compared
+    assert check_against_cell(grbl_settings(s22=0, s20=0), positive) == []
+
+
 def test_envelope_larger_than_travel_is_refused_with_words() -> None:
     with pytest.raises(SafetyRefusal) as info:
         refuse_if_inconsistent(grbl_settings(s130=100), limits(), station="cut")
-    assert "X [0, 120] spans 120 mm" in str(info.value) and "$130 is 100 mm" in str(info.value)
+    assert "X [-120, 0] spans 120 mm" in str(info.value) and "$130 is 100 mm" in str(info.value)
 
 
 def test_laser_without_laser_mode_is_refused() -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from test_grbl_scripted import BANNER, IDLE, handshake
+from test_grbl_scripted import BANNER, IDLE, handshake, state_reads
 
 from microfactory import registry
 from microfactory.cell import StationConfig
@@ -23,6 +23,8 @@ from stations.grbl.cli import cmd_stream
 REPO = Path(__file__).resolve().parents[3]
 
 SIM_SETTINGS = {110: 3000, 111: 3000, 112: 500, 130: 120, 131: 120, 132: 10}
+# a stock machine (machine space -$13x..0 after homing): the user puts work zero at the X/Y minimum corner
+WORK_ZERO = "G10 L2 P1 X-120 Y-120 Z0"
 PROGRAM = ["G21 G90", "G0 X10 Y10", "M3 S500", "G1 X20 F900", "G1 Y20", "G1 X10", "G1 Y10", "M5"]
 
 
@@ -33,11 +35,12 @@ def config(port: str) -> StationConfig:
             "kind": "grbl",
             "port": port,
             "limits": {
-                "envelope": {"x": [0, 120], "y": [0, 120], "z": [-5, 0]},
+                "envelope": {"x": [-120, 0], "y": [-120, 0], "z": [-5, 0]},
                 "max_feed_mm_min": 3000,
                 "max_spindle": 1000,
             },
             "timeouts": {"connect_s": 2.0, "answer_s": 2.0, "status_s": 1.0},
+            "options": {"home_on_connect": True},
         }
     )
 
@@ -53,7 +56,8 @@ def with_sim(body: Callable[[GrblStation, EventRecorder], Awaitable[None]], **op
             config(sim.port), bus=bus, clock=clock, port=PortHandle(lambda: sim.port, simulator=sim)
         )
         try:
-            await station.connect()
+            await station.connect()  # stock: Alarm after power-up, homed on connect (home_on_connect)
+            await station.run_step(StepRequest("gcode", {"program": [WORK_ZERO], "source": "work-zero.nc"}))
             await body(station, recorder)
         finally:
             await station.close()
@@ -65,6 +69,11 @@ def with_sim(body: Callable[[GrblStation, EventRecorder], Awaitable[None]], **op
         sim.close()
 
 
+def gcode_lines(sim: object) -> list[str]:
+    """The G-code lines the simulator took (not the ``$`` queries the driver asks around programs)."""
+    return [line for line in sim.received_lines if not line.startswith("$")]  # type: ignore[attr-defined]
+
+
 def test_program_reaches_the_simulator_line_by_line() -> None:
     async def body(station: GrblStation, rec: EventRecorder) -> None:
         assert station.state is StationState.IDLE and "SIM" in station.firmware
@@ -72,7 +81,7 @@ def test_program_reaches_the_simulator_line_by_line() -> None:
         assert result.ok and result.data["lines"] == len(PROGRAM)
         sim = station.port.simulator
         assert sim is not None
-        lines = sim.received_lines  # type: ignore[attr-defined]
+        lines = gcode_lines(sim)
         assert lines[-len(PROGRAM) :] == [
             "G21G90",
             "G0X10Y10",
@@ -91,10 +100,10 @@ def test_program_reaches_the_simulator_line_by_line() -> None:
 def test_refused_program_sends_nothing_to_the_simulator() -> None:
     async def body(station: GrblStation, rec: EventRecorder) -> None:
         sim = station.port.simulator
-        before = list(sim.received_lines)  # type: ignore[union-attr]
+        before = gcode_lines(sim)
         with pytest.raises(Exception, match="outside the envelope"):
             await station.run_step(StepRequest("gcode", {"program": ["G0 X500"], "source": "far.nc"}))
-        assert list(sim.received_lines) == before  # type: ignore[union-attr]
+        assert gcode_lines(sim) == before
 
     with_sim(body)
 
@@ -113,11 +122,11 @@ def test_resume_after_a_fault_sends_the_preamble_then_only_the_remaining_lines()
         assert station.check_step(step) == []
         result = await station.run_step(step)
         assert result.ok and result.data["resumed_from"] == 5
-        sent = sim.received_lines[mark:]  # type: ignore[attr-defined]
+        sent = [line for line in sim.received_lines[mark:] if not line.startswith("$")]  # type: ignore[attr-defined]
         preamble = ["G21", "G17G90G91.1G94", "G54", "G92.1", "F900", "G90", "T0S500M3", "M9", "G1"]
         assert sent == [*preamble, "G1Y20", "G1X10", "G1Y10", "M5"]
         assert result.data["lines"] == len(sent)
-        assert sim.position == pytest.approx((10.0, 10.0, 0.0))  # type: ignore[attr-defined]
+        assert sim.position == pytest.approx((-110.0, -110.0, -1.0))  # type: ignore[attr-defined]
         assert station.state is StationState.IDLE
 
     with_sim(body)
@@ -126,12 +135,12 @@ def test_resume_after_a_fault_sends_the_preamble_then_only_the_remaining_lines()
 def test_resume_from_a_line_outside_the_program_is_refused_before_sending() -> None:
     async def body(station: GrblStation, rec: EventRecorder) -> None:
         sim = station.port.simulator
-        before = list(sim.received_lines)  # type: ignore[union-attr]
+        before = gcode_lines(sim)
         step = StepRequest("gcode", {"program": PROGRAM, "source": "square.nc", "resume_from": 99})
         assert station.check_step(step) == ["resume_from=99 is not a line of the program (give 1..8)"]
         with pytest.raises(SafetyRefusal, match="from line 99"):
             await station.run_step(step)
-        assert list(sim.received_lines) == before  # type: ignore[union-attr]
+        assert gcode_lines(sim) == before
 
     with_sim(body)
 
@@ -164,13 +173,13 @@ class Args:
     def __init__(self, file: Path, port: str, **kw: object) -> None:
         self.file, self.port = str(file), port
         self.baud, self.send_response, self.cell, self.station, self.trace = None, False, None, None, None
-        self.positive_space, self.from_line = True, None
+        self.positive_space, self.from_line, self.home, self.unlock = False, None, True, False
         self.__dict__.update(kw)
 
 
 def test_stream_cli_exit_codes_on_the_simulator(tmp_path: Path) -> None:
     good = tmp_path / "good.nc"
-    good.write_text("\n".join(PROGRAM) + "\n")
+    good.write_text("\n".join([WORK_ZERO, *PROGRAM]) + "\n")
     far = tmp_path / "far.nc"
     far.write_text("G0 X5000\n")
     trace = tmp_path / "t.jsonl"
@@ -181,10 +190,29 @@ def test_stream_cli_exit_codes_on_the_simulator(tmp_path: Path) -> None:
     assert cmd_stream(Args(good, str(tmp_path / "no-such-port"))) == 1
 
 
+def test_stream_offers_home_and_unlock_when_the_machine_is_in_alarm_after_power_up(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 9 point 12: a stock machine powers up (and an Arduino resets on open) in Alarm."""
+    good = tmp_path / "good.nc"
+    good.write_text("\n".join([WORK_ZERO, *PROGRAM]) + "\n")
+    trace = tmp_path / "t.jsonl"
+    assert cmd_stream(Args(good, "sim", home=False, trace=str(trace))) == 1
+    err = capsys.readouterr().err
+    assert "is in Alarm (after power-up or reset: homing is enabled ($22=1)" in err
+    assert "nothing was sent" in err
+    assert f"microfactory stream {good} --port sim --home" in err and "--unlock" in err
+    assert not [r for r in read_trace(trace) if r.direction == "tx" and b"G0" in r.data]
+    assert cmd_stream(Args(good, "sim", home=False, unlock=True)) == 0
+    assert "unlocked ($X) without homing" in capsys.readouterr().err
+    assert cmd_stream(Args(good, "sim", home=True)) == 0
+    assert "was in Alarm after power-up: homed ($H)" in capsys.readouterr().err
+
+
 def test_stream_cli_error_line_and_wrong_baud(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     prog = tmp_path / "p.nc"
     prog.write_text("G21\nG0 X10\nG1 X20 F100\n")
-    script = [*handshake(s32=0), Exchange(b"G21\nG0X10\nG1X20F100\n", b"ok\r\nok\r\nerror:33\r\n")]
+    script = [*handshake(s32=0), *state_reads(),
+              Exchange(b"G21\nG0X10\nG1X20F100\n", b"ok\r\nok\r\nerror:33\r\n")]
     rt = {b"\x18": BANNER, b"?": IDLE, b"!": b""}
     with ScriptedPeer(script, realtime=rt) as peer:
         assert cmd_stream(Args(prog, peer.port)) == 1
@@ -197,16 +225,16 @@ def test_stream_cli_error_line_and_wrong_baud(tmp_path: Path, capsys: pytest.Cap
 
 def test_stream_cli_resumes_from_a_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     prog = tmp_path / "p.nc"
-    prog.write_text("G21 G90 G94\nG0 Z-2\nG1 X10 F600\nG1 Y10\nG1 X20\n")
+    prog.write_text("G10 L2 P1 X-80 Y-60 Z0\nG21 G90 G94 G54\nG0 Z-2\nG1 X10 F600\nG1 Y10\nG1 X20\n")
     trace = tmp_path / "t.jsonl"
     cell = str(REPO / "recipes" / "cells" / "sim.yaml")
-    assert cmd_stream(Args(prog, "sim", cell=cell, station="mill", from_line=4, trace=str(trace))) == 0
+    assert cmd_stream(Args(prog, "sim", cell=cell, station="mill", from_line=5, trace=str(trace))) == 0
     sent = [r.data for r in read_trace(trace) if r.direction == "tx"]
     assert b"G1X10F600\n" not in sent  # line 3 was before the resume point: not sent
     assert any(b"Y10" in d for d in sent) and any(b"X20" in d for d in sent)
-    assert "resuming at line 4" in capsys.readouterr().err
+    assert "resuming at line 5" in capsys.readouterr().err
     assert cmd_stream(Args(prog, "sim", cell=cell, station="mill", from_line=9)) == 2
-    assert "give a line number from 1 to 5" in capsys.readouterr().err
+    assert "give a line number from 1 to 6" in capsys.readouterr().err
     assert cmd_stream(Args(prog, "sim", from_line=4)) == 2  # no cell: nothing to check a resume against
     assert "--from-line needs --cell" in capsys.readouterr().err
 

@@ -18,7 +18,8 @@ from stations.grbl import GrblStation
 from stations.grbl.codes import describe_alarm, describe_error
 
 BANNER = b"\r\nGrbl 1.1h ['$' for help]\r\n"
-IDLE = b"<Idle|MPos:0.000,0.000,0.000|Bf:15,127|FS:0,0|WCO:0.000,0.000,0.000>\r\n"
+# a stock machine: machine space -$13x..0 after homing, work zero G54 at the X/Y minimum corner
+IDLE = b"<Idle|MPos:-120.000,-120.000,0.000|Bf:15,127|FS:0,0|WCO:-120.000,-120.000,0.000>\r\n"
 SETTINGS = {
     0: 10,
     10: 3,
@@ -45,16 +46,23 @@ def settings_reply(**over: float) -> bytes:
     return b"".join(f"${k}={v:.3f}\r\n".encode() for k, v in values.items()) + b"ok\r\n"
 
 
+def state_reads(gc: bytes = b"G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0") -> list[Exchange]:
+    """``$#`` then ``$G``: what the driver asks on connect and before (and after) every program."""
+    return [
+        Exchange(
+            b"$#\n",
+            b"[G54:-120.000,-120.000,0.000]\r\n[G55:0.000,0.000,0.000]\r\n[G28:0.000,0.000,0.000]\r\n"
+            b"[G92:0.000,0.000,0.000]\r\n[TLO:0.000]\r\n[PRB:0.000,0.000,0.000:0]\r\nok\r\n",
+        ),
+        Exchange(b"$G\n", b"[GC:" + gc + b"]\r\nok\r\n"),
+    ]
+
+
 def handshake(**over: float) -> list[Exchange]:
     return [
         Exchange(b"$I\n", b"[VER:1.1h.20190830:]\r\n[OPT:VL,15,128]\r\nok\r\n"),
         Exchange(b"$$\n", settings_reply(**over)),
-        Exchange(
-            b"$#\n",
-            b"[G54:0.000,0.000,0.000]\r\n[G55:0.000,0.000,0.000]\r\n[G28:0.000,0.000,0.000]\r\n"
-            b"[G92:0.000,0.000,0.000]\r\n[TLO:0.000]\r\n[PRB:0.000,0.000,0.000:0]\r\nok\r\n",
-        ),
-        Exchange(b"$G\n", b"[GC:G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0]\r\nok\r\n"),
+        *state_reads(),
     ]
 
 
@@ -62,14 +70,15 @@ def realtime(status: bytes = IDLE) -> dict[bytes, bytes]:
     return {b"\x18": BANNER, b"?": status, b"!": b"", b"~": b"", b"\x85": b""}
 
 
-def config(laser: bool = True, **options: Any) -> StationConfig:
+def config(laser: bool = True, envelope: dict[str, list[float]] | None = None,
+           **options: Any) -> StationConfig:
     return StationConfig.model_validate(
         {
             "id": "cut",
             "kind": "grbl",
             "port": "/dev/null",
             "limits": {
-                "envelope": {"x": [0, 120], "y": [0, 120], "z": [-5, 0]},
+                "envelope": envelope or {"x": [-120, 0], "y": [-120, 0], "z": [-5, 0]},
                 "max_feed_mm_min": 3000,
                 "max_spindle": 1000,
                 "laser": laser,
@@ -121,7 +130,7 @@ def test_connect_reads_build_settings_offsets_and_parser_state() -> None:
             await connected(station)
             assert await station.identify() == "Grbl 1.1h.20190830 [OPT:VL,15,128]"
             assert station.build.rx_bytes == 128 and station.settings.laser_mode
-            assert station.offsets["G54"] == (0.0, 0.0, 0.0)
+            assert station.offsets["G54"] == (-120.0, -120.0, 0.0)
             assert station.parser_state.startswith("G0 G54")
             status = await station.status()
             assert status.fields["state"] == "Idle" and status.fields["wpos"] == (0.0, 0.0, 0.0)
@@ -136,7 +145,8 @@ def test_connect_reads_build_settings_offsets_and_parser_state() -> None:
 
 @pytest.mark.parametrize("every", [1, 0])
 def test_program_is_streamed_block_by_block_with_progress(every: int) -> None:
-    script = [*handshake(), Exchange(b"".join(SENT), b"ok\r\n" * len(SENT))]
+    script = [*handshake(), *state_reads(), Exchange(b"".join(SENT), b"ok\r\n" * len(SENT)),
+              *state_reads(b"G1 G54 G17 G21 G90 G94 M5 M9 T0 F600 S500")]
     with ScriptedPeer(script, realtime=realtime()) as peer:
 
         async def body(station: GrblStation, rec: EventRecorder) -> None:
@@ -157,7 +167,7 @@ def test_program_is_streamed_block_by_block_with_progress(every: int) -> None:
 
 
 def test_send_response_waits_for_each_answer() -> None:
-    script = handshake() + [Exchange(line, b"ok\r\n") for line in SENT]
+    script = handshake() + state_reads() + [Exchange(line, b"ok\r\n") for line in SENT] + state_reads()
     with ScriptedPeer(script, realtime=realtime()) as peer:
 
         async def body(station: GrblStation, rec: EventRecorder) -> None:
@@ -169,7 +179,7 @@ def test_send_response_waits_for_each_answer() -> None:
 
 
 def test_precheck_refusal_sends_no_gcode_bytes() -> None:
-    with ScriptedPeer(handshake(), realtime=realtime()) as peer:
+    with ScriptedPeer([*handshake(), *state_reads()], realtime=realtime()) as peer:
 
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
@@ -178,7 +188,7 @@ def test_precheck_refusal_sends_no_gcode_bytes() -> None:
                 await station.run_step(gcode(["G0 X10", "G1 X500 F100", "M3 S2000", "M5"], "big.nc"))
             text = str(info.value)
             assert "big.nc:2:" in text and "big.nc:3:" in text and "nothing was sent" in text
-            assert bytes(peer.received) == before
+            assert bytes(peer.received) == before + b"$#\n$G\n"  # the machine's state, no G-code
             assert station.check_step(gcode(["G0 X500"], "x.nc")) != []
             assert station.state is StationState.IDLE
 
@@ -189,7 +199,7 @@ def test_precheck_refusal_sends_no_gcode_bytes() -> None:
 @pytest.mark.parametrize("code", range(1, 39))
 def test_every_error_during_streaming_stops_and_names_the_line(code: int) -> None:
     answer = b"ok\r\n" * 3 + f"error:{code}\r\n".encode() + b"ok\r\n" * 2
-    script = [*handshake(), Exchange(b"".join(SENT), answer)]
+    script = [*handshake(), *state_reads(), Exchange(b"".join(SENT), answer)]
     with ScriptedPeer(script, realtime=realtime()) as peer:
 
         async def body(station: GrblStation, rec: EventRecorder) -> None:
@@ -217,16 +227,16 @@ def test_every_error_during_streaming_stops_and_names_the_line(code: int) -> Non
 def test_every_alarm_becomes_an_event_and_the_alarm_state(code: int) -> None:
     push = f"ALARM:{code}\r\n".encode() + BANNER + b"[MSG:'$H'|'$X' to unlock]\r\n"
     rt = realtime()
-    script = [*handshake(), Exchange(SENT[0], push)]
+    script = [*handshake(), *state_reads(), Exchange(SENT[0], push)]
     if code not in (1, 3, 6, 7, 8, 9):
         script.append(Exchange(b"$X\n", b"[MSG:Caution: Unlocked]\r\nok\r\n"))
     with ScriptedPeer(script, realtime=rt) as peer:
 
         async def body(station: GrblStation, rec: EventRecorder) -> None:
             await connected(station)
-            rt[b"?"] = b"<Alarm|MPos:0.000,0.000,0.000|Bf:15,127|FS:0,0>\r\n"
             with pytest.raises(StationFault) as info:
                 await station.run_step(gcode(PROGRAM[:1]))
+            rt[b"?"] = b"<Alarm|MPos:0.000,0.000,0.000|Bf:15,127|FS:0,0>\r\n"
             assert info.value.code == f"ALARM:{code}"
             assert station.state is StationState.ALARM
             with pytest.raises(StateError):
@@ -350,6 +360,36 @@ def test_cell_envelope_larger_than_travel_refuses_to_connect() -> None:
         peer.verify()
 
 
+def test_positive_envelope_on_a_stock_machine_refuses_to_connect() -> None:
+    """Issue 9 point 11: the span fits $13x, but stock Grbl's machine space is -$13x..0 after homing."""
+    with ScriptedPeer(handshake()[:2], realtime=realtime()) as peer:
+
+        async def body(station: GrblStation, rec: EventRecorder) -> None:
+            with pytest.raises(SafetyRefusal) as info:
+                await station.connect()
+            text = str(info.value)
+            assert "cell envelope X [0, 120] is outside the machine's space X [-120, 0] mm" in text
+            assert "$23=0" in text and "G10 L2 P1" in text
+            assert station.state is StationState.OFFLINE
+
+        run_with(peer, body, config(envelope={"x": [0, 120], "y": [-120, 0], "z": [-5, 0]}))
+        peer.verify()
+
+
+def test_positive_envelope_fits_a_build_that_homes_to_the_negative_end_with_origin_there() -> None:
+    """HOMING_FORCE_SET_ORIGIN (Z in [OPT:]) with $23 bit set: that axis's machine space is 0..$13x."""
+    script = handshake(s23=1)
+    script[0] = Exchange(b"$I\n", b"[VER:1.1h.20190830:]\r\n[OPT:VLZ,15,128]\r\nok\r\n")
+    with ScriptedPeer(script, realtime=realtime()) as peer:
+
+        async def body(station: GrblStation, rec: EventRecorder) -> None:
+            await station.connect()
+            assert station.settings.machine_space("VLZ") == ((0.0, 120.0), (-120.0, 0.0), (-10.0, 0.0))
+
+        run_with(peer, body, config(envelope={"x": [0, 120], "y": [-120, 0], "z": [-5, 0]}))
+        peer.verify()
+
+
 def test_laser_cell_on_a_machine_without_laser_mode_refuses() -> None:
     with ScriptedPeer(handshake(s32=0)[:2], realtime=realtime()) as peer:
 
@@ -394,7 +434,7 @@ def test_other_device_says_what_was_received() -> None:
 
 def test_dead_machine_is_told_from_a_busy_one() -> None:
     rt = realtime()
-    script = [*handshake(), Exchange(SENT[0], b"")]
+    script = [*handshake(), *state_reads(), Exchange(SENT[0], b"")]
     with ScriptedPeer(script, realtime=rt) as peer:
 
         async def body(station: GrblStation, rec: EventRecorder) -> None:
