@@ -33,17 +33,17 @@ def program(n: int = 120) -> list[str]:
     """``n`` unique short moves (no two lines alike, so the device's record shows any loss or repeat)."""
     lines = ["G21 G90 G94", "G1 F3000"]
     for i in range(n - 2):
-        lines.append(f"G1 X{10 + (i % 40) * 0.5 + i * 0.001:.3f} Y{10 + (i // 40) * 0.5:.3f}")
+        lines.append(f"G1 X{-10 - (i % 40) * 0.5 - i * 0.001:.3f} Y{-10 - (i // 40) * 0.5:.3f}")
     return lines
 
 
 def config(port: str) -> StationConfig:
     return StationConfig.model_validate({
         "id": "mill", "kind": "grbl", "port": port,
-        "limits": {"envelope": {"x": [0, 200], "y": [0, 200], "z": [-5, 0]}, "max_feed_mm_min": 6000,
-                   "max_spindle": 1000},
+        "limits": {"envelope": {"x": [-200, 0], "y": [-200, 0], "z": [-5, 0]}, "max_feed_mm_min": 6000,
+                   "max_spindle": 1000},  # stock Grbl machine space: -$13x..0 after homing
         "timeouts": {"connect_s": 2.0, "answer_s": 2.0, "status_s": 1.0},
-        "options": {"progress_every": 1},
+        "options": {"progress_every": 1, "home_on_connect": True},
     })
 
 
