@@ -54,7 +54,7 @@ def job(n: int) -> list[str]:
     """``n`` unique lines: a preamble and short moves on a raster, each coordinate different."""
     lines = ["G21 G90 G94", "G1 F4000"]
     for i in range(n - 2):
-        lines.append(f"G1 X{10 + (i % 50) * 0.8 + i * 0.001:.3f} Y{10 + (i // 50) * 0.8:.3f}")
+        lines.append(f"G1 X{-10 - (i % 50) * 0.8 - i * 0.001:.3f} Y{-10 - (i // 50) * 0.8:.3f}")
     return lines
 
 
@@ -88,9 +88,9 @@ FAULTS: dict[str, tuple[dict[str, Any], Callable[[GrblHandle], Callable[[], None
 def config(port: str) -> StationConfig:
     return StationConfig.model_validate({
         "id": "bench", "kind": "grbl", "port": port,
-        "limits": {"envelope": {"x": [0, 300], "y": [0, 300], "z": [-5, 0]}, "max_feed_mm_min": 6000},
+        "limits": {"envelope": {"x": [-300, 0], "y": [-300, 0], "z": [-5, 0]}, "max_feed_mm_min": 6000},
         "timeouts": {"connect_s": 3.0, "answer_s": 2.0, "status_s": STATUS_S},
-        "options": {"progress_every": 1, "poll_hz": POLL_HZ},
+        "options": {"progress_every": 1, "poll_hz": POLL_HZ, "home_on_connect": True},
     })
 
 

@@ -39,7 +39,7 @@ BAUD = 115200
 LATENCY_MS = 2.0
 
 
-def contour(segments: int, radius_mm: float = 40.0, centre: float = 60.0) -> list[str]:
+def contour(segments: int, radius_mm: float = 40.0, centre: float = -60.0) -> list[str]:
     """A closed circle cut as ``segments`` straight G1 moves (what CAM makes of a fine contour)."""
     lines = ["G21 G90 G94", f"G0 X{centre + radius_mm:.3f} Y{centre:.3f}", "G1 F1500"]
     for i in range(1, segments + 1):
@@ -94,7 +94,8 @@ async def run(segments: int, port: str) -> dict[str, float]:
             "kind": "grbl",
             "port": port,
             "baud": BAUD,
-            "limits": {"envelope": {"x": [0, 120], "y": [0, 120], "z": [-5, 0]}, "max_feed_mm_min": 3000},
+            "limits": {"envelope": {"x": [-120, 0], "y": [-120, 0], "z": [-5, 0]}, "max_feed_mm_min": 3000},
+            "options": {"home_on_connect": True},  # a stock machine: Alarm after power-up, homed
         }
     )
     station = GrblStation(config, bus=EventBus(clock), clock=clock, port=PortHandle.fixed(port))

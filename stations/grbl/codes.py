@@ -66,8 +66,11 @@ _REHOME = "re-home ($H) before any motion: the position is lost"
 
 _ALARMS: dict[int, tuple[str, str]] = {
     1: ("hard limit: a limit switch was hit; the position is lost",
-        f"move off the switch, {_REHOME}"),
-    2: ("soft limit: a target was outside the travel", "$X to unlock, check the program's work offset"),
+        f"reset the station (soft reset, ctrl-X: Grbl answers nothing until then), move off the switch, "
+        f"then {_REHOME}"),
+    2: ("soft limit: a target was outside the machine's travel",
+        "reset the station (soft reset, ctrl-X: Grbl answers nothing until then), then $X to unlock or $H "
+        "to home; check the program's work offset (G54, G92) and the cell's envelope"),
     3: ("reset while moving: steps may be lost", f"$X to unlock, then {_REHOME}"),
     4: ("probe fail: the probe was not in the expected state before probing",
         "check the probe wiring and that it is not touching, then $X"),
@@ -95,6 +98,10 @@ def describe_alarm(code: int) -> CodeInfo:
     """Plain words and a recovery for ``ALARM:code``."""
     text, recovery = _ALARMS.get(code, (f"unknown Grbl alarm {code}", "reset, then $X or $H"))
     return CodeInfo(code, text, recovery)
+
+
+#: the alarms after which stock Grbl prints [MSG:Reset to continue] and answers nothing until a reset
+LIMIT_ALARMS = frozenset((1, 2))
 
 
 def needs_rehome(alarm: int) -> bool:

@@ -35,7 +35,7 @@ from stations.grbl.codec import (
     parse_status,
     parse_tool_length,
 )
-from stations.grbl.codes import describe_alarm, describe_error, needs_rehome
+from stations.grbl.codes import LIMIT_ALARMS, describe_alarm, describe_error, needs_rehome
 from stations.grbl.machine_state import MachineState, parse_gc
 from stations.grbl.options import GrblOptions
 from stations.grbl.poller import StatusPoller
@@ -145,9 +145,14 @@ class GrblCore(Station):
         info = describe_alarm(code)
         self.alarm_code = code
         severity = Severity.CRITICAL if needs_rehome(code) else Severity.ERROR
-        self.bus.publish(EventKind.ALARM, self.id, code=f"ALARM:{code}", text=info.text,
-                         severity=str(severity), recovery=info.recovery)
-        self.channel.fail_pending(StationFault(self.id, f"ALARM:{code}", info.text, recovery=info.recovery))
+        text = info.text
+        if code in LIMIT_ALARMS:
+            text = self._limit_alarm_text(code, info.text)
+            # stock Grbl now answers nothing, '?' included, until a soft reset: expected, not a dead link
+            self.poller.silenced_by = StationFault(self.id, f"ALARM:{code}", text, recovery=info.recovery)
+        self.bus.publish(EventKind.ALARM, self.id, code=f"ALARM:{code}", text=text,
+                         severity=str(severity), recovery=info.recovery, port=self.transport.port)
+        self.channel.fail_pending(StationFault(self.id, f"ALARM:{code}", text, recovery=info.recovery))
         if self.state is not StationState.OFFLINE:
             self.state_machine.trigger_safely("alarm")
 
@@ -179,6 +184,14 @@ class GrblCore(Station):
                               "state and G92 offset are gone and the position may be lost",
                          recovery="find why it reset; home it ($H) if it has homing, then reset the station")
         self.state_machine.trigger_safely("fault")
+
+    def _limit_alarm_text(self, code: int, what: str) -> str:
+        """A limit alarm in words: which axis when the last status showed a limit pin, and the silence."""
+        pins = self.tracker.last.pins if self.tracker.last is not None else None
+        axes = "".join(a for a in "XYZ" if pins and a in pins)
+        where = f" on {'/'.join(axes)}" if axes else ""
+        return (f"limit alarm ALARM:{code}{where} on {self.transport.port}: {what}; Grbl stopped all motion "
+                "and answers nothing, not even '?', until a soft reset")
 
     def _on_message(self, line: GrblLine) -> None:
         if line.kind is LineKind.MSG:

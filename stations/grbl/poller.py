@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from microfactory.errors import StationTimeout
+from microfactory.errors import StationFault, StationTimeout
 from stations.grbl.codec import StatusReport
 
 log = logging.getLogger("stations.grbl")
@@ -53,6 +53,9 @@ class StatusPoller:
         self.on_dead: Callable[[StationTimeout], None] | None = None
         self.on_revived: Callable[[], None] | None = None
         self.revived = asyncio.Event()  # set when reports come again after ``dead``
+        # set after ALARM:1/2: stock Grbl then answers nothing, '?' included, until a soft reset; the
+        # silence is expected, so it is not "dead", and every wait raises this fault instead of timing out
+        self.silenced_by: StationFault | None = None
 
     def start(self) -> None:
         """Start polling on the running loop."""
@@ -120,7 +123,7 @@ class StatusPoller:
                 unanswered_since = now
             self.ask()
             await asyncio.sleep(self.period_s)
-            if self._paused:
+            if self._paused or self.silenced_by is not None:
                 unanswered_since = None
                 continue
             if self.dead.is_set():
@@ -149,6 +152,8 @@ class StatusPoller:
         async def matched() -> StatusReport:
             async with self._changed:
                 while True:
+                    if self.silenced_by is not None:
+                        raise self.silenced_by
                     if self.failure is not None:
                         raise self.failure
                     if self.count != count and self.last is not None and predicate(self.last):

@@ -132,6 +132,31 @@ def test_resume_after_a_fault_sends_the_preamble_then_only_the_remaining_lines()
     with_sim(body)
 
 
+def test_a_limit_alarm_is_told_as_one_with_what_to_do_not_as_a_dead_machine() -> None:
+    """Issue 9 point 13: after ALARM:2 stock Grbl answers nothing, '?' included, until a soft reset."""
+    async def body(station: GrblStation, rec: EventRecorder) -> None:
+        sim = station.port.simulator
+        assert sim is not None
+        long_job = [*PROGRAM[:4], *[f"G1 X{20 + (i % 2) * 60} Y{20 + i * 0.1:.1f}" for i in range(40)], "M5"]
+        task = asyncio.ensure_future(station.run_step(StepRequest("gcode", {"program": long_job,
+                                                                             "source": "long.nc"})))
+        await _until(lambda: len(gcode_lines(sim)) > 8)
+        sim.inject("alarm", code=2)
+        with pytest.raises(StationFault) as info:
+            await task
+        text = str(info.value)
+        assert "ALARM:2" in text and "soft limit" in text and "answers nothing until then" in text
+        assert "reset the station" in text and "$X to unlock" in text
+        assert "stopped answering" not in text and "check power and cable" not in text
+        assert station.state is StationState.ALARM
+        await asyncio.sleep(3 * station.config.timeouts.status_s)  # silence longer than the status timeout
+        assert not station.poller.dead.is_set() and station.state is StationState.ALARM
+        await station.reset()  # soft reset, then $X: the machine answers again and is idle
+        assert station.state is StationState.IDLE and sim.state == "Idle"  # type: ignore[attr-defined]
+
+    with_sim(body, motion=True)
+
+
 def test_resume_from_a_line_outside_the_program_is_refused_before_sending() -> None:
     async def body(station: GrblStation, rec: EventRecorder) -> None:
         sim = station.port.simulator
