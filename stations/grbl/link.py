@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from microfactory.errors import CommunicationError, StationFault, StationTimeout
 from microfactory.events import EventKind, Severity
@@ -21,6 +22,7 @@ from stations.grbl.settings import GrblSettings, refuse_if_inconsistent
 
 log = logging.getLogger("stations.grbl")
 
+BOOT_RETRY_S = 0.25  # s between '?' while a board that reset on open may still be in its bootloader
 POWER_UP_ALARM = ("in Alarm after power-up or reset: homing is enabled ($22=1), so Grbl locks out G-code "
                   "until the machine is homed ($H) or unlocked ($X)")
 
@@ -52,11 +54,17 @@ class GrblLink(GrblMotion):
             self.channel.realtime(RESET)
         await self._wait_banner(timeouts.connect_s)
         # A status answer to a '?' sent now comes after every banner already on its way (a power-up
-        # banner that raced our reset), so the lines sent next cannot be flushed by a late reset.
-        try:
-            await self.poller.fresh(timeouts.status_s)
-        except StationTimeout:
-            raise self._not_grbl("no status report after the reset banner") from None
+        # banner that raced our reset), so the lines sent next cannot be flushed by a late reset. An
+        # Arduino resets when the port opens and its bootloader loses what it is sent meanwhile: the
+        # banner seen may be an older one, so '?' is asked again until the firmware answers.
+        deadline = time.monotonic() + max(timeouts.status_s, timeouts.connect_s)
+        while True:
+            try:
+                await self.poller.fresh(min(BOOT_RETRY_S, timeouts.status_s))
+                break
+            except StationTimeout:
+                if time.monotonic() >= deadline:
+                    raise self._not_grbl("no status report after the reset banner") from None
         answer = await self._query("$I", phase="build info ($I)")
         self.build = parse_build_info(answer.pushed, port=self.transport.port)
         self.firmware = self.build.firmware
