@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 
-from microfactory.errors import CommunicationError, StationFault, StationTimeout
+from microfactory.errors import CommunicationError, MicrofactoryError, StationFault, StationTimeout
 from microfactory.events import EventKind, Severity
 from stations.grbl.channel import RESET
 from stations.grbl.codec import parse_build_info
@@ -124,7 +124,7 @@ class GrblLink(GrblMotion):
         try:
             await self._query(f"$10={mask}", phase="restoring $10")
             self._status_mask_restore = None
-        except (CommunicationError, StationFault) as exc:
+        except MicrofactoryError as exc:  # a dead link, a refusal, or the E-stop latch holding every byte
             log.warning("%s: could not restore the user's $10=%d: %s (it is %d now)", self.id, mask, exc,
                         mask | 2)
 
@@ -156,23 +156,25 @@ class GrblLink(GrblMotion):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
-        if self.transport.connected and self.poller.dead.is_set():
-            # a machine that stopped answering gets the stop bytes, but no wait for a banner that will
-            # not come (and no "is this a Grbl?" guess: it was one a moment ago)
-            self.channel.realtime(FEED_HOLD)
-            self.channel.realtime(RESET)
-            log.warning("%s on %s: closing a machine that does not answer: feed hold and reset sent, not "
-                        "confirmed; the machine may still be moving: use the E-stop", self.id,
-                        self.transport.port)
-        elif self.transport.connected:
-            try:
-                await self._stop_motion()
-            except (CommunicationError, StationFault) as exc:
-                log.warning("%s: could not stop cleanly before closing: %s", self.id, exc)
-            else:
-                await self._restore_status_mask()
-        await self._shutdown_link()
-        self.state_machine.trigger_safely("link_down")
+        try:
+            if self.transport.connected and self.poller.dead.is_set() and self.poller.silenced_by is None:
+                # a machine that stopped answering gets the stop bytes, but no wait for a banner that will
+                # not come (and no "is this a Grbl?" guess: it was one a moment ago)
+                self.channel.realtime(FEED_HOLD)
+                self.channel.realtime(RESET)
+                log.warning("%s on %s: closing a machine that does not answer: feed hold and reset sent, "
+                            "not confirmed; the machine may still be moving: use the E-stop", self.id,
+                            self.transport.port)
+            elif self.transport.connected:  # (after a limit alarm the reset of the stop ends the silence)
+                try:
+                    await self._stop_motion()
+                except (CommunicationError, StationFault) as exc:
+                    log.warning("%s: could not stop cleanly before closing: %s", self.id, exc)
+                else:
+                    await self._restore_status_mask()
+        finally:  # whatever refused the last words (the E-stop latch, a dead link), the port is closed
+            await self._shutdown_link()
+            self.state_machine.trigger_safely("link_down")
 
     async def _shutdown_link(self) -> None:
         await self.poller.stop()
