@@ -385,8 +385,9 @@ class PtyLink:
     def _host_opened(self) -> None:
         """The host opened the port: before any byte it sends, the device hears of it (a DTR reset)."""
         opened = getattr(self.device, "host_opened", None)
-        if opened is not None:
-            opened()
+        if opened is not None and opened():
+            self._outbound.clear()  # a board that reset on open stopped sending what it was sending
+            self._backlog.clear()
 
     def _read_host(self, master: int) -> None:
         try:

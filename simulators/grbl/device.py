@@ -140,8 +140,9 @@ class GrblDevice:
         if banner:
             self._banner()
 
-    def host_opened(self) -> None:
-        """The host opened the port: an Arduino-based board resets (its DTR line), unless told not to.
+    def host_opened(self) -> bool:
+        """The host opened the port: an Arduino-based board resets (its DTR line), unless told not to;
+        True when it did (what it was still sending is then cut off).
 
         Its bootloader then runs for :attr:`GrblOptions.boot_s` (real boards: 0.5–2 s; shorter here so
         tests stay quick): bytes the host sends meanwhile are lost, then the banner comes.
@@ -150,6 +151,8 @@ class GrblDevice:
             log.info("grbl: port opened: reset (DTR), as an Arduino-based board does")
             self.power_on(banner=False)
             self._boot_until = time.monotonic() + self.options.boot_s
+            return True
+        return False
 
     def receive(self, data: bytes) -> None:
         if self._boot_until is not None:
