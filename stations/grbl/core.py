@@ -149,7 +149,7 @@ class GrblCore(Station):
         if code in LIMIT_ALARMS:
             text = self._limit_alarm_text(code, info.text)
             # stock Grbl now answers nothing, '?' included, until a soft reset: expected, not a dead link
-            self.poller.silenced_by = StationFault(self.id, f"ALARM:{code}", text, recovery=info.recovery)
+            self.poller.silence(StationFault(self.id, f"ALARM:{code}", text, recovery=info.recovery))
         self.bus.publish(EventKind.ALARM, self.id, code=f"ALARM:{code}", text=text,
                          severity=str(severity), recovery=info.recovery, port=self.transport.port)
         self.channel.fail_pending(StationFault(self.id, f"ALARM:{code}", text, recovery=info.recovery))

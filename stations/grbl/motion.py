@@ -72,7 +72,7 @@ class GrblMotion(GrblCore):
         await self._soft_reset()
 
     async def _soft_reset(self) -> None:
-        self.poller.silenced_by = None  # a reset is what ends the silence after a limit alarm
+        self.poller.unsilence()  # a reset is what ends the silence after a limit alarm
         with self.poller.paused():
             self.channel.banner.clear()
             self.channel.realtime(RESET)

@@ -37,7 +37,7 @@ class StatusPoller:
         self.last: StatusReport | None = None
         self.last_t = 0.0
         self.dead = asyncio.Event()
-        self.failure: StationTimeout | None = None
+        self.failure: StationTimeout | StationFault | None = None
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._paused = 0
@@ -87,6 +87,20 @@ class StatusPoller:
             self._paused -= 1
             self.last_t = time.monotonic()
             self._asked.clear()  # a reset swallowed some '?': start pairing afresh
+
+    def silence(self, fault: StationFault) -> None:
+        """A limit alarm: Grbl answers nothing until a soft reset. Waiters and the streamer get ``fault``
+        at once (not a timeout blaming the cable); the dead-man check waits for :meth:`unsilence`."""
+        self.silenced_by = self.failure = fault
+        self.dead.set()
+        if self._task is not None:
+            asyncio.get_running_loop().create_task(self._notify())
+
+    def unsilence(self) -> None:
+        """A soft reset was sent: the machine will answer again."""
+        if self.silenced_by is not None:
+            self.silenced_by = self.failure = None
+            self.dead.clear()
 
     def ask(self) -> None:
         """Write one ``?`` and note when (for :attr:`last_asked_t`)."""

@@ -150,7 +150,9 @@ def test_a_limit_alarm_is_told_as_one_with_what_to_do_not_as_a_dead_machine() ->
         assert "stopped answering" not in text and "check power and cable" not in text
         assert station.state is StationState.ALARM
         await asyncio.sleep(3 * station.config.timeouts.status_s)  # silence longer than the status timeout
-        assert not station.poller.dead.is_set() and station.state is StationState.ALARM
+        assert station.state is StationState.ALARM
+        with pytest.raises(StationFault, match="limit alarm ALARM:2"):  # not "no status report"
+            await station.poller.fresh(station.config.timeouts.status_s)
         await station.reset()  # soft reset, then $X: the machine answers again and is idle
         assert station.state is StationState.IDLE and sim.state == "Idle"  # type: ignore[attr-defined]
 
