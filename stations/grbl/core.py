@@ -235,11 +235,20 @@ class GrblCore(Station):
     async def read_machine_state(self, *, phase: str = "before the program") -> MachineState:
         """Ask ``$#`` and ``$G`` now: every offset (G54..G59, G92, TLO) and the modal state Grbl holds."""
         answer = await self._query("$#", phase=f"offsets ($#) {phase}")
-        self.offsets = parse_offsets(answer.pushed, port=self.transport.port)
+        offsets = parse_offsets(answer.pushed, port=self.transport.port)
+        if not {"G54", "G92"} <= set(offsets):  # an 'ok' that was not this query's (duplicated, noise)
+            raise ProtocolError(f"the answer to '$#' ({phase}) has no offsets: the link is out of step",
+                                port=self.transport.port, received=self.channel.received_tail(),
+                                hint="nothing was sent; check the cable, then reset the station")
+        self.offsets = offsets
         tool_length = parse_tool_length(answer.pushed, port=self.transport.port)
         gc = [p for p in (await self._query("$G", phase=f"parser state ($G) {phase}")).pushed
               if p.kind is LineKind.GC]
-        self.parser_state = gc[0].payload if gc else ""
+        if len(gc) != 1:
+            raise ProtocolError(f"the answer to '$G' ({phase}) has no parser state: the link is out of step",
+                                port=self.transport.port, received=self.channel.received_tail(),
+                                hint="nothing was sent; check the cable, then reset the station")
+        self.parser_state = gc[0].payload
         self.machine_state = parse_gc(self.parser_state, self.offsets, tool_length, port=self.transport.port)
         return self.machine_state
 
