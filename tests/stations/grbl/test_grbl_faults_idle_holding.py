@@ -49,11 +49,15 @@ def test_answer_faults_while_idle_strike_the_next_program_and_stop_it(fault: str
         # no answer flows while idle: the next one is that of the $# the driver asks before the program
         # (its state is read before every program), so the program is refused before a line of it is sent
         sim.inject(fault, n=1)
-        with pytest.raises(MicrofactoryError) as info:
+        try:
             await station.run_step(step(lines))
-        assert sim.port in str(info.value) and ("'$#'" in str(info.value) or "'$G'" in str(info.value))
-        assert delivered(sim, lines) == []
-        assert station.state is StationState.FAULTED
+        except MicrofactoryError as exc:  # refused before a line of the program was sent
+            assert sim.port in str(exc) and ("'$#'" in str(exc) or "'$G'" in str(exc)), exc
+            assert delivered(sim, lines) == []
+            assert station.state is StationState.FAULTED
+        else:  # a duplicated 'ok' that came while nothing waited is only noise: every line ran once
+            assert fault == "duplicate"
+            assert delivered(sim, lines) == [grbl_form(x) for x in lines]
         assert_not_moving(sim)
 
     with_sim(body)
