@@ -220,7 +220,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--child", metavar="DB", help=argparse.SUPPRESS)
     parser.add_argument("--kills", type=int, default=20)
-    parser.add_argument("--kill-parts", type=int, default=150)
+    parser.add_argument("--kill-parts", type=int, default=400)  # long enough for 20 kills
     parser.add_argument("--parts", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--speed", type=float, default=500.0)
