@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
         overview_scroll.setFrameShape(QFrame.Shape.NoFrame)
         overview_scroll.setWidget(overview_page)
         self.alarms = AlarmLog()
-        self.vision = VisionView()
+        self.vision = VisionView(preview=self._camera_preview)
         self.charts = ChartsView()
         self.recipes = RecipeEditor(self.recipes_dir, cell)
         self.recipes.set_access(self.access)
@@ -204,12 +204,22 @@ class MainWindow(QMainWindow):
         threading.Thread(target=connect, name="ui-connect", daemon=True).start()
 
     @guarded
+    def _camera_preview(self) -> concurrent.futures.Future[Any] | None:
+        """What the first camera station sees now (for the live view); None before it is connected."""
+        camera = next((s for s in self.cell.stations if s.kind == "camera"), None)
+        station = self.controller.stations.get(camera.id) if camera is not None and self.connected else None
+        preview = getattr(station, "preview", None)
+        return self.engine.call(preview()) if preview is not None else None
+
+    connected = False
+
     def _on_engine_ready(self, error: str) -> None:
         if error:
             self.statusBar().showMessage(f"stations did not connect: {error}")  # type: ignore[union-attr]
             self.alarms.add("cell", "critical", "CONNECT", error, "fix the station links and restart")
             return
         self.statusBar().showMessage("all stations connected")  # type: ignore[union-attr]
+        self.connected = True
         self.manual.set_ready(True)
         self.faults.set_simulators(dict(self.controller.simulators))
 

@@ -177,6 +177,27 @@ class CameraSource:
                                   "the station")
             self._closed.wait(0.005)
 
+    def peek(self) -> np.ndarray | None:
+        """The frame the camera sees now, without taking it: a hot folder's waiting frame stays for the
+        next inspection, a numbered sequence does not advance, a live camera gives its newest frame, a
+        recorded video has no live view (None). For the operator's live view only."""
+        if self.sequence_open:
+            if self.hot is not None and not self.hot.exists():
+                return None
+            index = self._first_index() if self.hot is not None else self.next_index
+            if not Path(self.pattern % index).exists():
+                return None
+            cap = self._open_frame(index)
+            try:
+                ok, frame = cap.read()
+            finally:
+                cap.release()
+            return frame if ok else None
+        if self.cap is not None and self.live:
+            ok, frame = self.cap.read()
+            return frame if ok else None
+        return None
+
     def _open_frame(self, index: int) -> cv2.VideoCapture:
         """One numbered frame as a one-image capture (CAP_IMAGES only scans the first few numbers)."""
         return cv2.VideoCapture(self.pattern % index, cv2.CAP_IMAGES)
@@ -228,6 +249,11 @@ class Camera:
 
     async def grab(self) -> np.ndarray:
         frame: np.ndarray = await self._run(self.source.grab)
+        return frame
+
+    async def peek(self) -> np.ndarray | None:
+        """The frame seen now, not taken (see :meth:`CameraSource.peek`), in order with the grabs."""
+        frame: np.ndarray | None = await self._run(self.source.peek)
         return frame
 
     async def run(self, fn, *args):  # type: ignore[no-untyped-def]

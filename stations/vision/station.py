@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from microfactory.clock import Clock
@@ -180,6 +181,26 @@ class VisionStation(Station):
                 raise MicrofactoryError(f"cannot save the annotated image {path}: {exc}",
                                         hint="check the camera station's images_dir option") from exc
         return data
+
+    async def preview(self, max_side: int = 960) -> tuple[np.ndarray, float] | None:
+        """A small grey copy of what the camera sees now and its scale (preview px per frame px), for
+        the operator's live view; takes no frame from the inspection and changes no state. None while
+        the camera is closed or has nothing to show."""
+        if self.camera is None:
+            return None
+
+        def shrink(frame: np.ndarray | None) -> tuple[np.ndarray, float] | None:
+            if frame is None:
+                return None
+            grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+            scale = min(1.0, max_side / max(grey.shape[:2]))
+            small = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) \
+                if scale < 1.0 else grey.copy()
+            return small, scale
+
+        frame = await self.camera.peek()
+        result: tuple[np.ndarray, float] | None = await self.camera.run(shrink, frame)
+        return result
 
     async def hold(self) -> None:
         """An inspection is short; hold takes effect after the current frame."""

@@ -328,3 +328,27 @@ def test_an_operator_edits_the_steps_and_the_saved_recipe_keeps_its_comments(qtb
     added = recipe.steps[wash_row]
     assert added.wash is not None and added.wash.program == "RINSE" and added.on_pass == "wash"
     assert not list(tmp_path.glob(".*editing*"))  # the validation's probe file is gone
+
+
+def test_the_live_camera_view_shows_frames_without_taking_one_from_the_inspection(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from microfactory.events import Event, EventKind
+
+    window.tabs.setCurrentWidget(window.vision)
+    view = window.vision
+    camera = window.controller.stations["inspect"]
+    before = camera.camera.source.frames  # frames taken by inspections so far
+    view.apply(Event(EventKind.STEP, "inspect", {  # the last inspection, drawn over the live frames
+        "phase": "done", "part": "P-1", "verdict": "fail", "data": {"measurements": {
+            "verdict": "fail", "holes": [{"id": "H1", "x_px": 400.0, "y_px": 300.0, "r_px": 50.0}],
+            "features": [{"feature": "H1.position", "verdict": "fail"}],
+            "defects": [{"class": "chip", "bbox": [10, 10, 20, 20]}]}}}))
+    view.live_button.click()
+    qtbot.waitUntil(lambda: view.live_frames >= 3, timeout=20_000)
+    pixmap = view.picture.pixmap()
+    assert pixmap is not None and not pixmap.isNull()
+    assert camera.camera.source.frames == before  # the live view took no frame
+    shown = pixmap.toImage()
+    assert any(shown.pixelColor(x, y).red() > 150 and shown.pixelColor(x, y).green() < 100
+               for x in range(shown.width()) for y in range(0, shown.height(), 4))  # the red overlay
+    view.live_button.click()
+    assert not view._live_timer.isActive()  # off: no frame is asked for any more
