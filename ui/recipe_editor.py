@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import os
 import re
+import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -75,7 +76,7 @@ def validate_edited(path: Path, doc: Any, cell: Cell, values: dict[str, Any]) ->
     the problems name the recipe's own file."""
     if doc is None:
         return validate_recipe(path, cell, values=values)
-    probe = path.with_name(f".{path.stem}.editing{path.suffix}")
+    probe = path.with_name(f".{path.stem}.editing-{secrets.token_hex(4)}{path.suffix}")  # one per check
     try:
         yamlfile.dump_roundtrip(doc, probe)
         report = validate_recipe(probe, cell, values=values)
