@@ -51,6 +51,10 @@ class ChartsView(QWidget):
         self.feature.currentTextChanged.connect(lambda _t: self._draw_spc())
         self.cycle_curve = self.cycle.plot(pen=pg.mkPen("#1565c0", width=2), symbol="o", symbolSize=6)
         self.yield_curve = self.yield_plot.plot(pen=pg.mkPen("#2e7d32", width=2))
+        # yield is read against the whole scale: auto-zoom turned 83-100 % into a cliff
+        self.yield_plot.setYRange(0, 100, padding=0.02)
+        self.yield_plot.enableAutoRange(axis="y", enable=False)
+        self.yield_plot.setLimits(yMin=0, yMax=100)
         self.energy_bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush="#6a4c93")
         self.energy.addItem(self.energy_bars)
         self.part_start: dict[str, float] = {}

@@ -13,6 +13,8 @@ from microfactory.cli import arguments
 REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DEMO_CELL = REPO_RECIPES / "cells" / "sim.yaml"
 DEMO_RECIPE = REPO_RECIPES / "watch-plate-rework.yaml"
+#: Two SPC subgroups of 5 measured parts give control limits; 30 parts leave room for scrap and rework.
+DEMO_PARTS = 30
 TAB_NAMES = ("overview", "recipes", "vision", "charts", "manual", "alarms", "faults")
 
 
@@ -24,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cell", default=str(DEMO_CELL), help="cell file (default: the simulated demo bench)")
     p.add_argument("--demo", action="store_true", help="start a demo lot with a simulated operator")
     p.add_argument("--recipe", default=str(DEMO_RECIPE), help="recipe for --demo")
-    p.add_argument("--parts", type=arguments.part_count, default=10, help="parts in the demo lot")
+    p.add_argument("--parts", type=arguments.part_count, default=DEMO_PARTS,
+                   help=f"parts in the demo lot (default {DEMO_PARTS}: enough measured parts for the SPC "
+                        "chart's control limits)")
     p.add_argument("--speed", type=arguments.speed_factor, default=None,
                    help="simulation speed (default 1; 300 with --demo)")
     p.add_argument("--db", type=arguments.journal_path, default=None, help="SQLite run journal")

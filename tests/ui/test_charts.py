@@ -55,3 +55,17 @@ def test_spc_says_how_many_parts_it_still_needs(qtbot) -> None:  # type: ignore[
     view.redraw()
     assert "so far" not in view.xbar.plotItem.titleLabel.text
     assert view.xbar.plotItem.listDataItems()  # X̄ points drawn
+
+
+def test_the_yield_chart_shows_the_whole_scale(qtbot) -> None:  # type: ignore[no-untyped-def]
+    from ui.charts import ChartsView
+
+    view = ChartsView()
+    qtbot.addWidget(view)
+    for n in range(12):  # 11 of 12 good: 91.7 %, which auto-zoom drew as a cliff from 83 to 100 %
+        view.apply(Event(EventKind.PART, "cell", {"part": f"p{n}", "state": "queued"}, t=10.0 * n))
+        view.apply(Event(EventKind.PART, "cell", {"part": f"p{n}", "state": "scrapped" if n == 3 else "passed"},
+                         t=10.0 * n + 5))
+    view.redraw()
+    low, high = view.yield_plot.getViewBox().viewRange()[1]
+    assert low <= 0.0 and high >= 100.0

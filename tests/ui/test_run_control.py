@@ -352,3 +352,21 @@ def test_the_live_camera_view_shows_frames_without_taking_one_from_the_inspectio
                for x in range(shown.width()) for y in range(0, shown.height(), 4))  # the red overlay
     view.live_button.click()
     assert not view._live_timer.isActive()  # off: no frame is asked for any more
+
+
+def test_hold_and_unhold_from_the_buttons(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from PyQt6.QtCore import Qt
+
+    window.simulated_operator = True
+    window.start_lot(RECIPE, 4)
+    controls = window.run_control
+    qtbot.waitUntil(lambda: window.cell_state.text() == "EXECUTE", timeout=30_000)
+    qtbot.waitUntil(lambda: "hold" in controls.shown_commands(), timeout=5_000)
+    qtbot.mouseClick(controls.buttons["hold"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.cell_state.text() == "HELD", timeout=60_000)
+    assert controls.shown_commands() == {"unhold", "stop", "abort"}
+    qtbot.mouseClick(controls.buttons["unhold"], Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.cell_state.text() in ("EXECUTE", "COMPLETE"), timeout=60_000)
+    qtbot.waitUntil(lambda: window.lot_future is not None and window.lot_future.done(), timeout=180_000)
+    summary = window.lot_future.result()
+    assert summary.state == "complete" and summary.passed + summary.scrapped == 4
