@@ -5,7 +5,10 @@ the slave end, makes those bytes visible to the :class:`Device` no faster than a
 (10 bits per byte, 8N1) plus a one-way ``latency``, and writes the device's answers back at the same rate.
 Pacing is scheduled by due times (``t_due = max(prev_due, arrival + latency) + 10/baud``), never by
 sleeping per byte, so wake-up jitter does not accumulate and throughput is bounded by the baud rate
-alone. Link time is wall time: it is never scaled by the simulated clock's speed.
+alone. Link time is the clock's time (simulated time in simulation): a line at 115200 baud costs the
+same simulated milliseconds at ×1, ×K and as fast as possible. The link thread is one of the clock's
+actors (:func:`microfactory.clock.actor_for`) and counts every byte it reads and writes on the clock's
+ledger, so a virtual clock never moves while a byte is on its way.
 
 Faults act on the link (see :data:`PtyLink.LINK_FAULTS` and :meth:`PtyLink.inject`): answers dropped,
 duplicated or garbled on the way to the host (``drop``, ``duplicate``, ``garble``), a bit flipped in a
@@ -27,7 +30,6 @@ import errno
 import logging
 import os
 import random
-import select
 import threading
 import time
 import tty
@@ -36,6 +38,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from microfactory.clock import Clock, ScaledClock, WallActor, actor_for, ledger_for
 from simulators.ptyopen import OpenWatch
 
 log = logging.getLogger("simulators.link")
@@ -64,7 +67,7 @@ class Device(Protocol):
         ...
 
     def poll(self, now: float) -> float | None:
-        """Advance internal time to ``now`` (``time.monotonic()`` s); return when to be polled next."""
+        """Advance internal time to ``now`` (the link clock's s); return when to be polled next."""
         ...
 
     def device_faults(self) -> Mapping[str, Callable[..., None]]:
@@ -74,22 +77,13 @@ class Device(Protocol):
 
 @dataclass
 class _Chunk:
-    """Bytes crossing the wire: byte ``i`` is due at ``start + (i + 1) * byte_s`` (monotonic s)."""
+    """Bytes crossing the wire from ``start`` (clock s), one every ``byte_s``."""
 
     start: float
     data: bytes
-    done: int = 0
-
-    def due_count(self, now: float, byte_s: float) -> int:
-        if byte_s <= 0:
-            return len(self.data)
-        return max(0, min(len(self.data), int((now - self.start) / byte_s + 1e-9)))
 
     def end(self, byte_s: float) -> float:
         return self.start + len(self.data) * byte_s
-
-    def next_due(self, byte_s: float) -> float:
-        return self.start + (self.done + 1) * byte_s
 
 
 class _Direction:
@@ -102,26 +96,26 @@ class _Direction:
         self._last_due = 0.0
 
     def push(self, data: bytes, now: float) -> None:
-        start = max(self._last_due, now + self.latency_s)
-        chunk = _Chunk(start, data)
-        self._last_due = chunk.end(self.byte_s)
-        self.chunks.append(chunk)
+        """Queue ``data`` arriving at ``now``: one chunk per line (and one for a tail without a newline),
+        so what arrives when does not depend on how the writer's bytes were grouped into reads."""
+        for piece in data.splitlines(keepends=True):
+            start = max(self._last_due, now + self.latency_s)
+            chunk = _Chunk(start, piece)
+            self._last_due = chunk.end(self.byte_s)
+            self.chunks.append(chunk)
 
     def take_due(self, now: float) -> bytes:
-        """Remove and return every byte whose due time has passed."""
+        """Remove and return every chunk whose last byte has arrived by ``now``.
+
+        A line is handed over whole when its last byte is in (a line-oriented reader acts on its newline;
+        a realtime byte is a chunk of its own): one event per line instead of one per byte."""
         out = bytearray()
-        while self.chunks:
-            chunk = self.chunks[0]
-            n = chunk.due_count(now, self.byte_s)
-            out += chunk.data[chunk.done:n]
-            chunk.done = max(chunk.done, n)
-            if chunk.done < len(chunk.data):
-                break
-            self.chunks.popleft()
+        while self.chunks and self.chunks[0].end(self.byte_s) <= now + 1e-12:
+            out += self.chunks.popleft().data
         return bytes(out)
 
     def next_due(self) -> float | None:
-        return self.chunks[0].next_due(self.byte_s) if self.chunks else None
+        return self.chunks[0].end(self.byte_s) if self.chunks else None
 
     def clear(self) -> None:
         self.chunks.clear()
@@ -132,14 +126,15 @@ class PtyLink:
     """A pty with a simulated UART between the host and a :class:`Device`.
 
     ``baud`` in bit/s (8N1: baud/10 bytes per second each way); ``latency_s`` a one-way delay in seconds
-    added in each direction; ``seed`` makes garbling reproducible; ``name`` labels the thread and logs.
+    added in each direction; ``seed`` makes garbling reproducible; ``name`` labels the thread and logs;
+    ``clock`` is the time the link and the device run in (default: monotonic time).
     """
 
     LINK_FAULTS = ("drop", "duplicate", "garble", "garble_up", "garbage", "delay", "silence", "speak",
                    "unplug", "replug")
 
     def __init__(self, device: Device, *, baud: int = 115200, latency_s: float = 0.0, seed: int = 0,
-                 name: str = "sim") -> None:
+                 name: str = "sim", clock: Clock | None = None) -> None:
         if baud <= 0:
             raise ValueError(f"baud must be > 0, got {baud}")
         if latency_s < 0:
@@ -148,6 +143,10 @@ class PtyLink:
         self.baud = baud
         self.latency_s = latency_s
         self.name = name
+        self.clock: Clock = clock or ScaledClock(1.0)
+        self._ledger = ledger_for(self.clock)
+        self._actor = actor_for(self.clock, f"sim-link-{name}")
+        self._wall_cap = _IDLE_WAKE_S if isinstance(self._actor, WallActor) else None
         self.lock = threading.RLock()
         self._byte_s = BITS_PER_BYTE / baud
         self._inbound = _Direction(self._byte_s, latency_s)
@@ -158,7 +157,7 @@ class PtyLink:
         self._duplicate = 0
         self._garble_up = 0
         self._garble_up_in_line = False  # a flip was made in the line now arriving: wait for its end
-        self._held_until = 0.0  # ``delay``: nothing reaches the host before this (monotonic s)
+        self._held_until = 0.0  # ``delay``: nothing reaches the host before this (clock s)
         # (monotonic s, what) for each fault injected and each answer or line a fault changed
         self.faults_done: list[tuple[float, str]] = []
         self._silent = False
@@ -168,8 +167,6 @@ class PtyLink:
         self._port = ""
         self._last_port = ""
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_w, False)
         self._backlog = bytearray()
         self.bytes_in = 0
         self.bytes_out = 0
@@ -200,7 +197,7 @@ class PtyLink:
         """Queue raw bytes to the host (paced); dropped while silent or unplugged."""
         if self._silent or self._master is None or not data:
             return
-        self._outbound.push(data, time.monotonic())
+        self._outbound.push(data, self.clock.now())
         if threading.current_thread() is not self._thread:
             self._wake()
 
@@ -266,7 +263,7 @@ class PtyLink:
                 self._did(f"garbage {text!r}")
                 self.send(str(text).encode("latin-1") + b"\r\n")
             elif fault == "delay":
-                self._held_until = time.monotonic() + float(params.get("s", 1.0))
+                self._held_until = self.clock.now() + float(params.get("s", 1.0))
             elif fault == "silence":
                 self._silent = True
                 self._outbound.clear()
@@ -294,9 +291,6 @@ class PtyLink:
             self._thread.join(timeout=2.0)
         with self.lock:
             self._close_pty()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
     # ---- pty ----------------------------------------------------------------------------------------
 
@@ -317,6 +311,8 @@ class PtyLink:
         if self._opens is not None:
             self._opens.close()
         self._opens = OpenWatch(self._port)
+        self._ledger.watch(self._port + ">", master)  # host → device bytes the link has not read
+        self._ledger.watch(self._port + "<", slave)  # device → host bytes the host has not read
         self._inbound.clear()
         self._outbound.clear()
         self._backlog.clear()
@@ -334,6 +330,8 @@ class PtyLink:
         if self._opens is not None:
             self._opens.close()
             self._opens = None
+        self._ledger.forget(self._port + ">")
+        self._ledger.forget(self._port + "<")
         self._last_port = self._port
         self._port = ""
         self._backlog.clear()
@@ -351,36 +349,34 @@ class PtyLink:
     # ---- thread -------------------------------------------------------------------------------------
 
     def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        self._actor.poke()
 
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            self._actor.close()
+
+    def _serve(self) -> None:
         next_poll: float | None = 0.0
         while not self._stop.is_set():
-            now = time.monotonic()
+            now = self.clock.now()
             out_due = self._outbound.next_due()
             if out_due is not None and self._held_until > now:
                 out_due = self._held_until
-            deadline = min(t for t in (now + _IDLE_WAKE_S, next_poll, self._inbound.next_due(),
-                                       out_due) if t is not None)
+            due = [t for t in (next_poll, self._inbound.next_due(), out_due) if t is not None]
             master = self._master
             opens = self._opens
-            readers = [self._wake_r] + ([master] if master is not None else [])
+            fds = [master] if master is not None else []
             if opens is not None and opens.available:
-                readers.append(opens.fileno())
-            try:
-                ready, _, _ = select.select(readers, [], [], max(0.0, deadline - now))
-            except (OSError, ValueError):  # the pty was closed under us by unplug
-                ready = []
-            if self._wake_r in ready:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
+                fds.append(opens.fileno())
+            ready = self._actor.wait_fds(fds, min(due, default=None), self._wall_cap)
             with self.lock:
                 if opens is not None and opens is self._opens and opens.fileno() in ready and opens.take():
                     self._host_opened()
                 if master is not None and master in ready and master == self._master:
                     self._read_host(master)
-                next_poll = self._step(time.monotonic())
+                next_poll = self._step(self.clock.now())
 
     def _host_opened(self) -> None:
         """The host opened the port: before any byte it sends, the device hears of it (a DTR reset)."""
@@ -399,9 +395,10 @@ class PtyLink:
             return
         if data:
             self.bytes_in += len(data)
+            self._ledger.received(self._port + ">", len(data))
             if self._garble_up > 0 or self._garble_up_in_line:
                 data = self._flip_up(data)
-            self._inbound.push(data, time.monotonic())
+            self._inbound.push(data, self.clock.now())
 
     def _flip_up(self, data: bytes) -> bytes:
         """``garble_up``: flip the low bit of the first digit of each of the next lines (a digit stays a
@@ -436,6 +433,8 @@ class PtyLink:
         self._backlog.clear()
         if not data:
             return
+        channel = self._port + "<"
+        self._ledger.sent(channel, len(data))  # counted before the write: the host may read them at once
         try:
             written = os.write(self._master, data)
         except BlockingIOError:
@@ -444,6 +443,8 @@ class PtyLink:
             if exc.errno != errno.EIO:
                 raise
             written = len(data)  # nobody listening: the bytes are lost on the wire
+            self._ledger.received(channel, len(data))
+        self._ledger.received(channel, len(data) - written)
         self.bytes_out += written
         if written < len(data):  # the host is not reading and the pty queue is full: wait
             self._backlog += data[written:]

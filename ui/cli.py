@@ -29,8 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--parts", type=arguments.part_count, default=DEMO_PARTS,
                    help=f"parts in the demo lot (default {DEMO_PARTS}: enough measured parts for the SPC "
                         "chart's control limits)")
-    p.add_argument("--speed", type=arguments.speed_factor, default=None,
-                   help="simulation speed (default 1; 300 with --demo)")
+    p.add_argument("--speed", type=arguments.speed_factor, default=None, metavar="K|max",
+                   help="simulation speed ×K or max (default 1; 300 with --demo)")
     p.add_argument("--db", type=arguments.journal_path, default=None, help="SQLite run journal")
     p.add_argument("--screenshot", metavar="OUT.png", help="save a PNG of the main window and exit")
     p.add_argument("--after", type=arguments.non_negative_float, default=8.0, metavar="S",

@@ -76,14 +76,16 @@ def part_count(text: str) -> int:
 
 
 def speed_factor(text: str) -> float:
-    """``--speed K``: the process-time speed factor, finite and above 0 (1 = real time).
+    """``--speed K|max``: the process-time speed factor, finite and above 0 (1 = real time), or ``max``.
 
     The one place a speed factor is read from text, so a new spelling (such as ``max``) is added here.
     """
+    if text.strip().lower() == "max":  # as fast as possible (a simulated cell on its virtual clock)
+        return math.inf
     try:
         return bounds.speed_factor(_number(text))
     except bounds.BadNumber as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(f"{exc}, or max for as fast as possible") from None
 
 
 def journal_path(text: str) -> str:

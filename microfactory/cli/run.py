@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import sys
@@ -36,7 +37,8 @@ from microfactory.bounds import MAX_LOT_SIZE
 from microfactory.cell import Cell
 from microfactory.cli.arguments import journal_path, part_count, speed_factor
 from microfactory.cli.signin import signed_in
-from microfactory.engine.api import Controller, load_cell, load_recipe
+from microfactory.clock import Clock
+from microfactory.engine.api import Controller, clock_for, load_cell, load_recipe
 from microfactory.engine.estimate import estimate_lot
 from microfactory.engine.journal import Journal
 from microfactory.engine.lot import LotSummary
@@ -44,6 +46,7 @@ from microfactory.engine.prompts import WITHDRAWN
 from microfactory.errors import ConfigError
 from microfactory.events import Event, EventKind
 from microfactory.procedure import Procedure
+from microfactory.simclock import VirtualClock
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -56,8 +59,10 @@ def register(subparsers: Any) -> None:
     run = subparsers.add_parser("run", help="run a lot of a recipe on a cell",
                                 description="Run a lot with live progress; Ctrl-C holds and asks.")
     _common(run)
-    run.add_argument("--speed", type=speed_factor, default=1.0, metavar="K",
-                     help="process-time speed factor (simulated stations only; 1 on a real bench)")
+    run.add_argument("--speed", type=speed_factor, default=1.0, metavar="K|max",
+                     help="simulated cells only: play the lot K times faster than real time, or as fast "
+                          "as possible (max); the lot's figures are the same at any speed (1 on a real "
+                          "bench)")
     run.add_argument("--db", type=journal_path, default="microfactory-runs.sqlite", metavar="PATH",
                      help="SQLite run journal (default: %(default)s)")
     run.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -78,8 +83,9 @@ def register(subparsers: Any) -> None:
                                              "recipes/cells/sim.yaml, with simulated defects.")
     demo.add_argument("--parts", type=part_count, default=12, metavar="N",
                       help="parts in the lot (default 12)")
-    demo.add_argument("--speed", type=speed_factor, default=300.0, metavar="K",
-                      help="simulation speed factor (default 300: the 2.5 h lot in about 30 s)")
+    demo.add_argument("--speed", type=speed_factor, default=300.0, metavar="K|max",
+                      help="simulation speed factor, or max for as fast as possible (default 300); the "
+                           "lot's figures are the same at any speed")
     demo.add_argument("--db", type=journal_path, default=":memory:", metavar="PATH",
                       help="SQLite run journal (default: none)")
     demo.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -143,7 +149,7 @@ def handle_demo(args: argparse.Namespace) -> int:
         from microfactory.cli import main  # the `gui` command comes from the ui package's entry point
 
         gui = ["gui", "--cell", str(DEMO_CELL), "--demo", "--parts", str(args.parts), "--speed",
-               str(args.speed)]
+               "max" if math.isinf(args.speed) else str(args.speed)]
         return main(gui + (["--db", args.db] if args.db != ":memory:" else []))
     if not args.headless and not args.json:
         print("demo: no display (DISPLAY and WAYLAND_DISPLAY are unset), so the lot runs here in the "
@@ -162,7 +168,9 @@ def _display_present() -> bool:
 def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: float, db: str, as_json: bool,
              simulated_operator: bool, user: str | None = None) -> int:
     console = Console(stderr=as_json)
-    summary = asyncio.run(_lot(cell, procedure, parts, speed, db, console, simulated_operator, user))
+    clock = clock_for(cell, speed)
+    main = _lot(cell, procedure, parts, clock, db, console, simulated_operator, user)
+    summary = clock.run(main) if isinstance(clock, VirtualClock) else asyncio.run(main)
     if as_json:
         print(json.dumps(summary.as_dict()))
     else:
@@ -235,9 +243,9 @@ class AlarmReporter:
             self.console.print(f"[bold yellow]cell held[/bold yellow] ({why})", highlight=False)
 
 
-async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float, db: str,
+async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock, db: str,
                console: Console, simulated_operator: bool, user: str | None = None) -> LotSummary:
-    controller = Controller(cell, speed=speed, db=db)
+    controller = Controller(cell, clock=clock, db=db)
     session = authorise_run(controller.journal, procedure, user)
     if session is not None:
         controller.session, controller.user = session, session.user.id
@@ -268,17 +276,17 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, speed: float
                 engine.emergency_stop()
 
         loop.add_signal_handler(signal.SIGINT, on_sigint)
-        with Live(board.render(), console=console, refresh_per_second=4, transient=False) as live:
-            refresher = asyncio.ensure_future(_refresh(live, board))
+        # Live redraws from its own thread in wall time (4 Hz) whatever the speed of the lot's clock
+        with Live(get_renderable=board.render, console=console, refresh_per_second=4,
+                  transient=False) as live:
             operator = asyncio.ensure_future(_operator(controller, prompts, console, live,
                                                        procedure, simulated_operator))
             try:
                 summary = await controller.run_lot(procedure, parts=n)
             finally:
                 loop.remove_signal_handler(signal.SIGINT)
-                for task in (refresher, operator):
-                    task.cancel()
-            live.update(board.render())
+                operator.cancel()
+            live.refresh()
     return summary
 
 
@@ -294,12 +302,6 @@ def authorise_run(journal: Journal, procedure: Procedure, user: str | None) -> S
     if book.empty and not user:
         return None
     return signed_in(book, user, Permission.RUN_LOT)
-
-
-async def _refresh(live: Live, board: Board) -> None:
-    while True:
-        live.update(board.render())
-        await asyncio.sleep(0.25)  # display refresh (wall s), not a device wait
 
 
 async def _operator(controller: Controller, prompts: asyncio.Queue[Event], console: Console, live: Live,

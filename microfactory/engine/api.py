@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import math
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
@@ -58,7 +59,7 @@ from microfactory.access.users import Permission, Session, UserBook
 from microfactory.bounds import check_part_count
 from microfactory.cell import Cell
 from microfactory.cell import load_cell as _load_cell
-from microfactory.clock import ScaledClock
+from microfactory.clock import Clock, ScaledClock
 from microfactory.engine.estimate import Estimate, estimate_lot
 from microfactory.engine.journal import Journal
 from microfactory.engine.lot import LotSummary, Prompt
@@ -68,6 +69,7 @@ from microfactory.engine.runner import Engine, validate_procedure
 from microfactory.errors import AccessDenied, MicrofactoryError
 from microfactory.events import Event, EventBus, Subscriber, Subscription
 from microfactory.procedure import Procedure
+from microfactory.simclock import ClockedEventLoop, VirtualClock, running_clock
 from microfactory.station import Station, StepRequest, StepResult
 
 log = logging.getLogger("microfactory.engine.api")
@@ -104,7 +106,11 @@ def validate(procedure: Procedure, cell: Cell, stations: Mapping[str, Station] |
 class Controller:
     """One cell: its stations, its engine, its journal. Use from one asyncio loop (or via EngineThread).
 
-    ``speed`` scales process time (1.0 on a real bench; 50 plays a simulated lot 50× faster).
+    ``speed`` is how fast a simulated cell plays (×K; ``math.inf``: as fast as possible); a real bench
+    runs at 1.0 on monotonic time. A cell whose every station is simulated gets a
+    :class:`~microfactory.simclock.VirtualClock` (the same figures at any speed): run it with
+    ``clock.run(...)``, :func:`microfactory.simclock.run` or :class:`EngineThread`; built inside a
+    coroutine already running on a virtual clock's loop, the Controller takes that clock.
     ``db`` is the SQLite journal path (None: in memory). ``stations`` replaces the cell's own drivers
     (tests pass fakes); otherwise :func:`microfactory.runtime.open_cell` builds them, starting
     simulators for ``port: sim``.
@@ -112,12 +118,12 @@ class Controller:
 
     def __init__(self, cell: Cell, *, speed: float = 1.0, db: str | Path | None = None,
                  stations: Mapping[str, Station] | None = None, bus: EventBus | None = None,
-                 clock: ScaledClock | None = None, user: str = "") -> None:
+                 clock: Clock | None = None, user: str = "") -> None:
         self.cell = cell
         #: The signed-in user (``microfactory.access``) who runs the lots; recorded with each lot.
         self.user = user
         self.session: Session | None = None
-        self.clock = clock or ScaledClock(speed)
+        self.clock: Clock = clock or clock_for(cell, speed, fakes=stations is not None)
         self.bus = bus or EventBus(self.clock)
         self.journal = Journal(db if db is not None else ":memory:", bus=self.bus)
         #: Live PackTags and OEE (``tags()``), fed by the bus.
@@ -132,6 +138,14 @@ class Controller:
     # -- life cycle -------------------------------------------------------------------------------
     async def connect(self) -> None:
         """Connect every station (failures gathered per station); builds the engine."""
+        loop = asyncio.get_running_loop()
+        if isinstance(self.clock, VirtualClock) and not (
+                isinstance(loop, ClockedEventLoop) and loop.clock is self.clock):
+            raise MicrofactoryError(
+                "this simulated cell runs on a virtual clock, but the Controller was connected from an "
+                "ordinary asyncio loop (its timers would not follow the clock)",
+                hint="run the coroutine with microfactory.simclock.run(main, pace=K) or clock.run(...), "
+                     "or use EngineThread")
         if self._given is None and self._runtime is None:
             from microfactory import runtime  # late: the runtime imports the registry's drivers
 
@@ -297,6 +311,29 @@ class Controller:
             yield event
 
 
+def clock_for(cell: Cell, speed: float, *, fakes: bool = False) -> Clock:
+    """The clock a Controller of ``cell`` at ``speed`` uses (see :class:`Controller`)."""
+    if not speed > 0:  # also NaN
+        raise MicrofactoryError(f"speed must be a positive number or max, got {speed}",
+                                hint="give --speed K with K > 0, or --speed max")
+    running = running_clock()
+    if running is not None:
+        return running
+    simulated = bool(cell.stations) and all(c.simulated for c in cell.stations)
+    if simulated and not fakes:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return VirtualClock(speed)
+        log.warning("a simulated cell on an ordinary asyncio loop runs on scaled wall time: its figures "
+                    "depend on the speed and on the machine's load (run it on a virtual clock: "
+                    "microfactory.simclock.run)")
+    if math.isinf(speed):
+        raise MicrofactoryError("speed max needs a simulated cell on a virtual clock",
+                                hint="run it with microfactory.simclock.run(main) or use --speed K")
+    return ScaledClock(speed)
+
+
 class EngineThread:
     """Runs a :class:`Controller` on its own asyncio loop in a daemon thread (``microfactory-engine``).
 
@@ -323,7 +360,8 @@ class EngineThread:
             raise self._error
 
     def _main(self) -> None:
-        loop = asyncio.new_event_loop()
+        clock = self.controller.clock
+        loop = clock.new_event_loop() if isinstance(clock, VirtualClock) else asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
         try:

@@ -7,6 +7,10 @@ safe from any thread — that is the E-stop path. A dead port (cable pulled, sim
 reader, sets :attr:`LineTransport.lost` and makes every waiting :meth:`readline` raise
 :class:`~microfactory.errors.Disconnected`; :meth:`reconnect` resolves the port again (by USB identity, or
 the simulator's new pty) with exponential backoff.
+
+Given the cell's clock, the reader thread is one of its actors and every byte written or read is counted
+on its ledger (:mod:`microfactory.clock`), so a simulated clock never moves while a line is on its way; on
+a bench both are plain ``select`` and no-ops.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import serial
 
+from microfactory.clock import Actor, Clock, RealClock, actor_for, ledger_for
 from microfactory.errors import CommunicationError, Disconnected, PortNotFound, StationTimeout
 from microfactory.estop import EStopLatch
 from microfactory.transport.trace import ByteTrace
 
 log = logging.getLogger("microfactory.transport")
 
+READ_WAKE_S = 0.05  # wall s: how often an idle reader looks whether the port is being closed
 MAX_LINE_BYTES = 4096  # a longer run without a newline is noise (wrong baud rate?) and is surfaced as such
 
 
@@ -46,9 +52,11 @@ class LineTransport:
 
     def __init__(self, resolve: Callable[[], str], *, baud: int = 115200, name: str = "",
                  trace: ByteTrace | None = None, on_link: Callable[[bool, str], None] | None = None,
-                 latch: EStopLatch | None = None) -> None:
+                 latch: EStopLatch | None = None, clock: Clock | None = None) -> None:
         self._resolve = resolve
         self.latch = latch
+        self.clock: Clock = clock or RealClock()
+        self._ledger = ledger_for(self.clock)
         self.baud = baud
         self.name = name
         self.trace = trace
@@ -97,7 +105,8 @@ class LineTransport:
         self._closing.clear()
         self.lost = asyncio.Event()
         self._lines = asyncio.Queue()
-        self._reader = threading.Thread(target=self._read_loop, args=(ser,), daemon=True,
+        actor = actor_for(self.clock, f"read-{port}")
+        self._reader = threading.Thread(target=self._read_loop, args=(ser, actor), daemon=True,
                                         name=f"serial-read-{self.name or port}")
         self._reader.start()
         log.info("%s: opened %s at %d baud", self.name, port, self.baud)
@@ -142,17 +151,30 @@ class LineTransport:
         self._writer_closed = True
 
     # -- reading -------------------------------------------------------------------------------------
-    def _read_loop(self, ser: serial.Serial) -> None:
+    def _read_loop(self, ser: serial.Serial, actor: Actor) -> None:
+        try:
+            self._read_lines(ser, actor)
+        finally:
+            actor.close()
+
+    def _read_lines(self, ser: serial.Serial, actor: Actor) -> None:
         buf = bytearray()
+        channel = self.port + "<"
+        fd = ser.fileno()
         while not self._closing.is_set():
             try:
-                chunk = ser.read(ser.in_waiting or 1)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                if not actor.wait_fds([fd], None, READ_WAKE_S):
+                    continue
+                chunk = os.read(fd, max(ser.in_waiting, 1))
+            except (serial.SerialException, OSError, TypeError, AttributeError, ValueError) as exc:
                 if not self._closing.is_set():
                     self._post(_Lost(f"port went away: {exc}"))
                 return
-            if not chunk:
-                continue
+            if not chunk:  # readable but empty: the other end is gone (pyserial says the same)
+                if not self._closing.is_set():
+                    self._post(_Lost("port went away: device reports readiness to read but returned no data"))
+                return
+            self._ledger.received(channel, len(chunk))
             if self.trace:
                 self.trace.record(self.name, "rx", chunk)
             buf += chunk
@@ -239,12 +261,18 @@ class LineTransport:
                                hint="check the cable and power") from None
 
     def _write_all(self, ser: serial.Serial, data: bytes) -> None:
-        with self.latch.sending(data) if self.latch is not None else contextlib.nullcontext():
-            if self.trace is None:
-                ser.write(data)
-                return
-            with self.trace.sending(self.name, "tx", data):
-                ser.write(data)
+        channel = self.port + ">"
+        self._ledger.sent(channel, len(data))  # before the write: the device may read them at once
+        try:
+            with self.latch.sending(data) if self.latch is not None else contextlib.nullcontext():
+                if self.trace is None:
+                    ser.write(data)
+                    return
+                with self.trace.sending(self.name, "tx", data):
+                    ser.write(data)
+        except BaseException:
+            self._ledger.received(channel, len(data))
+            raise
 
     async def write_line(self, line: str) -> None:
         """Write ``line`` followed by ``\\n`` (ASCII)."""
@@ -268,10 +296,13 @@ class LineTransport:
             if fd is None:
                 log.error("%s: realtime %r not sent: port not open", self.name, data)
                 return False
+            channel = self.port + ">"
+            self._ledger.sent(channel, len(data))
             try:
                 # Realtime bytes (E-stop among them) never wait for the trace: write first, record after.
                 os.write(fd, data)
             except OSError as exc:
+                self._ledger.received(channel, len(data))
                 log.error("%s: realtime %r failed: %s", self.name, data, exc)
                 return False
         if self.trace:

@@ -19,7 +19,7 @@ Stock Grbl 1.1h by default: ``$10=1``, soft limits ``$20=1`` with homing ``$22=1
 Alarm), machine space ``-$13x..0``. Probes for tests: :attr:`GrblDevice.extremes` (lowest and highest
 machine position any block reached), :attr:`GrblDevice.soft_limit_alarms`.
 
-Motion time is process time (divided by ``clock.speed``); link time (baud, latency) is wall time.
+Motion time and link time (baud, latency) are both the clock's time: simulated seconds in simulation.
 """
 
 from __future__ import annotations
@@ -106,10 +106,10 @@ class GrblSimulator:
     """The factory registered under ``microfactory.simulators`` as ``grbl``."""
 
     def start(self, options: Mapping[str, Any], clock: Clock) -> GrblHandle:
-        device = GrblDevice(parse_options(options), speed=clock.speed)
+        device = GrblDevice(parse_options(options))  # the link polls it in the clock's (process) seconds
         link = PtyLink(device, baud=int(options.get("baud", 115200)),
                        latency_s=float(options.get("latency_ms", 0.0)) / 1000.0,
-                       seed=int(options.get("seed", 0)), name=f"grbl:{device.options.identity}")
+                       seed=int(options.get("seed", 0)), name=f"grbl:{device.options.identity}", clock=clock)
         return GrblHandle(link, device)
 
 

@@ -124,7 +124,7 @@ class WashSimulatorHandle:
         self.device = WasherDevice(self.washer, clock, f"Microfactory Sim,USW-1,{self.serial},1.0.0")
         self.link = PtyLink(self.device, baud=int(options.get("baud", 115200)),
                             latency_s=float(options.get("latency_s", 0.0)), seed=int(options.get("seed", 0)),
-                            name=str(options.get("station_id", "wash")))
+                            name=str(options.get("station_id", "wash")), clock=clock)
 
     @property
     def port(self) -> str:

@@ -58,7 +58,8 @@ class GrblCore(Station):
         self.auto_reconnect = opts.auto_reconnect
         self.check_cell_limits = check_cell_limits
         self.transport = LineTransport(port.resolve, baud=config.baud, name=config.id, trace=port.trace,
-                                       on_link=self._on_link, latch=self.estop_latch)
+                                       on_link=self._on_link, latch=self.estop_latch,
+                                       clock=clock)
         self.channel = GrblChannel(self.transport, on_status=self._on_status, on_alarm=self._on_alarm,
                                    on_message=self._on_message, on_banner=self._on_banner)
         self.poller = StatusPoller(self.channel.realtime, rate_hz=self.poll_hz,

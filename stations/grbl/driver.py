@@ -16,8 +16,7 @@ streaming) and :mod:`~stations.grbl.steps` (``home``, ``unlock``, ``jog``, ``jog
 
 from __future__ import annotations
 
-import time
-
+from microfactory.clock import loop_time
 from microfactory.errors import Disconnected, StateError
 from microfactory.station import StationStatus, StepRequest, StepResult
 from stations.grbl.actions import ACTIONS, jog_as_motion, override_problems, resume_problems
@@ -56,9 +55,9 @@ class GrblStation(GrblMachineSteps, GrblStandby, GrblLink):
         if step.action not in ACTIONS:
             raise StateError(f"station {self.id!r}: unknown action {step.action!r}",
                              hint=f"use one of {', '.join(sorted(ACTIONS))}")
-        started = time.monotonic()
+        started = loop_time()
         data = await getattr(self, f"_step_{step.action}")(step)
-        return StepResult(True, data=data, duration_s=time.monotonic() - started)
+        return StepResult(True, data=data, duration_s=loop_time() - started)
 
 
 __all__ = ["ACTIONS", "Disconnected", "GrblStation", "jog_as_motion", "override_problems",

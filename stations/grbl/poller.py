@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
+from microfactory.clock import loop_time
 from microfactory.errors import StationFault, StationTimeout
 from stations.grbl.codec import StatusReport
 
@@ -85,7 +85,7 @@ class StatusPoller:
             yield None
         finally:
             self._paused -= 1
-            self.last_t = time.monotonic()
+            self.last_t = loop_time()
             self._asked.clear()  # a reset swallowed some '?': start pairing afresh
 
     def silence(self, fault: StationFault) -> None:
@@ -105,12 +105,12 @@ class StatusPoller:
     def ask(self) -> None:
         """Write one ``?`` and note when (for :attr:`last_asked_t`)."""
         if self._write(b"?"):
-            self._asked.append(time.monotonic())
+            self._asked.append(loop_time())
 
     def report(self, status: StatusReport) -> None:
         """Called by the channel for every status report (on the loop)."""
         self.last = status
-        self.last_t = time.monotonic()
+        self.last_t = loop_time()
         self.last_asked_t = self._asked.popleft() if self._asked else None
         self.count += 1
         if self.dead.is_set():
@@ -129,10 +129,10 @@ class StatusPoller:
             self._changed.notify_all()
 
     async def _run(self) -> None:
-        self.last_t = time.monotonic()
+        self.last_t = loop_time()
         unanswered_since: float | None = None  # first '?' not yet followed by a report
         while True:
-            now = time.monotonic()
+            now = loop_time()
             if unanswered_since is None or self.last_t >= unanswered_since:
                 unanswered_since = now
             self.ask()
@@ -142,7 +142,7 @@ class StatusPoller:
                 continue
             if self.dead.is_set():
                 continue  # keep asking: a machine that answers again is told (on_revived)
-            if self.last_t < unanswered_since and time.monotonic() - unanswered_since > self.status_timeout_s:
+            if self.last_t < unanswered_since and loop_time() - unanswered_since > self.status_timeout_s:
                 self.failure = StationTimeout(
                     f"no status report within {self.status_timeout_s:g} s "
                     "(the machine stopped answering '?')",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
+from microfactory.clock import loop_time
 from microfactory.errors import CommunicationError, MicrofactoryError, StationFault, StationTimeout
 from microfactory.events import EventKind, Severity
 from microfactory.station import StepRequest
@@ -92,7 +92,7 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
                     if done % every:
                         return
                 else:
-                    now = time.monotonic()
+                    now = loop_time()
                     if now - last_t[0] < PROGRESS_PERIOD_S:
                         return
                     last_t[0] = now
@@ -238,7 +238,7 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
 
     def _alive(self, since: float) -> bool:
         """True when a status report came recently: the machine is busy, not dead."""
-        return time.monotonic() - self.poller.last_t <= self.config.timeouts.status_s + self.poller.period_s
+        return loop_time() - self.poller.last_t <= self.config.timeouts.status_s + self.poller.period_s
 
     async def _wait_idle(self, timeout_s: float, unexpected: int | None = None) -> StatusReport:
         """Wait until the machine is Idle with its planner empty, under a :class:`Watchdog` of

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from microfactory.clock import loop_time
 from microfactory.errors import CommunicationError, StationFault, StationTimeout
 from microfactory.watchdog import Watchdog
 from stations.grbl.channel import Answer, GrblChannel
@@ -190,7 +191,7 @@ class Streamer:
             # (a spindle or coolant line waits for the planner to empty, then answers): only the same
             # picture in the next report too, with no answer in between, is a lost answer
             head = waiting[0] if waiting else None
-            suspect, self._suspect = self._suspect, (head, time.monotonic())
+            suspect, self._suspect = self._suspect, (head, loop_time())
             if suspect is None or suspect[0] is not head or self._last_answer_t >= suspect[1]:
                 trouble = None
         else:
@@ -223,7 +224,7 @@ class Streamer:
         when the guard, the link or the machine ends the stream early.
         """
         result = StreamResult()
-        start = time.monotonic()
+        start = loop_time()
         in_flight = self._in_flight
         in_flight.clear()
         used = 0
@@ -255,7 +256,7 @@ class Streamer:
                         futures = await self.channel.send_many([line.text for line, _ in batch])
                     except CommunicationError as exc:
                         raise StreamInterrupted(result, cause=exc) from exc
-                    written = time.monotonic()
+                    written = loop_time()
                     in_flight.extend(_InFlight(line, size, fut, written)
                                      for (line, size), fut in zip(batch, futures, strict=True))
                     result.sent += len(batch)
@@ -266,7 +267,7 @@ class Streamer:
                 while True:
                     in_flight.popleft()
                     used -= head.size
-                    self._last_answer_t = time.monotonic()
+                    self._last_answer_t = loop_time()
                     if result.errors and self.stop_on_error:
                         result.answered_after_error += 1
                     else:
@@ -289,7 +290,7 @@ class Streamer:
                         self._pause_line = head.line
                     if progress is not None and not result.errors:
                         progress(result.acknowledged, total,
-                                 self._remaining(result.acknowledged, total, time.monotonic() - start,
+                                 self._remaining(result.acknowledged, total, loop_time() - start,
                                                  estimate_s))
                     if result.errors and self.stop_on_error:
                         break  # stop now: the station holds and resets, the lines still in Grbl never run
@@ -306,7 +307,7 @@ class Streamer:
         finally:
             result.unanswered = len(in_flight)
             result.garbled = len(self.channel.garbled) - self._garbled_at_start
-            result.elapsed_s = time.monotonic() - start
+            result.elapsed_s = loop_time() - start
             trouble_wait.cancel()
             self.channel.on_unexpected = None
             if self.poller is not None and self._on_report in self.poller.listeners:
@@ -322,7 +323,7 @@ class Streamer:
         future, line = head.future, head.line
         if future.done() and (self._trouble is None or future.exception() is not None):
             return self._result(future, result)
-        waited_since = time.monotonic()
+        waited_since = loop_time()
         if self.watchdog is not None:
             self.watchdog.restart()
         waiters: set[asyncio.Future[Any]] = {future, trouble_wait}
@@ -343,7 +344,7 @@ class Streamer:
             if dead_wait is not None and dead_wait in done:
                 raise StreamInterrupted(result, cause=self._failure() or StationTimeout(
                     "the machine stopped answering", port=self.channel.transport.port))
-            waited = time.monotonic() - waited_since
+            waited = loop_time() - waited_since
             overdue = (self.watchdog.remaining_s <= 0 if self.watchdog is not None
                        else waited > self.step_timeout_s)
             if self._trouble is None and (not self._alive(waited_since) or overdue):

@@ -83,7 +83,8 @@ class WashStation(Station):
         super().__init__(config, bus=bus, clock=clock, port=port)
         self.options = WashOptions.of(config)
         self.transport = LineTransport(port.resolve, baud=config.baud, name=config.id, trace=port.trace,
-                                       on_link=self._on_link, latch=self.estop_latch)
+                                       on_link=self._on_link, latch=self.estop_latch,
+                                       clock=clock)
         self.link = WashLink(self.transport, station=config.id, long_form=self.options.long_form,
                              answer_s=config.timeouts.answer_s, retries=self.options.poll_retries,
                              late_s=config.timeouts.answer_s if self.options.late_s is None

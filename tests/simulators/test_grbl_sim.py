@@ -359,20 +359,28 @@ def test_character_counted_lines_arrive_once_in_order() -> None:
 
 
 def test_wire_due_times_follow_the_baud_rate() -> None:
-    """The UART model on simulated time: byte i of a chunk is due (i + 1) × 10/baud s after its start,
-    a chunk queued behind another starts when it ends, and latency shifts the start."""
+    """The UART model on simulated time: a chunk's last byte is due len × 10/baud s after its start, a
+    chunk queued behind another starts when it ends, latency shifts the start; a line is handed over whole
+    when its last byte is in (one event per line), whatever grouping the writer's bytes came in."""
     from simulators.link import _Direction
 
     byte_s = 10 / 115200
     wire = _Direction(byte_s, latency_s=0.002)
-    wire.push(b"x" * 100, now=1.0)
+    wire.push(b"x" * 99 + b"\n", now=1.0)
     wire.push(b"y" * 50, now=1.0)
     assert wire.take_due(1.002) == b""
-    assert wire.take_due(1.002 + 10.5 * byte_s) == b"x" * 10
-    assert wire.take_due(1.002 + 100 * byte_s) == b"x" * 90
-    assert wire.take_due(1.002 + 149.5 * byte_s) == b"y" * 49
+    assert wire.take_due(1.002 + 99.5 * byte_s) == b""
+    assert wire.next_due() == pytest.approx(1.002 + 100 * byte_s)
+    assert wire.take_due(1.002 + 100 * byte_s) == b"x" * 99 + b"\n"
+    assert wire.take_due(1.002 + 149.5 * byte_s) == b""
     assert wire.next_due() == pytest.approx(1.002 + 150 * byte_s)
-    assert wire.take_due(1.002 + 150 * byte_s) == b"y"
+    assert wire.take_due(1.002 + 150 * byte_s) == b"y" * 50
+    together, apart = _Direction(byte_s, 0.0), _Direction(byte_s, 0.0)
+    together.push(b"G1X1\nG1X2\n", now=0.0)
+    apart.push(b"G1X1\n", now=0.0)
+    apart.push(b"G1X2\n", now=0.0)
+    assert together.next_due() == apart.next_due() == pytest.approx(5 * byte_s)
+    assert together.take_due(5 * byte_s) == apart.take_due(5 * byte_s) == b"G1X1\n"
 
 
 def test_cli_prints_the_port_first() -> None:
