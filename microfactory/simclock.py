@@ -42,6 +42,7 @@ log = logging.getLogger("microfactory.simclock")
 
 T = TypeVar("T")
 LEDGER_SETTLE_WALL_S = 0.25  # wall s bytes may sit unread with every actor waiting before a pty is checked
+LEDGER_GIVE_UP_WALL_S = 5.0  # wall s after which bytes still queued but never read are given up on
 
 
 class Actor:
@@ -154,10 +155,15 @@ class VirtualClock:
             self._cond.notify_all()
 
     def sent(self, channel: str, n: int) -> None:
-        """``n`` bytes were written into ``channel`` (e.g. ``"/dev/pts/4>"``) and are not yet read."""
+        """``n`` bytes were written into ``channel`` (e.g. ``"/dev/pts/4>"``) and are not yet read.
+
+        Only counted while a reader is attached to the channel (:meth:`watch`): bytes written to a port
+        nobody has open wait for nobody."""
         if n <= 0:
             return
         with self._cond:
+            if channel not in self._watched:
+                return
             self._ledger[channel] = self._ledger.get(channel, 0) + n
             self._stop_flow()
 
@@ -174,12 +180,13 @@ class VirtualClock:
             self._cond.notify_all()
 
     def watch(self, channel: str, fd: int) -> None:
-        """``fd`` holds ``channel``'s unread bytes (``FIONREAD``): tells lost bytes from slow ones."""
+        """A reader attached to ``channel``; ``fd`` is its end, whose unread bytes (``FIONREAD``) tell lost
+        bytes from slow ones."""
         with self._cond:
             self._watched[channel] = (fd, True)
 
     def forget(self, channel: str) -> None:
-        """The channel is gone (pty closed): its unread bytes are lost."""
+        """The channel's reader is gone (port closed, pty unplugged): its unread bytes wait for nobody."""
         with self._cond:
             self._watched.pop(channel, None)
             self._ledger.pop(channel, None)
@@ -252,12 +259,13 @@ class VirtualClock:
             return False
         if wall - self._ledger_since < LEDGER_SETTLE_WALL_S:
             return False
+        stuck = wall - self._ledger_since > LEDGER_GIVE_UP_WALL_S
         for channel in list(self._ledger):
             watched = self._watched.get(channel)
-            if watched is not None and _unread(watched[0]) > 0:
-                self._ledger_since = wall
+            if watched is not None and _unread(watched[0]) > 0 and not stuck:
                 return False
-        log.debug("bytes nobody reads any more: %s", self._ledger)
+        (log.warning if stuck else log.debug)("bytes nobody reads: %s (time moves on without them)",
+                                              self._ledger)
         self._ledger.clear()
         return True
 

@@ -312,7 +312,6 @@ class PtyLink:
             self._opens.close()
         self._opens = OpenWatch(self._port)
         self._ledger.watch(self._port + ">", master)  # host → device bytes the link has not read
-        self._ledger.watch(self._port + "<", slave)  # device → host bytes the host has not read
         self._inbound.clear()
         self._outbound.clear()
         self._backlog.clear()
@@ -331,7 +330,6 @@ class PtyLink:
             self._opens.close()
             self._opens = None
         self._ledger.forget(self._port + ">")
-        self._ledger.forget(self._port + "<")
         self._last_port = self._port
         self._port = ""
         self._backlog.clear()

@@ -102,6 +102,7 @@ class LineTransport:
         self._serial = ser
         with self._fd_lock:
             self._fd = ser.fileno()
+        self._ledger.watch(port + "<", ser.fileno())  # the reader is attached: bytes to it are in flight
         self._closing.clear()
         self.lost = asyncio.Event()
         self._lines = asyncio.Queue()
@@ -135,6 +136,7 @@ class LineTransport:
         ser, self._serial = self._serial, None
         with self._fd_lock:  # waits for a realtime write in progress; none uses the fd after this
             self._fd = None
+        self._ledger.forget(self.port + "<")
         if ser is not None:
             with contextlib.suppress(OSError, serial.SerialException):
                 ser.cancel_read()

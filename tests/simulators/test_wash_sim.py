@@ -236,7 +236,7 @@ def test_wire_fault_garbage_is_one_unreadable_line_outside_any_answer(wire: Wire
 
 
 def test_wire_fault_delay_holds_answers_back_then_sends_them_in_order(wire: Wire) -> None:
-    wire.handle.inject("delay", s=1.0)
+    wire.handle.inject("delay", s=400.0)  # link time is the clock's: 400 s at ×400 is a wall second
     wire.send("WASH:STAT?")
     wire.send("*OPC?")
     wire.port.timeout = 0.1
