@@ -371,6 +371,7 @@ class PtyLink:
             ready = self._actor.wait_fds(fds, min(due, default=None), self._wall_cap)
             with self.lock:
                 if opens is not None and opens is self._opens and opens.fileno() in ready and opens.take():
+                    self._ledger.received(self._port + ">", 1)  # the host's open, counted by its transport
                     self._host_opened()
                 if master is not None and master in ready and master == self._master:
                     self._read_host(master)

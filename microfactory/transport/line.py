@@ -103,6 +103,7 @@ class LineTransport:
         with self._fd_lock:
             self._fd = ser.fileno()
         self._ledger.watch(port + "<", ser.fileno())  # the reader is attached: bytes to it are in flight
+        self._ledger.sent(port + ">", 1)  # the open itself, which a simulator notices (DTR) like a byte
         self._closing.clear()
         self.lost = asyncio.Event()
         self._lines = asyncio.Queue()

@@ -118,7 +118,7 @@ class GrblDevice:
         self._link: PtyLink | None = None
         self._rx = bytearray()
         self._error_lines: list[list[int]] = []  # [lines to go, code]
-        self._boot_until: float | None = None  # monotonic s: the bootloader runs after a DTR reset
+        self._boot_until: float | None = None  # link clock s: the bootloader runs after a DTR reset
         self._reset_state()
 
     # ---- Device protocol --------------------------------------------------------------------------
@@ -150,7 +150,8 @@ class GrblDevice:
         if self.options.reset_on_open:
             log.info("grbl: port opened: reset (DTR), as an Arduino-based board does")
             self.power_on(banner=False)
-            self._boot_until = time.monotonic() + self.options.boot_s
+            now = self._link.clock.now() if self._link is not None else time.monotonic()
+            self._boot_until = now + self.options.boot_s  # in the link clock's s
             return True
         return False
 
