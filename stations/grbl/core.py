@@ -71,7 +71,8 @@ class GrblCore(Station):
         self.settings = GrblSettings({})
         self.offsets: dict[str, Vec] = {}
         self.parser_state = ""
-        self.machine_state: MachineState | None = None  # $G and $# as last read (before/after programs)
+        self.machine_state: MachineState | None = None
+        self._identity: str | None = None  # $I of the machine first connected: a reconnect must match it
         self.alarm_code: int | None = None
         self.messages: list[str] = []
         self._watch: asyncio.Task[None] | None = None

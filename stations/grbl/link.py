@@ -13,7 +13,13 @@ import contextlib
 import logging
 import time
 
-from microfactory.errors import CommunicationError, MicrofactoryError, StationFault, StationTimeout
+from microfactory.errors import (
+    CommunicationError,
+    MicrofactoryError,
+    ProtocolError,
+    StationFault,
+    StationTimeout,
+)
 from microfactory.events import EventKind, Severity
 from stations.grbl.channel import RESET
 from stations.grbl.codec import parse_build_info
@@ -66,7 +72,17 @@ class GrblLink(GrblMotion):
                 if time.monotonic() >= deadline:
                     raise self._not_grbl("no status report after the reset banner") from None
         answer = await self._query("$I", phase="build info ($I)")
-        self.build = parse_build_info(answer.pushed, port=self.transport.port)
+        build = parse_build_info(answer.pushed, port=self.transport.port)
+        if self._identity is not None and build.firmware != self._identity:
+            # a reused pty or USB path (or another board on the same adapter): never trust it blindly
+            raise ProtocolError(f"station {self.id!r}: the device now on {self.transport.port} is not the "
+                                f"machine this station was connected to: $I says {build.firmware!r}, it was "
+                                f"{self._identity!r}; nothing was sent to it",
+                                port=self.transport.port,
+                                hint="check which device is on this port (a reused path?), then connect the "
+                                     "station again")
+        self.build = build
+        self._identity = build.firmware
         self.firmware = self.build.firmware
         self.settings = GrblSettings.parse((await self._query("$$", phase="settings ($$)")).pushed)
         if self.check_cell_limits:
@@ -144,6 +160,10 @@ class GrblLink(GrblMotion):
                 await self._handshake()
             except CommunicationError as exc:
                 log.error("%s: reconnect failed: %s", self.id, exc)
+                self.bus.publish(EventKind.ALARM, self.id, code="RECONNECT", severity=str(Severity.ERROR),
+                                 text=f"reconnect failed: {exc.message}", recovery=exc.hint or
+                                 "check the port, power and cable, then connect the station again")
+                await self._shutdown_link()
                 self.state_machine.trigger_safely("link_down")
                 return
             self.reconnected.set()

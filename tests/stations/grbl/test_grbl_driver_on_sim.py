@@ -13,7 +13,7 @@ from microfactory import registry
 from microfactory.cell import StationConfig
 from microfactory.clock import ScaledClock
 from microfactory.errors import SafetyRefusal, StationFault
-from microfactory.events import EventBus, EventRecorder
+from microfactory.events import EventBus, EventKind, EventRecorder
 from microfactory.station import PortHandle, StationState, StepRequest
 from microfactory.testing import Exchange, ScriptedPeer
 from microfactory.transport.trace import read_trace
@@ -186,6 +186,42 @@ def test_unplug_goes_offline_and_replug_comes_back_by_identity() -> None:
         assert result.ok
 
     with_sim(body)
+
+
+def test_a_reused_port_path_with_another_machine_on_it_is_not_trusted() -> None:
+    """Issue 10 point 9: reconnect verifies the identity ($I) before trusting the port."""
+    clock = ScaledClock(1.0)
+    first = registry.simulator("grbl").start({"motion": False, "settings": SIM_SETTINGS,
+                                              "identity": "SIM-MILL-01"}, clock)
+    other = registry.simulator("grbl").start({"motion": False, "settings": SIM_SETTINGS,
+                                              "identity": "SIM-LASER-07"}, clock)
+    path = [first.port]
+    bus = EventBus(clock)
+    recorder = EventRecorder(bus)
+
+    async def go() -> None:
+        station = GrblStation(config(first.port), bus=bus, clock=clock, port=PortHandle(lambda: path[0]))
+        try:
+            await station.connect()
+            assert "SIM-MILL-01" in station.firmware
+            path[0] = other.port  # the path now leads to another machine
+            first.inject("unplug")
+            await _until(lambda: any(e.get("code") == "RECONNECT" for e in recorder.of_kind(EventKind.ALARM)),
+                         15)
+            alarm = next(e for e in recorder.of_kind(EventKind.ALARM) if e.get("code") == "RECONNECT")
+            assert "is not the machine this station was connected to" in str(alarm.get("text"))
+            assert "SIM-LASER-07" in str(alarm.get("text")) and "nothing was sent" in str(alarm.get("text"))
+            assert station.state is StationState.OFFLINE
+            assert not [line for line in other.received_lines if not line.startswith("$")]  # type: ignore[attr-defined]
+        finally:
+            await station.close()
+            station.transport.shutdown()
+
+    try:
+        asyncio.run(asyncio.wait_for(go(), 40))
+    finally:
+        first.close()
+        other.close()
 
 
 async def _until(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
