@@ -8,7 +8,8 @@ buttons — and saves the window at each stage. Run it under Xvfb at the panel s
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/gui_screenshots.py --size 1600x1000
 
 Files: ``docs/img/<stage>-<W>x<H>.png`` for the stages ``overview``, ``fault-prompt``, ``aborted`` and
-``run-dialog`` (an out-of-bounds value refused).
+``run-dialog`` (an out-of-bounds value refused), ``step-editor`` (a step added, its problem on its row)
+and ``live-camera`` (the live view with the last inspection's overlay).
 """
 
 from __future__ import annotations
@@ -20,9 +21,20 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+
+def sign_in_engineer(window: Any) -> None:
+    """A first admin, an engineer, and the engineer signed in at the panel (in the run's own journal)."""
+    book = window.access.book
+    admin = book.sign_in("admin", (first := book.first_admin()))
+    admin = book.change_password(admin, first, "admin-password-1")
+    book.add(admin, "erin", "Erin Engineer", "engineer", "erin-first-password")
+    session = book.sign_in("erin", "erin-first-password")
+    window.session_bar._signed_in(book.change_password(session, "erin-first-password", "erin-password-1"))
 
 
 def main() -> int:
@@ -86,7 +98,7 @@ def main() -> int:
     wait_for(lambda: window.run_control.shown_commands() == {"clear"}, "the Clear button")
     shoot("aborted")
 
-    window.recipes.role.setCurrentText("Engineer")  # the rework recipe is a draft: a trial run
+    sign_in_engineer(window)  # the rework recipe is a draft: an engineer's trial run
     dialog = window.open_run_dialog(REPO / "recipes" / "watch-plate-rework.yaml", 10)
     dialog.move(window.x() + 40, window.y() + 60)
     wait_for(lambda: bool(dialog.form.fields), "the run dialog's form")
@@ -98,6 +110,23 @@ def main() -> int:
     dialog.grab().save(str(path))
     print(path)
     dialog.close()
+
+    editor = window.recipes
+    editor.refresh_list(select=REPO / "recipes" / "watch-plate-rework.yaml")
+    window.tabs.setCurrentWidget(editor)
+    wait_for(lambda: editor.step_editor.table.rowCount() == 9, "the recipe's steps")
+    steps = editor.step_editor
+    steps.table.selectRow(5)  # after the wash: a rinse with a program the washer lacks (in memory only)
+    steps.add_step("wash")
+    steps.settings.setPlainText("program: NOPE\n")
+    steps.apply_settings()
+    wait_for(lambda: "NOPE" in (steps.table.item(6, 0).toolTip() or ""), "the step's problem")
+    shoot("step-editor")
+
+    window.tabs.setCurrentWidget(window.vision)
+    window.vision.live_button.click()
+    wait_for(lambda: window.vision.live_frames >= 2, "live frames")
+    shoot("live-camera")
     closed: list[bool] = []
     window.closed.connect(lambda: closed.append(True))
     window.close()  # stops the stations on a worker thread, then says so

@@ -178,6 +178,7 @@ class SessionBar(QWidget):
         self.who.setObjectName("signedIn")
         self.who.setWordWrap(True)
         self.who.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens
+        self.who.setMinimumWidth(150)
         self.button = QPushButton("Sign in…")
         self.button.setObjectName("signInButton")
         self.button.clicked.connect(self._pressed)
@@ -192,7 +193,9 @@ class SessionBar(QWidget):
     def _show(self) -> None:
         session = self.access.session
         if session is not None:
-            self.who.setText(f"Signed in: {session.user.name} ({session.user.role.value})")
+            self.who.setText(f"{session.user.name}\n{session.user.role.value}")
+            self.who.setToolTip(f"Signed in: {session.user.name} ({session.user.id}, "
+                                f"{session.user.role.value})")
             self.button.setText("Sign out")
         elif self.access.open:
             self.who.setText("No users in this journal")

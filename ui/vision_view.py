@@ -101,7 +101,7 @@ class VisionView(QWidget):
         self.live_frame.connect(self._show_live)
         self.picture = QLabel("No part inspected yet.")
         self.picture.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.picture.setMinimumSize(640, 480)
+        self.picture.setMinimumSize(480, 360)  # the tab fits a 1024 px panel beside its table
         self.picture.setStyleSheet("background: #202020; color: #dddddd;")
         self.verdict = QLabel("")
         self.verdict.setStyleSheet("font-size: 20px; font-weight: 800;")

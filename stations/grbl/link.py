@@ -92,9 +92,10 @@ class GrblLink(GrblMotion):
         await self.read_machine_state(phase="on connect")
         self.poller.start()
         report = await self.poller.fresh(timeouts.status_s)
-        if report.state == "Alarm" and self.options.home_on_connect and self.settings.homing:
+        if report.state == "Alarm" and self.options.home_on_connect and self.settings.homing \
+                and not self.estopped:
             await self._home_on_connect()
-        elif report.state == "Alarm":
+        elif report.state == "Alarm":  # and with the E-stop latched, homing would move: it stays locked
             self.state_machine.trigger_safely("alarm")
             if self.alarm_code is None:
                 self.bus.publish(EventKind.ALARM, self.id, code="HOMING", severity=str(Severity.WARNING),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 
 from microfactory.errors import StateError, StationFault, StationTimeout
 from microfactory.station import StationState
@@ -22,6 +23,8 @@ FEED_HOLD, CYCLE_START, JOG_CANCEL = b"!", b"~", b"\x85"
 LATCHED_REALTIME = frozenset(b"?!\x18\x85")  # stop and status bytes: all that passes an E-stop latch
 LATCHED_READS = frozenset({b"$I", b"$$", b"$#", b"$G"})
 log = logging.getLogger("stations.grbl")
+#: ``$10=N`` (status report mask): a setting of what the reports show, nothing that moves or unlocks.
+STATUS_MASK = re.compile(rb"\$10=\d{1,3}")
 
 
 class GrblMotion(GrblCore):
@@ -105,9 +108,12 @@ class GrblMotion(GrblCore):
 
     def passes_when_latched(self, data: bytes, realtime: bool) -> bool:
         """While E-stop is latched: status ``?``, feed hold, soft reset and jog cancel, and the read-only
-        ``$I $$ $# $G`` (a reconnect may read the machine) — never a cycle start, ``$X``, ``$H`` or G-code."""
+        ``$I $$ $# $G`` (a reconnect may read the machine), and ``$10=N``, which only chooses what a
+        status report shows (connect turns ``Bf:`` on, close restores the user's value: refusing it left
+        an E-stop pressed while connecting as a failed connect) — never a cycle start, ``$X``, ``$H`` or
+        G-code."""
         if realtime:
             return set(data) <= LATCHED_REALTIME
         lines = [line for line in data.split(b"\n") if line]
-        return bool(lines) and all(line in LATCHED_READS for line in lines)
+        return bool(lines) and all(line in LATCHED_READS or STATUS_MASK.fullmatch(line) for line in lines)
 

@@ -227,7 +227,8 @@ def sign_in(window, qtbot, user_id: str, password: str) -> None:  # type: ignore
     dialog.repeat.setText(f"{user_id}-own-password")
     dialog.ok.click()
     qtbot.waitUntil(lambda: window.access.session is not None, timeout=20_000)
-    assert bar.who.text().startswith(f"Signed in: {user_id.capitalize()} (")
+    assert bar.who.text().startswith(f"{user_id.capitalize()}\n")
+    assert bar.who.toolTip().startswith(f"Signed in: {user_id.capitalize()} ({user_id}, ")
 
 
 def test_sign_in_replaces_the_open_role_dropdown(window, qtbot, tmp_path) -> None:  # type: ignore[no-untyped-def]
