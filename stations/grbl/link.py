@@ -161,11 +161,11 @@ class GrblLink(GrblMotion):
                 await self._handshake()
             except CommunicationError as exc:
                 log.error("%s: reconnect failed: %s", self.id, exc)
+                self.state_machine.trigger_safely("link_down")  # offline before anyone hears the alarm
                 self.bus.publish(EventKind.ALARM, self.id, code="RECONNECT", severity=str(Severity.ERROR),
                                  text=f"reconnect failed: {exc.message}", recovery=exc.hint or
                                  "check the port, power and cable, then connect the station again")
                 await self._shutdown_link()
-                self.state_machine.trigger_safely("link_down")
                 return
             self.reconnected.set()
 
