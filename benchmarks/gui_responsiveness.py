@@ -51,11 +51,11 @@ def cell_yaml(n: int) -> str:
             "    kind: grbl",
             "    port: sim",
             "    limits:",
-            "      envelope: {x: [0, 120], y: [0, 120], z: [-30, 0]}",
+            "      envelope: {x: [-120, 0], y: [-120, 0], z: [-30, 0]}",  # stock machine space
             "      max_feed_mm_min: 3000",
             "      max_spindle: 1000" if laser else "      max_spindle: 24000",
             f"      laser: {'true' if laser else 'false'}",
-            "    options: {poll_hz: 20}",
+            "    options: {poll_hz: 20, home_on_connect: true}",  # a stock Grbl powers up in Alarm
             f"    sim: {{serial: SIM-{i:02d}, settings: {{30: {1000 if laser else 24000}, "
             f"32: {1 if laser else 0}, 130: 120, 131: 120, 132: 30}}}}",
         ]

@@ -38,10 +38,10 @@ def cell_yaml(n: int) -> str:
             f"  - id: mill{i:02d}",
             "    kind: grbl",
             "    port: sim",
-            "    limits: {envelope: {x: [0, 120], y: [0, 120], z: [-30, 0]}, max_feed_mm_min: 3000, "
+            "    limits: {envelope: {x: [-120, 0], y: [-120, 0], z: [-30, 0]}, max_feed_mm_min: 3000, "
             "max_spindle: 24000}",
             "    timeouts: {connect_s: 20, answer_s: 5, status_s: 3}",
-            "    options: {poll_hz: 20}",
+            "    options: {poll_hz: 20, home_on_connect: true}",  # stock Grbl powers up in Alarm
             f"    sim: {{serial: SIM-E{i:02d}, settings: {{30: 24000, 32: 0, 130: 120, 131: 120, 132: 30}}}}",
         ]
     return "\n".join(lines) + "\n"
@@ -52,7 +52,7 @@ def procedure(n: int) -> Any:
     from microfactory.procedure import Procedure, Step, StepKind
     from microfactory.station import StepRequest
 
-    program = ["G21 G90", "G1 X60 Y10 F300", "G1 X0 Y0 F300"]  # 2 × 12 s of motion (process time)
+    program = ["G21 G90", "G1 X-60 Y-10 F300", "G1 X-1 Y-1 F300"]  # 2 × 12 s of motion (stock space)
     steps = tuple(Step(f"m{i:02d}", StepKind.MACHINE, f"mill{i:02d}",
                        StepRequest("gcode", {"program": program, "source": f"bench{i:02d}.nc"}),
                        on_pass=f"m{i + 1:02d}" if i + 1 < n else "done") for i in range(n))
