@@ -378,3 +378,27 @@ def test_hold_and_unhold_from_the_buttons(window, qtbot) -> None:  # type: ignor
     qtbot.waitUntil(lambda: window.lot_future is not None and window.lot_future.done(), timeout=180_000)
     summary = window.lot_future.result()
     assert summary.state == "complete" and summary.passed + summary.scrapped == 4
+
+
+def test_a_fault_prompt_is_answered_from_the_banner_and_journaled(window, qtbot) -> None:  # type: ignore[no-untyped-def]
+    window.simulated_operator = True  # answers the manual (load) prompts; the fault prompt is ours
+    window.start_lot(RECIPE, 3)
+    banner = window.run_control.banner
+    qtbot.waitUntil(lambda: window.overview.tiles["mill"].state.text() == "BUSY", timeout=60_000)
+    window.controller.simulators["mill"].inject("alarm", code=1)  # a hard limit mid-step
+    qtbot.waitUntil(lambda: banner.active and "retry" in banner.text.text().lower(), timeout=60_000)
+    qtbot.waitUntil(lambda: window.cell_state.text() == "HELD", timeout=30_000)  # the cell waits for us
+    assert banner.recommended == "scrap"  # the mill is locked: a retry would fail
+    choices = [b.text() for b in banner.choice_buttons()]
+    assert choices == ["Retry", "Scrap (recommended)", "Abort"]
+    part = banner.text.text().split(" for part ")[1].split(" ")[0]
+    banner.choice_buttons()[1].click()  # Scrap
+    qtbot.waitUntil(lambda: not banner.active or "retry" not in banner.text.text().lower(), timeout=30_000)
+    journal = window.controller.journal
+
+    def scrapped() -> bool:
+        lot = journal.runs()[-1]["lot"]
+        return any(p["part"] == part and p["state"] == "scrapped" for p in journal.parts(lot))
+
+    qtbot.waitUntil(scrapped, timeout=60_000)  # the operator's decision is on record
+    window.emergency_stop()  # the rest of the lot does not matter here
