@@ -12,7 +12,13 @@ import logging
 from typing import Any
 
 from microfactory.clock import loop_time
-from microfactory.errors import CommunicationError, MicrofactoryError, StationFault, StationTimeout
+from microfactory.errors import (
+    CommunicationError,
+    Disconnected,
+    MicrofactoryError,
+    StationFault,
+    StationTimeout,
+)
 from microfactory.events import EventKind, Severity
 from microfactory.station import StepRequest
 from microfactory.watchdog import Watchdog, WatchdogExpired
@@ -173,7 +179,13 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         alarm = isinstance(cause, StationFault) and cause.code.startswith("ALARM:")
         # after a reset of its own Grbl would run the lines still on the wire: stop that too
         self.flushed_blocks = None
-        stopped: bool | None = None if alarm else await self._stop_after_failure()
+        stopped: bool | None
+        if isinstance(cause, Disconnected):
+            # the port went away: what was in the planner is unknown, and a stop sent now would reach a
+            # reopened (so reset) machine if the reconnect got there first, and measure its empty planner
+            stopped = False
+        else:
+            stopped = None if alarm else await self._stop_after_failure()
         if not stopped or isinstance(cause, ResetBeforeAnswer):
             self.flushed_blocks = None  # the machine threw its planner away (alarm, reset) or may not have
         self._account_flush(exc.result, lines)
