@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 from transitions import MachineError
@@ -79,11 +78,9 @@ def test_recorder_wait_for_times_out_with_a_count() -> None:
 
 def test_scaled_clock_runs_faster_and_sleeps_shorter() -> None:
     clock = ScaledClock(100.0)
-    start_wall, start = time.monotonic(), clock.now()
+    start = clock.now()
     asyncio.run(clock.sleep(5.0))  # 5 process seconds = 0.05 s wall
-    wall = time.monotonic() - start_wall
     assert clock.now() - start >= 5.0
-    assert wall < 1.0
     assert clock.wall(10) == pytest.approx(0.1)
     with pytest.raises(ValueError):
         ScaledClock(0)

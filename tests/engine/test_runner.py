@@ -23,8 +23,9 @@ def fail_third(request: StepRequest, n: int) -> str:
 
 def test_a_lot_runs_pipelined_with_rework_and_every_station_serves_one_part_at_a_time() -> None:
     async def main() -> None:
-        line = await Line(speed=50, cam={"verdicts": fail_third}).connect()
-        summary = await line.engine.run_lot(watch_plate(in_flight=3), parts=6)
+        clock = ManualClock()  # process time alone: a loaded machine must not lengthen the steps
+        line = await Line(clock=clock, cam={"verdicts": fail_third}).connect()
+        summary = await drive(clock, line.engine.run_lot(watch_plate(in_flight=3), parts=6))
         assert summary.state == "complete"
         assert (summary.passed, summary.scrapped, summary.reworked) == (6, 0, 1)
         assert all(st.max_active == 1 for st in line.stations.values())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,25 +33,3 @@ def window(qtbot, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     win.engine.stop(timeout_s=30)
     win.bridge.close()
 
-
-@pytest.fixture
-def heartbeat(qtbot) -> Iterator[list[float]]:  # type: ignore[no-untyped-def]
-    """Gaps (ms) between ticks of a 10 ms GUI-thread timer: a stall shows as a long gap."""
-    import time
-
-    from PyQt6.QtCore import QTimer
-
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append((now - last[0]) * 1000)
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    timer.start()
-    yield gaps
-    timer.stop()
