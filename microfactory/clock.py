@@ -78,6 +78,16 @@ class ScaledClock:
         return f"ScaledClock(speed={self._speed:g})"
 
 
+async def charge_compute(clock: Clock, seconds: float) -> None:
+    """Charge ``seconds`` of modelled compute (an exposure, image processing) where compute is free.
+
+    On a virtual clock the controller's own compute costs no simulated time, so a station whose work is
+    compute (the vision station) charges its modelled cost here; on a bench (and on a scaled clock) the
+    work has already taken its real time and nothing more is waited."""
+    if getattr(clock, "compute_is_free", False):
+        await clock.sleep(seconds)
+
+
 def RealClock() -> ScaledClock:
     """The bench clock: process time equals wall time."""
     return ScaledClock(1.0)

@@ -98,6 +98,9 @@ class Actor:
 class VirtualClock:
     """Simulated seconds from 0, moved by quiescence; ``pace`` simulated s per wall s (inf: at once)."""
 
+    #: the controller's compute costs no time here: modelled costs are charged (``clock.charge_compute``)
+    compute_is_free = True
+
     def __init__(self, pace: float = math.inf) -> None:
         if not (pace > 0):  # also refuses NaN
             raise ValueError(f"clock pace must be > 0 or inf, got {pace}")

@@ -295,7 +295,10 @@ class StationKind:
     ``spindle``, ``wash``, ``inspect`` ...), which recipes require; ``check(step, config)`` runs the same
     pre-check as :meth:`Station.check_step` without a station; ``estimate_s(step, config)`` is the timing
     model used by the dry run (process seconds); ``options`` validates the kind's own ``options:`` block
-    of the cell file (a pydantic model class or None).
+    of the cell file (a pydantic model class or None). ``timing(config)``, when given, makes the dry run's
+    timing model of one station that remembers what the steps before left behind (where a machine
+    stands, how warm a bath is): an object whose ``step_s(request)`` answers process seconds for the
+    station's steps in the order they run; without it the dry run calls ``estimate_s`` per step.
     """
 
     name: str
@@ -306,3 +309,4 @@ class StationKind:
     options: Any = None
     description: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    timing: Any = None  # Callable[[StationConfig], object with step_s(StepRequest) -> float] | None

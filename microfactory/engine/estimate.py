@@ -2,8 +2,12 @@
 
 A discrete-event simulation drives the *same* :class:`~microfactory.engine.scheduler.Scheduler` the
 live engine uses, with each step's duration taken from its station kind's timing model
-(``registry.station_kind(kind).estimate_s(request, config)``) or, for manual and transfer steps, the
-step's ``duration_s``. Every step is assumed to pass (no rework, no faults): the answer is the lot's
+(``registry.station_kind(kind).estimate_s(request, config)``, or the kind's stateful ``timing(config)``
+model, asked for each station's steps in the order the station runs them, so a program's first move
+starts where the previous one left the machine) or, for manual and transfer steps, the step's
+``duration_s``. The models charge what really costs time on the line: motion, process phases, the link
+time of the drivers' own exchanges and the modelled compute of an inspection. Every step is assumed to
+pass (no rework, no faults): the answer is the lot's
 best case on this line, which is what planning needs; rework shows up as the live lot's extra time.
 """
 
@@ -13,6 +17,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from microfactory.bounds import check_part_count
 from microfactory.cell import Cell, StationConfig
@@ -60,6 +65,25 @@ def registry_timing(step: Step, config: StationConfig | None) -> float:
     return float(station_kind(config.kind).estimate_s(step.request, config))
 
 
+class _RegistryTimings:
+    """Per station, the kind's stateful timing model when it has one (else ``registry_timing``)."""
+
+    def __init__(self, configs: dict[str, StationConfig]) -> None:
+        from microfactory.registry import station_kind  # late: the registry reads entry points
+
+        self._models: dict[str, Any] = {}
+        for sid, config in configs.items():
+            factory = station_kind(config.kind).timing
+            if factory is not None:
+                self._models[sid] = factory(config)
+
+    def __call__(self, step: Step, config: StationConfig | None) -> float:
+        model = self._models.get(config.id) if config is not None else None
+        if model is None:
+            return registry_timing(step, config)
+        return float(model.step_s(step.request))
+
+
 def estimate_lot(procedure: Procedure, cell: Cell | None, *, parts: int | None = None,
                  timing: Timing = registry_timing, in_flight: int | None = None) -> Estimate:
     """Play ``parts`` parts (default: the lot size) through the scheduler in simulated time.
@@ -69,8 +93,9 @@ def estimate_lot(procedure: Procedure, cell: Cell | None, *, parts: int | None =
     check_part_count(parts)
     n = parts if parts is not None else procedure.lot_size
     configs = {s.id: s for s in cell.stations} if cell is not None else {}
-    step_s = {st.id: float(timing(st, configs.get(st.station) if st.station else None))
-              for st in procedure.steps}
+    if timing is registry_timing:
+        timing = _RegistryTimings(configs)
+    step_s: dict[str, float] = {}  # the first time each step took (a stateful model may differ later)
     sched = Scheduler(procedure, n, lot="dry-run", in_flight=in_flight)
     busy: dict[str, float] = {sid: 0.0 for sid in procedure.stations}
     queue: list[tuple[float, int, str]] = []
@@ -78,7 +103,8 @@ def estimate_lot(procedure: Procedure, cell: Cell | None, *, parts: int | None =
     now = 0.0
     while True:
         for d in sched.dispatch():
-            dur = step_s[d.step.id]
+            dur = float(timing(d.step, configs.get(d.step.station) if d.step.station else None))
+            step_s.setdefault(d.step.id, dur)
             if d.step.station:
                 busy[d.step.station] = busy.get(d.step.station, 0.0) + dur
             heapq.heappush(queue, (now + dur, next(order), d.part.id))

@@ -115,7 +115,7 @@ def try_fast_line(checker: _Checker, number: int, raw: str) -> bool:
     if length != 0.0:
         rate = limits.rapid_mm_min if mode == "G0" else min(feed_mm_min or 0.0, limits.max_feed_mm_min)
         unit = (d0 / length, d1 / length, d2 / length)
-        checker.timer.move(length, rate, unit, unit)
+        checker.timer.move(length, rate, unit, unit, rapid=mode == "G0")
     s.position = (target[0], target[1], target[2])
     return True
 

@@ -57,6 +57,10 @@ class MachineLimits:
     allow_reverse_spindle: bool = False
     work_offsets: Mapping[str, Vec] = field(default_factory=dict)
     mist_coolant: bool = True  # M7 compiled in (Grbl: ``M`` in ``$I``'s [OPT:]; a default build has none)
+    #: the machine's own per-axis max rates ($110-$112, mm/min) and accelerations ($120-$122, mm/s²), X Y Z,
+    #: when known: the time estimate caps each move by them as Grbl's planner does (not checked against)
+    axis_rates_mm_min: Vec | None = None
+    axis_accels_mm_s2: Vec | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.work_offsets) - set(WCS_NAMES)

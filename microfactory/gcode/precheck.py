@@ -108,7 +108,8 @@ class _Checker:
         self.blocks: list[Block] = []
         self.lo: list[float | None] = [None, None, None]
         self.hi: list[float | None] = [None, None, None]
-        self.timer = MotionTimer(limits.accel_mm_s2)
+        self.timer = MotionTimer(limits.accel_mm_s2, axis_rates_mm_min=limits.axis_rates_mm_min,
+                                 axis_accels_mm_s2=limits.axis_accels_mm_s2)
         self.line = 0
         env = limits.envelope
         self._bounds = (env.x, env.y, env.z)
@@ -449,7 +450,7 @@ class _Checker:
         if length == 0.0:
             return
         unit = (d[0] / length, d[1] / length, d[2] / length)
-        self.timer.move(length, self._rate(mode, length, inverse_time), unit, unit)
+        self.timer.move(length, self._rate(mode, length, inverse_time), unit, unit, rapid=mode == "G0")
 
     def time_arc(self, arc: Arc, inverse_time: float | None) -> None:
         length = arc.length

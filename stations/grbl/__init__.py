@@ -13,6 +13,7 @@ from stations.grbl.driver import ACTIONS, GrblStation, jog_as_motion, resume_pro
 from stations.grbl.laser import check_laser_program
 from stations.grbl.options import GrblOptions
 from stations.grbl.program import CheckedProgram, check_program
+from stations.grbl.timing import GrblTiming
 
 
 def capabilities(config: StationConfig) -> frozenset[str]:
@@ -64,7 +65,7 @@ def estimate_s(step: StepRequest, config: StationConfig) -> float:
 
 
 KIND = StationKind(name="grbl", station_class=GrblStation, capabilities=capabilities, check=check,
-                   estimate_s=estimate_s, options=GrblOptions,
+                   estimate_s=estimate_s, options=GrblOptions, timing=GrblTiming,
                    description="Grbl 1.1 laser cutter or mill over serial")
 
 __all__ = ["KIND", "GrblOptions", "GrblStation", "capabilities", "check", "estimate_s"]

@@ -26,6 +26,10 @@ class GrblOptions(BaseModel):
                                   "after power-up or reset (homing enabled, $22=1; an Arduino resets on each "
                                   "port open) runs its homing cycle ($H) on connect and reconnect; off: the "
                                   "station connects in Alarm and says how to home or unlock it")
+    machine_settings: dict[int, float] = Field(default_factory=dict, description="the machine's own `$$` "
+                                               "values the dry run times programs with ($110-$112 max rates "
+                                               "mm/min, $120-$122 accelerations mm/s², $27 pull-off mm); a "
+                                               "simulated station also uses its sim: settings")
     sleep_on_standby: bool = Field(default=True, description="standby sends $SLP (spindle, laser and "
                                    "steppers off); waking soft-resets and unlocks")
 

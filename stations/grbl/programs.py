@@ -275,6 +275,9 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
                 return False
             return report.planner_free is None or blocks is None or report.planner_free >= blocks
 
+        # ask at once rather than at the next poll: the program's last 'ok' came when its motion ended, so
+        # the Idle is one status exchange away (half a poll period earlier on average, on a bench too)
+        self.poller.ask()
         try:
             return await dog.run(self.poller.wait_for(done, None, what="Idle after the program"))
         except WatchdogExpired as exc:

@@ -13,14 +13,13 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from microfactory.clock import Clock
+from microfactory.clock import Clock, charge_compute
 from microfactory.errors import ConfigError, MicrofactoryError, StationFault
 from microfactory.events import EventBus, EventKind
 from microfactory.station import PortHandle, Station, StationState, StationStatus, StepRequest, StepResult
@@ -116,7 +115,7 @@ class VisionStation(Station):
             return await self._calibrate(step)
         job = settings(step.params, self.options)
         self.state_machine.trigger_safely("start")
-        t0 = time.perf_counter()
+        t0 = self.clock.now()
         try:
             self.bus.publish(EventKind.STATION_PROGRESS, self.id, done=0, total=2, remaining_s=0.0)
             try:
@@ -130,6 +129,9 @@ class VisionStation(Station):
             result: Inspection = await self.camera.run(inspect_image, frame, job)
             data = await self.camera.run(self._record, frame, result, step, bool(
                 step.params.get("annotate", True)))
+            # a simulated frame comes at once and compute costs no simulated time: charge the modelled
+            # exposure and processing (cell options) so a simulated lot pays what the bench pays
+            await charge_compute(self.clock, self.options.exposure_s + self.options.processing_s)
         finally:
             if self.state == StationState.BUSY:
                 self.state_machine.trigger_safely("finish")
@@ -138,7 +140,7 @@ class VisionStation(Station):
         for f in result.features:
             self.bus.publish(EventKind.MEASUREMENT, self.id, part=step.part, feature=f.name,
                              value=f.measured, unit="mm", verdict="pass" if f.ok else "fail")
-        duration = time.perf_counter() - t0
+        duration = self.clock.now() - t0
         if result.verdict == "error":
             return StepResult(ok=False, data=data, verdict="error", reasons=result.reasons,
                               duration_s=duration)
@@ -151,7 +153,7 @@ class VisionStation(Station):
         assert self.camera is not None
         p = calibrate_params(step.params)
         self.state_machine.trigger_safely("start")
-        t0 = time.perf_counter()
+        t0 = self.clock.now()
         try:
             frame = await self.camera.grab()
             cal = await self.camera.run(lambda: calibrate(frame, p.cols, p.rows, p.pitch_mm,
@@ -168,7 +170,7 @@ class VisionStation(Station):
         self.options = self.options.model_copy(update={"calibration": str(path)})
         data = {"calibration": str(path), "mm_per_px": cal.mm_per_px, "dist": cal.dist,
                 "residual_px": cal.residual_px, "fit_residual_px": cal.fit_residual_px}
-        return StepResult(ok=True, data=data, duration_s=time.perf_counter() - t0)
+        return StepResult(ok=True, data=data, duration_s=self.clock.now() - t0)
 
     def _record(self, frame: np.ndarray, result: Inspection, step: StepRequest, draw: bool) -> dict[str, Any]:
         data: dict[str, Any] = {"measurements": result.to_json(), "firmware": self.firmware}

@@ -10,6 +10,7 @@ from microfactory.cell import StationConfig
 from microfactory.station import StationKind
 from stations.wash.driver import WashStation
 from stations.wash.settings import PROGRAMS, WashOptions, WashSettings, check, estimate_s
+from stations.wash.timing import WashTiming
 
 
 def _capabilities(config: StationConfig) -> frozenset[str]:
@@ -23,6 +24,7 @@ KIND = StationKind(
     check=check,
     estimate_s=estimate_s,
     options=WashOptions,
+    timing=WashTiming,
     description="Ultrasonic washer with a heated bath (SCPI-style serial protocol)",
 )
 

@@ -62,7 +62,7 @@ from stations.wash.faults import LID_RECOVERY, fault_from
 from stations.wash.scpi import Identity, WashPhase
 from stations.wash.session import greet
 from stations.wash.setpoints import SetPointMismatch, set_and_verify
-from stations.wash.settings import Program, WashOptions, WashSettings, cycle_s, refusals
+from stations.wash.settings import Program, WashOptions, WashSettings, cycle_s, next_poll_s, refusals
 from stations.wash.supervision import BathWatch
 from stations.wash.watch import LinkWatch
 
@@ -340,7 +340,8 @@ class WashStation(Station):
                 raise StationTimeout(f"station {self.id}: the wash took longer than "
                                      f"{self.config.timeouts.step_s:g} s; it was aborted (WASH:ABOR)",
                                      port=self.transport.port, hint="check the heater and the program")
-            await asyncio.sleep(max(self.clock.wall(self.options.poll_s), self.options.min_poll_wall_s))
+            wait_s = next_poll_s(float(fields["remaining_s"]), self.options)
+            await asyncio.sleep(max(self.clock.wall(wait_s), self.options.min_poll_wall_s))
 
     def _went_idle(self, data: dict[str, Any], duration_s: float) -> StepResult:
         reason = self._abort_reason or "the washer went idle mid-cycle (aborted at the unit?)"

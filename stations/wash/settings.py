@@ -56,6 +56,8 @@ class WashOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     poll_s: float = Field(default=2.0, gt=0, description="process s between status polls during a cycle")
+    end_poll_s: float = Field(default=0.1, gt=0, description="process s between polls once the washer "
+                              "says less than half a second is left (it answers whole seconds)")
     min_poll_wall_s: float = Field(default=0.02, gt=0, description="floor of the poll period in wall s")
     long_form: bool = Field(default=False, description="send long-form headers (WASHER:TEMPERATURE)")
     hold_aborts: bool = Field(default=False, description="hold aborts the cycle instead of letting it end")
@@ -161,6 +163,13 @@ def cycle_s(program: Program, *, bath_c: float) -> float:
     """
     heat = max(0.0, program.temperature_c - bath_c) * HEAT_S_PER_C
     return heat + program.time_s + program.rinse_s + program.dry_s
+
+
+def next_poll_s(remaining_s: float, options: WashOptions) -> float:
+    """Process s until the next status poll of a running cycle: ``poll_s``, or as long as the washer says
+    is left (``WASH:REM?``, whole seconds) when that is sooner, so the end is seen when it comes rather
+    than up to ``poll_s`` later; ``end_poll_s`` once it says 0."""
+    return min(options.poll_s, max(remaining_s, options.end_poll_s))
 
 
 def estimate_s(step: StepRequest, config: StationConfig) -> float:
