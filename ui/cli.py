@@ -7,8 +7,11 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from microfactory.cli import arguments
+from microfactory.cli.serve import opcua_endpoint, pki_folder
+from microfactory.errors import MicrofactoryError
 
 REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DEMO_CELL = REPO_RECIPES / "cells" / "sim.yaml"
@@ -38,6 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tab", choices=TAB_NAMES, default="overview", help="tab shown (for screenshots)")
     p.add_argument("--size", type=_size, default=None, metavar="WxH",
                    help="window size in pixels, e.g. 1024x768 (default: fit the screen)")
+    p.add_argument("--opcua", type=opcua_endpoint, metavar="URL",
+                   help="also serve the cell on OPC UA at URL, e.g. opc.tcp://127.0.0.1:4840 (PackML; the "
+                        "journal's users sign in; see docs/opcua.md)")
+    p.add_argument("--opcua-pki", metavar="DIR",
+                   help="the OPC UA server's key and certificate (default: opcua-pki beside the journal)")
     p.set_defaults(func=cmd_gui)
 
 
@@ -78,6 +86,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     window.tabs.setCurrentIndex(TAB_NAMES.index(args.tab))
     window.recipes.refresh_list(select=Path(args.recipe))
     window.show()
+    plant = _opcua(window, args) if args.opcua else None
     window.start_engine()
     if args.demo:
         window.engine_ready.connect(lambda error: None if error else
@@ -98,6 +107,30 @@ def cmd_gui(args: argparse.Namespace) -> int:
 
         QTimer.singleShot(int(args.after * 1000), shoot)
     app.exec()
+    if plant is not None:
+        plant.stop()
     if args.screenshot:
         print(args.screenshot)
     return exit_code[0]
+
+
+def _opcua(window: Any, args: argparse.Namespace) -> Any:
+    """The OPC UA server of the app's cell, started off the GUI thread once the stations are connected;
+    a server that cannot start says why on stderr, and the app goes on."""
+    from microfactory.opcua.server import CellServer
+
+    server = CellServer(window.controller, window.engine, endpoint=args.opcua,
+                        certificates=pki_folder(args.opcua_pki, args.db or "."))
+
+    def start() -> None:
+        try:
+            server.start()
+        except MicrofactoryError as exc:
+            print(f"error: OPC UA: {exc}", file=sys.stderr)
+            return
+        print(f"OPC UA: serving cell {server.cell_id} on {args.opcua} (certificate {server.certificate})",
+              file=sys.stderr)
+
+    window.engine_ready.connect(lambda error: None if error else
+                                threading.Thread(target=start, name="ui-opcua", daemon=True).start())
+    return server

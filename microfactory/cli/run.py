@@ -36,6 +36,7 @@ from microfactory.access.users import Permission, Session, UserBook
 from microfactory.bounds import MAX_LOT_SIZE
 from microfactory.cell import Cell
 from microfactory.cli.arguments import journal_path, part_count, speed_factor
+from microfactory.cli.serve import opcua_endpoint, pki_folder
 from microfactory.cli.signin import signed_in
 from microfactory.clock import Clock
 from microfactory.engine.api import Controller, clock_for, load_cell, load_recipe
@@ -69,6 +70,11 @@ def register(subparsers: Any) -> None:
     run.add_argument("--user", metavar="ID",
                      help="who runs the lot (the password is asked); needed once the journal has users, "
                           "unless MICROFACTORY_TOKEN holds a CI token")
+    run.add_argument("--opcua", type=opcua_endpoint, metavar="URL",
+                     help="also serve the cell on OPC UA at URL, e.g. opc.tcp://127.0.0.1:4840 (PackML; the "
+                          "journal's users sign in; see docs/opcua.md)")
+    run.add_argument("--opcua-pki", metavar="DIR",
+                     help="the OPC UA server's key and certificate (default: opcua-pki beside the journal)")
     run.set_defaults(func=handle_run)
 
     sim = subparsers.add_parser("simulate", help="dry-run a lot: time, bottleneck, utilisation",
@@ -141,7 +147,8 @@ def handle_run(args: argparse.Namespace) -> int:
     cell = load_cell(args.cell)
     procedure = load_recipe(args.recipe, cell=cell, values=_values(args.values))
     return _run_lot(cell, procedure, parts=args.parts, speed=args.speed, db=args.db, as_json=args.json,
-                    simulated_operator=False, user=args.user)
+                    simulated_operator=False, user=args.user,
+                    opcua=(args.opcua, pki_folder(args.opcua_pki, args.db)) if args.opcua else None)
 
 
 def handle_demo(args: argparse.Namespace) -> int:
@@ -166,10 +173,11 @@ def _display_present() -> bool:
 
 
 def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: float, db: str, as_json: bool,
-             simulated_operator: bool, user: str | None = None) -> int:
+             simulated_operator: bool, user: str | None = None,
+             opcua: tuple[str, Path] | None = None) -> int:
     console = Console(stderr=as_json)
     clock = clock_for(cell, speed)
-    main = _lot(cell, procedure, parts, clock, db, console, simulated_operator, user)
+    main = _lot(cell, procedure, parts, clock, db, console, simulated_operator, user, opcua)
     summary = clock.run(main) if isinstance(clock, VirtualClock) else asyncio.run(main)
     if as_json:
         print(json.dumps(summary.as_dict()))
@@ -244,7 +252,8 @@ class AlarmReporter:
 
 
 async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock, db: str,
-               console: Console, simulated_operator: bool, user: str | None = None) -> LotSummary:
+               console: Console, simulated_operator: bool, user: str | None = None,
+               opcua: tuple[str, Path] | None = None) -> LotSummary:
     controller = Controller(cell, clock=clock, db=db)
     session = authorise_run(controller.journal, procedure, user)
     if session is not None:
@@ -275,6 +284,7 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock
                 console.print("[red]second Ctrl-C: aborting[/red]")
                 engine.emergency_stop()
 
+        plant = await _serve_opcua(controller, opcua, console) if opcua else None
         loop.add_signal_handler(signal.SIGINT, on_sigint)
         # Live redraws from its own thread in wall time (4 Hz) whatever the speed of the lot's clock
         with Live(get_renderable=board.render, console=console, refresh_per_second=4,
@@ -286,8 +296,22 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock
             finally:
                 loop.remove_signal_handler(signal.SIGINT)
                 operator.cancel()
+                if plant is not None:
+                    await loop.run_in_executor(None, plant.stop)
             live.refresh()
     return summary
+
+
+async def _serve_opcua(controller: Controller, opcua: tuple[str, Path], console: Console) -> Any:
+    """The OPC UA server of the running cell (``--opcua``), started off the engine's loop."""
+    from microfactory.opcua.server import CellServer, LoopCommands
+
+    loop = asyncio.get_running_loop()
+    endpoint, pki = opcua
+    server = CellServer(controller, LoopCommands(controller, loop), endpoint=endpoint, certificates=pki)
+    await loop.run_in_executor(None, server.start)
+    console.print(f"OPC UA: serving cell {server.cell_id} on {endpoint} (certificate {server.certificate})")
+    return server
 
 
 def authorise_run(journal: Journal, procedure: Procedure, user: str | None) -> Session | None:

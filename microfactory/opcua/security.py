@@ -174,8 +174,10 @@ def guard_sessions(iserver: Any, trail: AuditTrail) -> None:
 
 
 def host_of(endpoint: str) -> str:
-    """The host name a certificate names for ``endpoint`` (the machine's name for 0.0.0.0)."""
+    """The host name the certificate names: the machine's (what clients check it against), except for
+    an endpoint that names another host explicitly."""
     from urllib.parse import urlparse
 
     host = urlparse(endpoint).hostname or "localhost"
-    return socket.gethostname() if host in ("0.0.0.0", "::") else host
+    local = host in ("0.0.0.0", "::", "localhost") or host.startswith("127.")
+    return socket.gethostname() if local else host

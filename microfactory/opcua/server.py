@@ -90,6 +90,8 @@ class CellServer:
         self.start_lot = start_lot
         self.cell_id = controller.cell.cell.id
         self.trail = security.AuditTrail(controller.journal)
+        #: The server's certificate (DER), made on first use: what a client's operator trusts.
+        self.certificate = self.certificates / security.CERT_FILE
         self._thread = threading.Thread(target=self._main, name="microfactory-opcua", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -102,6 +104,7 @@ class CellServer:
         self._state_since = 0.0
         self._changed: asyncio.Event | None = None
         self._station_counts: dict[str, list[int]] = {}
+        self._station_times: dict[str, StateTimer] = {}
         self._starved = False
 
     # -- life cycle (any thread) -------------------------------------------------------------------
@@ -196,6 +199,7 @@ class CellServer:
         for sid in self.controller.stations:
             self.stations[sid] = await space.packml_object(self.cell.node, sid, mode=mode)
             self._station_counts[sid] = [0, 0]
+            self._station_times[sid] = StateTimer()
         # subscribe before reading the present state, so no change falls between the two
         loop = asyncio.get_running_loop()
         queue = self._queue
@@ -208,8 +212,9 @@ class CellServer:
         self._subscription = self.controller.bus.subscribe(hand_over, FEED)
         await self._cell_state(server, PackMLState(self.controller.state), self.controller.mode,
                                self.controller.clock.now())
+        now = self.controller.clock.now()
         for sid, station in self.controller.stations.items():
-            await self._station_state(server, sid, StationState(station.state))
+            await self._station_state(server, sid, StationState(station.state), now)
         await self._write_tags(server)
         return server
 
@@ -231,7 +236,7 @@ class CellServer:
                 self._starved = False
             await self._cell_state(server, state, UnitMode(str(data.get("mode", "production"))), event.t)
         elif event.kind == EventKind.STATION_STATE and event.source in self.stations:
-            await self._station_state(server, event.source, StationState(str(data["state"])))
+            await self._station_state(server, event.source, StationState(str(data["state"])), event.t)
         elif event.kind == EventKind.STEP and event.source in self._station_counts:
             counts = self._station_counts[event.source]
             if data.get("phase") == "done":
@@ -241,6 +246,8 @@ class CellServer:
         elif event.kind == EventKind.LOT and data.get("phase") == "started":
             for counts in self._station_counts.values():
                 counts[:] = [0, 0]
+            for timer in self._station_times.values():
+                timer.restart(event.t)
         elif event.kind == EventKind.ALARM and data.get("code") == "STARVED":
             self._starved = True
 
@@ -248,12 +255,14 @@ class CellServer:
         assert self.cell is not None and self._changed is not None
         self._state_since = t
         await _write_state(server, self.cell, state)
-        await _write(server, self.cell, "Status.UnitModeCurrent", model.MODE_NUMBERS[mode])
+        for nodes in (self.cell, *self.stations.values()):
+            await _write(server, nodes, "Status.UnitModeCurrent", model.MODE_NUMBERS[mode])
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def _station_state(self, server: Server, sid: str, state: StationState) -> None:
+    async def _station_state(self, server: Server, sid: str, state: StationState, t: float) -> None:
         nodes = self.stations[sid]
+        self._station_times[sid].change(t, model.station_state_number(state))
         await _write(server, nodes, "Status.StateCurrent", model.station_state_number(state))
         await _write(server, nodes, "BaseStateMachine.CurrentState",
                      ua.LocalizedText(model.display_name(model.STATION_STATES[state])))
@@ -283,8 +292,12 @@ class CellServer:
             cumulative[model.state_number(PackMLState(name))] = int(seconds)
         await _write(server, cell, "Admin.StateCumulativeTime", cumulative)
         for sid, (done, bad) in self._station_counts.items():
-            await _write(server, self.stations[sid], "Admin.ProdProcessedCount", done)
-            await _write(server, self.stations[sid], "Admin.ProdDefectiveCount", bad)
+            station = self.stations[sid]
+            await _write(server, station, "Admin.ProdProcessedCount", done)
+            await _write(server, station, "Admin.ProdDefectiveCount", bad)
+            current, cumulative = self._station_times[sid].read(now, len(cumulative))
+            await _write(server, station, "Admin.StateCurrentTime", current)
+            await _write(server, station, "Admin.StateCumulativeTime", cumulative)
 
     # -- client → engine ---------------------------------------------------------------------------
     def _command_method(self, command: Command) -> MethodCallback:
@@ -334,6 +347,38 @@ class CellServer:
                 ua.StatusCodes.BadUnexpectedError
             return _refused(code, str(exc))
         return [ua.Variant(PackMLState(self.controller.state).value, ua.VariantType.String)]
+
+
+class StateTimer:
+    """Process seconds in the current state, and per state number since the lot began (a station's)."""
+
+    def __init__(self) -> None:
+        self.state: int | None = None
+        self.since = 0.0
+        self.seconds: dict[int, float] = {}
+        self._charged_to = 0.0
+
+    def change(self, t: float, number: int) -> None:
+        self._settle(t)
+        if number != self.state:
+            self.state, self.since = number, t
+
+    def restart(self, t: float) -> None:
+        self.seconds.clear()
+        self._charged_to = t
+
+    def _settle(self, t: float) -> None:
+        if self.state is not None and t > self._charged_to:
+            self.seconds[self.state] = self.seconds.get(self.state, 0.0) + t - self._charged_to
+        self._charged_to = max(self._charged_to, t)
+
+    def read(self, now: float, size: int) -> tuple[int, list[int]]:
+        """(whole s in the current state, whole s per state number, ``size`` of them)."""
+        self._settle(now)
+        out = [0] * size
+        for number, seconds in self.seconds.items():
+            out[number] = int(seconds)
+        return int(max(0.0, now - self.since)), out
 
 
 def _refused(code: int, message: str) -> ua.CallMethodResult:
