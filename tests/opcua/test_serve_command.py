@@ -17,8 +17,8 @@ RECIPE = str(REPO / "recipes" / "watch-plate.yaml")
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:4840", "opc.tcp://127.0.0.1", "opc.tcp://:4840",
                                  "opc.tcp://127.0.0.1:99999"])
-def test_an_endpoint_that_is_not_opc_tcp_host_port_is_a_usage_error(url: str, tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_endpoint_that_is_not_opc_tcp_host_port_is_a_usage_error(
+        url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["serve", "opcua", "--cell", CELL, "--db", str(tmp_path / "j.sqlite"), "--endpoint", url],
                  ["run", RECIPE, "--cell", CELL, "--db", str(tmp_path / "j.sqlite"), "--opcua", url]):
         with pytest.raises(SystemExit) as info:
