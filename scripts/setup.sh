@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
               libxcb-render-util0 libxcb-image0 xvfb xauth
-              poppler-utils)  # pdftotext/pdftoppm: the lot-report PDF test reads the PDF back
+              poppler-utils  # pdftotext/pdftoppm: the lot-report PDF test reads the PDF back
+              mosquitto)     # the MQTT broker the Sparkplug B tests start on a free localhost port
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -12,6 +12,7 @@ from typing import Any
 from microfactory.cli import arguments
 from microfactory.cli.serve import opcua_endpoint, pki_folder
 from microfactory.errors import MicrofactoryError
+from microfactory.mqtt import options as mqtt_options
 
 REPO_RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 DEMO_CELL = REPO_RECIPES / "cells" / "sim.yaml"
@@ -46,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "journal's users sign in; see docs/opcua.md)")
     p.add_argument("--opcua-pki", metavar="DIR",
                    help="the OPC UA server's key and certificate (default: opcua-pki beside the journal)")
+    mqtt_options.add_arguments(p)
     p.set_defaults(func=cmd_gui)
 
 
@@ -61,6 +63,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    mqtt = mqtt_options.from_arguments(args)  # a bad --mqtt option is refused before a window opens
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") \
             and not os.environ.get("QT_QPA_PLATFORM"):
         if not args.screenshot:
@@ -87,6 +90,10 @@ def cmd_gui(args: argparse.Namespace) -> int:
     window.recipes.refresh_list(select=Path(args.recipe))
     window.show()
     plant = _opcua(window, args) if args.opcua else None
+    from microfactory.mqtt import start_edge_node  # before the engine connects: births carry first states
+
+    edge = start_edge_node(mqtt, window.controller.bus, cell_id=cell.cell.id,
+                           stations=[s.id for s in cell.stations])
     window.start_engine()
     if args.demo:
         window.engine_ready.connect(lambda error: None if error else
@@ -109,6 +116,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     app.exec()
     if plant is not None:
         plant.stop()
+    if edge is not None:
+        edge.stop()  # after the window closed the engine: the NDEATH is the last message
     if args.screenshot:
         print(args.screenshot)
     return exit_code[0]

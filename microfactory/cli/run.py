@@ -46,6 +46,8 @@ from microfactory.engine.lot import LotSummary
 from microfactory.engine.prompts import WITHDRAWN
 from microfactory.errors import ConfigError
 from microfactory.events import Event, EventKind
+from microfactory.mqtt import MqttOptions, publishing
+from microfactory.mqtt import options as mqtt_options
 from microfactory.procedure import Procedure
 from microfactory.simclock import VirtualClock
 
@@ -75,6 +77,7 @@ def register(subparsers: Any) -> None:
                           "journal's users sign in; see docs/opcua.md)")
     run.add_argument("--opcua-pki", metavar="DIR",
                      help="the OPC UA server's key and certificate (default: opcua-pki beside the journal)")
+    mqtt_options.add_arguments(run)
     run.set_defaults(func=handle_run)
 
     sim = subparsers.add_parser("simulate", help="dry-run a lot: time, bottleneck, utilisation",
@@ -144,10 +147,11 @@ def handle_simulate(args: argparse.Namespace) -> int:
 
 
 def handle_run(args: argparse.Namespace) -> int:
+    mqtt = mqtt_options.from_arguments(args)  # first: a bad --mqtt option is refused before anything runs
     cell = load_cell(args.cell)
     procedure = load_recipe(args.recipe, cell=cell, values=_values(args.values))
     return _run_lot(cell, procedure, parts=args.parts, speed=args.speed, db=args.db, as_json=args.json,
-                    simulated_operator=False, user=args.user,
+                    simulated_operator=False, user=args.user, mqtt=mqtt,
                     opcua=(args.opcua, pki_folder(args.opcua_pki, args.db)) if args.opcua else None)
 
 
@@ -174,10 +178,10 @@ def _display_present() -> bool:
 
 def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: float, db: str, as_json: bool,
              simulated_operator: bool, user: str | None = None,
-             opcua: tuple[str, Path] | None = None) -> int:
+             opcua: tuple[str, Path] | None = None, mqtt: MqttOptions | None = None) -> int:
     console = Console(stderr=as_json)
     clock = clock_for(cell, speed)
-    main = _lot(cell, procedure, parts, clock, db, console, simulated_operator, user, opcua)
+    main = _lot(cell, procedure, parts, clock, db, console, simulated_operator, user, opcua, mqtt)
     summary = clock.run(main) if isinstance(clock, VirtualClock) else asyncio.run(main)
     if as_json:
         print(json.dumps(summary.as_dict()))
@@ -253,7 +257,7 @@ class AlarmReporter:
 
 async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock, db: str,
                console: Console, simulated_operator: bool, user: str | None = None,
-               opcua: tuple[str, Path] | None = None) -> LotSummary:
+               opcua: tuple[str, Path] | None = None, mqtt: MqttOptions | None = None) -> LotSummary:
     controller = Controller(cell, clock=clock, db=db)
     session = authorise_run(controller.journal, procedure, user)
     if session is not None:
@@ -268,7 +272,8 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock
     prompts: asyncio.Queue[Event] = asyncio.Queue()
     controller.bus.subscribe(board.on_event)
     controller.bus.subscribe(prompts.put_nowait, [EventKind.PROMPT])
-    async with controller:
+    async with publishing(mqtt, controller.bus, cell_id=cell.cell.id,
+                          stations=[s.id for s in cell.stations]), controller:
         engine = controller._engine()
         controller.bus.subscribe(AlarmReporter(console, engine).on_event,
                                  [EventKind.ALARM, EventKind.CELL_STATE])
