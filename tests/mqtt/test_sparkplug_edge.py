@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as paho
 import pytest
-from conftest import Broker
+from mqtt_broker import Broker
 from paho.mqtt.enums import CallbackAPIVersion
 
 from microfactory.events import EventBus, EventKind

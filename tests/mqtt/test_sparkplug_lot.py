@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Broker
+from mqtt_broker import Broker
 
 from microfactory import simclock
 from microfactory.engine.api import Controller, EngineThread, load_cell, load_recipe
