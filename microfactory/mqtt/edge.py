@@ -31,6 +31,7 @@ import contextlib
 import logging
 import ssl
 import threading
+import time
 from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -184,6 +185,7 @@ class EdgeNode:
                 self._control(control)
             for event, stamp in batch:
                 self._handle(event, stamp)
+                time.sleep(0)  # hand the GIL back after each message: the engine's thread never waits long
             if stopping:
                 self._goodbye()
                 return

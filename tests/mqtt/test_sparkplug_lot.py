@@ -163,7 +163,7 @@ def test_microfactory_run_with_mqtt_publishes_the_lot(broker: Broker, tmp_path: 
 def test_bad_mqtt_arguments_exit_2_before_anything_runs(tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "microfactory"
     for args, says in ((["--mqtt", "localhost:http"], "is not a number"),
-                       (["--mqtt", ":1883"], "no broker host"),
+                       (["--mqtt", "localhost:99999"], "the port must be 1 to 65535"),
                        (["--mqtt", "localhost", "--mqtt-node", "a/b"], "not a Sparkplug id"),
                        (["--mqtt", "localhost", "--mqtt-user", "cell"], "MICROFACTORY_MQTT_PASSWORD")):
         done = subprocess.run([str(exe), "run", str(RECIPE), "--cell", str(CELL), "--db",
@@ -173,4 +173,9 @@ def test_bad_mqtt_arguments_exit_2_before_anything_runs(tmp_path: Path) -> None:
         assert done.returncode == 2, (args, done.stderr)
         assert says in done.stderr, (args, done.stderr)
         assert not (tmp_path / "j.sqlite").exists()  # nothing ran, nothing written
+    for args, says in ((["--mqtt", "localhost", "--mqtt-user", "cell"], "MICROFACTORY_MQTT_PASSWORD"),):
+        done = subprocess.run([str(exe), "gui", "--cell", str(CELL), *args], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL,
+                              env={k: v for k, v in os.environ.items() if k != "MICROFACTORY_MQTT_PASSWORD"})
+        assert done.returncode == 2 and says in done.stderr, (args, done.stderr)  # before any window
 
