@@ -192,3 +192,19 @@ def test_a_client_without_tls_gets_nothing_from_a_tls_broker(secure_broker: Brok
                                 password="s3cret-3")
     with pytest.raises(TimeoutError, match="no MQTT broker answered"):
         Watcher(plain).start(timeout_s=3)
+
+
+def test_seq_wraps_after_255_without_a_gap(broker: Broker) -> None:
+    bus = EventBus()
+    with Watcher(broker.options, rebirth_on_connect=False) as watcher, \
+            EdgeNode(broker.options, bus, edge_node="cell-1", stations=["cut"]):
+        watcher.wait_for(of(MessageType.DBIRTH, "cut"), WAIT_S)
+        for n in range(300):
+            bus.publish(EventKind.STATION_PROGRESS, "cut", done=n, total=300)
+        watcher.wait_for(of(MessageType.DDATA, "cut", **{"Progress/done": 299}), WAIT_S)
+        messages = watcher.snapshot()
+    seqs = [m.seq for m in messages]
+    assert seqs[:2] == [0, 1] and 255 in seqs
+    assert seqs[seqs.index(255) + 1] == 0  # 255 is followed by 0
+    assert_no_gap(messages)
+    assert len(messages) == 2 + 300
