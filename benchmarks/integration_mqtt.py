@@ -76,6 +76,20 @@ def mosquitto() -> Any:
             proc.wait(10)
 
 
+@contextlib.contextmanager
+def mqtt_on(bus: EventBus, *, cell_id: str, stations: list[str]) -> Any:
+    """For the other measurements (the engine's stall with both servers on): a broker, the cell's edge
+    node on ``bus`` and a subscriber process decoding everything, for the ``with`` block."""
+    with mosquitto() as port:
+        options = MqttOptions(host="127.0.0.1", port=port, group="bench")
+        sub = Subscriber(port)
+        try:
+            with EdgeNode(options, bus, edge_node=cell_id, stations=stations) as edge:
+                yield edge
+        finally:
+            sub.report(last=True)
+
+
 def subscriber(port: int) -> None:
     """The subscriber process (a SCADA is another machine): decode, note arrival (``time.monotonic``,
     system-wide, so comparable with the publisher's stamps), report as JSON when stdin says so."""
