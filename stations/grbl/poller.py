@@ -47,6 +47,7 @@ class StatusPoller:
         # pairs later reports with older times: late, never early)
         self._asked: deque[float] = deque(maxlen=64)
         self.last_asked_t: float | None = None
+        self.newest_asked_t: float | None = None
         self.listeners: list[Callable[[StatusReport], None]] = []
         #: called once when the machine stops answering '?' (after ``dead`` is set), and once when a
         #: report comes again (then ``dead`` and ``failure`` are cleared)
@@ -111,6 +112,9 @@ class StatusPoller:
         """Called by the channel for every status report (on the loop)."""
         self.last = status
         self.last_t = loop_time()
+        # the newest '?' written before this report arrived: the report answers it or an older one (a
+        # report lost on the wire leaves the queue behind), so no byte written after it is in the report
+        self.newest_asked_t = self._asked[-1] if self._asked else None
         self.last_asked_t = self._asked.popleft() if self._asked else None
         self.count += 1
         if self.dead.is_set():

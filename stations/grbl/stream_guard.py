@@ -30,6 +30,10 @@ from enum import StrEnum
 from stations.grbl.codec import StatusReport
 
 RX_SLACK = 1  # bytes: see StreamGuard.check_report
+#: bytes of lines written after a ``?`` that may still be in Grbl's receive buffer when it builds the
+#: report: real Grbl builds it in its main loop (at a full planner it polls every few µs), a moment after
+#: the ``?`` arrived, and a byte takes 87 µs at 115200 baud
+REPORT_LAG_BYTES = 3
 NOISY_LIMIT = 3  # garbled lines in one stream before the cable is called noisy and the run stops
 
 _DWELL = re.compile(r"G0*4(?![0-9.])")
@@ -61,6 +65,7 @@ class Outstanding:
     text: str
     size: int
     written_t: float
+    started_t: float | None = None  # when its write began (None: treat as before any '?')
 
 
 def dwell_s(text: str) -> float:
@@ -103,20 +108,34 @@ class StreamGuard:
         self.period_s = period_s
 
     def check_report(self, report: StatusReport, asked_t: float | None,
-                     outstanding: Sequence[Outstanding], last_answer_t: float) -> Trouble | None:
-        """Compare one status report with the lines written and not answered; None while consistent."""
+                     outstanding: Sequence[Outstanding], last_answer_t: float,
+                     newest_asked_t: float | None = None) -> Trouble | None:
+        """Compare one status report with the lines written and not answered; None while consistent.
+
+        ``asked_t`` is when the ``?`` this report answers was written, as the poller pairs them (a lost
+        report makes it older than the truth); ``newest_asked_t`` the newest ``?`` written before the
+        report arrived (never older than the truth); loop seconds."""
         if report.rx_free is None:
             return None
         # Grbl's serial_get_rx_buffer_available() reports one byte less once its ring has wrapped, so
         # a count may read one byte high: SLACK keeps that from looking like a desync or a busy buffer
         rx_used = max(0, self.rx_bytes - report.rx_free - RX_SLACK)
         unanswered = sum(o.size for o in outstanding)
+        # lines whose write began after the '?' reached Grbl after it (one wire, in order): they cannot be
+        # in the buffer this report counts (but for REPORT_LAG_BYTES). Leaving them out is what makes the
+        # check decisive in the first report after the fault: the streamer refills after every answer, so
+        # nearly every '?' has a line written just behind it, which used to hide the extra answer until a
+        # report happened to find the wire quiet (0.4 s under load).
+        cut = newest_asked_t
+        before = [o for o in outstanding if cut is None or o.started_t is None or o.started_t < cut]
+        later = unanswered - sum(o.size for o in before)
+        reachable = unanswered - later + min(later, REPORT_LAG_BYTES)
         planner_full = report.planner_free == 0
-        if rx_used > unanswered or (planner_full and rx_used > 0 and outstanding
-                                    and rx_used > unanswered - outstanding[0].size):
+        if rx_used > reachable or (planner_full and rx_used > 0 and before and before[0] is outstanding[0]
+                                   and rx_used > reachable - outstanding[0].size):
             return Trouble(TroubleKind.DESYNC,
-                           f"Grbl holds {rx_used} bytes in its receive buffer but only {unanswered} bytes "
-                           "were sent and not yet answered: an answer was counted that Grbl never gave "
+                           f"Grbl holds {rx_used} bytes in its receive buffer but only {reachable} bytes "
+                           "had been sent and not yet answered: an answer was counted that Grbl never gave "
                            "(a duplicated 'ok', or line noise read as one)")
         if outstanding and asked_t is not None:
             # the lines written before the '?' had all reached Grbl when it made this report: each is in

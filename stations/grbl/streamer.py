@@ -13,6 +13,7 @@ pre-check's estimate, scaled by how fast the job actually goes.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import time
 from collections import deque
@@ -120,6 +121,7 @@ class _InFlight:
     size: int
     future: asyncio.Future[Answer]
     written_t: float
+    started_t: float
 
 
 class Streamer:
@@ -159,6 +161,7 @@ class Streamer:
         self._alive = alive or (lambda _since: False)
         self._dead_wait: asyncio.Future[Any] | None = None
         self._in_flight: deque[_InFlight] = deque()
+        self._writing: list[Outstanding] = []  # lines handed to the writer thread, not yet written
         self._trouble: Trouble | None = None
         self._trouble_t: float | None = None
         self._trouble_set = asyncio.Event()
@@ -184,8 +187,10 @@ class Streamer:
         # a line whose answer the channel has already resolved (the stream task has not run since) is
         # answered, whatever our deque still says
         waiting = [f for f in self._in_flight if not f.future.done()]
-        outstanding = [Outstanding(f.line.text, f.size, f.written_t) for f in waiting]
-        trouble = self.guard.check_report(report, asked_t, outstanding, self._last_answer_t)
+        outstanding = [Outstanding(f.line.text, f.size, f.written_t, f.started_t) for f in waiting]
+        outstanding += self._writing
+        trouble = self.guard.check_report(report, asked_t, outstanding, self._last_answer_t,
+                                          self.poller.newest_asked_t if self.poller else None)
         if trouble is not None and trouble.kind is TroubleKind.LOST_ANSWER and "Idle" in trouble.text:
             # Grbl passes through "Idle, buffers empty, line not answered yet" for a moment on its own
             # (a spindle or coolant line waits for the planner to empty, then answers): only the same
@@ -252,12 +257,18 @@ class Streamer:
                     used += size
                     index += 1
                 if batch and self._trouble is None:
+                    started = loop_time()  # a '?' asked before this cannot have overtaken these lines
+                    # while the writer thread writes them, a report may already count them: the guard
+                    # sees them as outstanding (written at an unknown moment after ``started``)
+                    self._writing = [Outstanding(line.text, size, math.inf, started) for line, size in batch]
                     try:
                         futures = await self.channel.send_many([line.text for line, _ in batch])
                     except CommunicationError as exc:
                         raise StreamInterrupted(result, cause=exc) from exc
+                    finally:
+                        self._writing = []
                     written = loop_time()
-                    in_flight.extend(_InFlight(line, size, fut, written)
+                    in_flight.extend(_InFlight(line, size, fut, written, started)
                                      for (line, size), fut in zip(batch, futures, strict=True))
                     result.sent += len(batch)
                 if not in_flight or (result.errors and self.stop_on_error):
