@@ -23,7 +23,7 @@ from mqtt_broker import Broker
 from microfactory import simclock
 from microfactory.engine.api import Controller, EngineThread, load_cell, load_recipe
 from microfactory.events import Event, EventKind
-from microfactory.mqtt import EdgeNode, publishing
+from microfactory.mqtt import EdgeNode, MqttOptions, publishing
 from microfactory.mqtt.sparkplug import MessageType
 from microfactory.mqtt.watch import Message, Watcher
 
@@ -179,3 +179,25 @@ def test_bad_mqtt_arguments_exit_2_before_anything_runs(tmp_path: Path) -> None:
                               env={k: v for k, v in os.environ.items() if k != "MICROFACTORY_MQTT_PASSWORD"})
         assert done.returncode == 2 and says in done.stderr, (args, done.stderr)  # before any window
 
+
+
+@pytest.mark.timeout(180)
+def test_a_lot_runs_to_its_end_with_no_broker_at_all() -> None:
+    from mqtt_broker import free_port
+
+    cell, procedure = short_lot()
+    nobody = MqttOptions(host="127.0.0.1", port=free_port(), group="test")  # nothing listens there
+    edges: list[EdgeNode | None] = []
+
+    async def main(clock: simclock.VirtualClock) -> str:
+        controller = Controller(cell, db=None)  # type: ignore[arg-type]
+        async with publishing(nobody, controller.bus, cell_id=cell.cell.id, stations=STATIONS) as edge, \
+                controller:
+            edges.append(edge)
+            summary = await controller.run_lot(procedure, parts=1, lot_id="alone")
+        return summary.state
+
+    assert simclock.run(main) == "complete"
+    edge = edges[0]
+    assert edge is not None and edge.stats.sessions == 0 and not edge.connected.is_set()
+    assert edge.stats.events > 0 and edge.stats.dropped == 0 and sum(edge.stats.published.values()) == 0
