@@ -7,6 +7,9 @@ moving position, a counter), stamped with ``time.perf_counter()`` when it is pub
 turns each into a DDATA; the subscriber notes when it arrives, so
 
 - ``mqtt_event_latency_ms_p99``: bus publish → decoded at the subscriber, 99th percentile (goal ≤ 50);
+  its baseline in the same run, ``mqtt_raw_latency_ms_p99``: the same payloads at the same rate published
+  straight through paho (no bus, no edge node), i.e. what the broker, the subscriber and the machine's
+  load cost by themselves;
 - ``events_per_s``: status changes delivered per second over the run (16 × 20 = 320 offered), with
   ``mqtt_status_offered`` / ``mqtt_status_delivered`` / ``mqtt_dropped`` (goal: all delivered, 0 dropped);
 - ``mqtt_flood_events_per_s``: 20 000 status events published as fast as one thread can, divided by the
@@ -37,6 +40,7 @@ from microfactory.mqtt.watch import Message, Watcher
 STATIONS = 16
 HZ = 20.0
 FLOOD = 20_000
+RAW_NODE = "raw-node"  # the baseline: the same payloads published straight to paho, no bus, no edge node
 
 
 def p99(values: list[float]) -> float:
@@ -97,6 +101,7 @@ def subscriber(port: int) -> None:
     import sys
 
     latency_ms: list[float] = []
+    raw_ms: list[float] = []
     keys: set[tuple[str, int]] = set()
     flood = {"seen": 0, "last": 0.0}
     lock = threading.Lock()
@@ -110,8 +115,11 @@ def subscriber(port: int) -> None:
                 flood["seen"] += 1
                 flood["last"] = now
                 return
-            keys.add((str(message.topic.device), int(message.metrics["Status/n"])))
             sent = message.metrics.get("Status/sent_s")
+            if message.topic.edge_node == RAW_NODE:
+                raw_ms.append((now - float(sent)) * 1000.0)
+                return
+            keys.add((str(message.topic.device), int(message.metrics["Status/n"])))
             if sent:
                 latency_ms.append((now - float(sent)) * 1000.0)
 
@@ -120,7 +128,8 @@ def subscriber(port: int) -> None:
         print("ready", flush=True)
         for line in sys.stdin:
             with lock:
-                report = {"latency_ms": latency_ms, "delivered": len({k for k in keys if k[1] >= 0}),
+                report = {"latency_ms": latency_ms, "raw_ms": raw_ms,
+                          "delivered": len({k for k in keys if k[1] >= 0}),
                           "flood_seen": flood["seen"], "flood_last": flood["last"]}
             print(json.dumps(report), flush=True)
             if line.strip() == "quit":
@@ -167,6 +176,40 @@ def _publisher(bus: EventBus, station: str, seconds: float, costs: list[float], 
         n += 1
 
 
+def _raw_load(port: int, stations: list[str], seconds: float) -> None:
+    """Baseline in the same run: 16 threads publish the same kind of payload at the same rate straight
+    through one paho client (what the broker, the subscriber and this machine's load cost by themselves)."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from microfactory.mqtt.sparkplug import DataType, payload, topic
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    start = time.perf_counter() + 0.05
+
+    def run(i: int) -> None:
+        where = topic("bench", MessageType.DDATA, RAW_NODE, stations[i])
+        phase = start + i / HZ / len(stations)
+        for n in range(int(seconds * HZ)):
+            delay = phase + n / HZ - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            body = payload([("Status/n", DataType.INT64, n),
+                            ("Status/sent_s", DataType.DOUBLE, time.monotonic()),
+                            ("Status/mpos/x", DataType.DOUBLE, -0.01 * n)], seq=n % 256)
+            client.publish(where, body, qos=0)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stations))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    client.disconnect()
+    client.loop_stop()
+
+
 def _load(bus: EventBus, stations: list[str], seconds: float) -> tuple[int, list[float]]:
     costs: list[list[float]] = [[] for _ in stations]
     counts = [0] * len(stations)
@@ -191,6 +234,7 @@ def mqtt_figures(seconds: float = 10.0) -> dict[str, Any]:
         options = MqttOptions(host="127.0.0.1", port=port, group="bench")
         bus = EventBus()
         sub = Subscriber(port)
+        _raw_load(port, stations, min(seconds, 5.0))
         with Watcher(options, rebirth_on_connect=False) as watcher, \
                 EdgeNode(options, bus, edge_node="bench-cell", stations=[*stations, "flood"]) as edge:
             watcher.wait_for(lambda m: m.kind == MessageType.DBIRTH and m.topic.device == "flood", 15)
@@ -220,6 +264,7 @@ def mqtt_figures(seconds: float = 10.0) -> dict[str, Any]:
     return {
         "mqtt_event_latency_ms_p99": round(p99(latency), 2),
         "mqtt_event_latency_ms_p50": round(statistics.median(latency), 2) if latency else None,
+        "mqtt_raw_latency_ms_p99": round(p99(load["raw_ms"]), 2),  # baseline: paho straight, no edge node
         "events_per_s": round(delivered / seconds, 1),
         "mqtt_status_offered": offered,
         "mqtt_status_delivered": delivered,
