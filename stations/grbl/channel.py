@@ -5,6 +5,12 @@ messages (status reports, alarms, ``[MSG:]``, the reset banner). :class:`GrblCha
 lines sent and not yet answered: each answer resolves the oldest entry, and the pushed lines that arrive
 before it (a ``$$`` listing, ``[VER:]``) are attached to that entry. Status reports, alarms and banners go
 to callbacks. A garbled line never crashes the reader: it is counted and kept for the error message.
+
+A soft reset (ctrl-X) flushes Grbl's receive buffer, and its banner comes back only after the reset has
+run: a line written between the two is lost, and the banner then reads as a reset before its answer. The
+channel counts every ctrl-X written (from any thread: the E-stop writes one off the loop) and the banners
+that answered them, and :meth:`GrblChannel.send` first waits until every reset written has its banner
+(:meth:`GrblChannel.settle_resets`), so no line is ever sent into a reset still under way.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,8 +63,18 @@ class GrblChannel:
     def __init__(self, transport: LineTransport, *, on_status: Callable[[GrblLine], None] | None = None,
                  on_alarm: Callable[[GrblLine], None] | None = None,
                  on_banner: Callable[[GrblLine], None] | None = None,
-                 on_message: Callable[[GrblLine], None] | None = None) -> None:
+                 on_message: Callable[[GrblLine], None] | None = None,
+                 reset_timeout_s: float = 5.0) -> None:
         self.transport = transport
+        #: how long (s) a send waits for the banner of a reset already written before it gives up waiting
+        #: (stock Grbl ignores a ctrl-X that arrives while it is still resetting: one banner for two)
+        self.reset_timeout_s = reset_timeout_s
+        self._reset_lock = threading.Lock()
+        self._resets_written = 0  # ctrl-X bytes that reached the port (any thread)
+        self._resets_answered = 0  # of those, how many a banner has answered (the loop)
+        self._banner_seen = asyncio.Event()  # pulsed at every banner, for settle_resets
+        #: whether the last banner answered a ctrl-X we wrote (else: $C off, or the machine reset itself)
+        self.banner_answered_reset = False
         self.on_status = on_status
         self.on_alarm = on_alarm
         self.on_banner = on_banner
@@ -77,6 +94,7 @@ class GrblChannel:
     def start(self) -> None:
         """Start the reader task (on the running loop)."""
         self.closed_error = None
+        self.forget_resets()
         self._reader = asyncio.get_running_loop().create_task(self._read(), name="grbl-reader")
 
     async def stop(self) -> None:
@@ -138,7 +156,11 @@ class GrblChannel:
             self.fail_pending(ResetBeforeAnswer("Grbl reset (banner received) before answering",
                                             port=self.transport.port, received=text.encode(),
                                             hint="the machine was reset; check for an alarm"))
+            with self._reset_lock:  # a banner with no ctrl-X of ours ($C off, its own reset) answers none
+                self.banner_answered_reset = self._resets_answered < self._resets_written
+                self._resets_answered = min(self._resets_answered + 1, self._resets_written)
             self.banner.set()
+            self._banner_seen.set()
             if self.on_banner:
                 self.on_banner(line)
         elif kind is not LineKind.EMPTY:
@@ -155,14 +177,55 @@ class GrblChannel:
                 entry.future.set_exception(exc)
                 entry.future.exception()  # mark retrieved: a dropped stream must not warn at exit
 
+    # -- resets under way ---------------------------------------------------------------------------
+    def note_reset_written(self) -> None:
+        """A ctrl-X reached the port (thread-safe: the E-stop calls it off the loop)."""
+        with self._reset_lock:
+            self._resets_written += 1
+
+    @property
+    def resets_under_way(self) -> int:
+        """Resets written whose banner has not come back yet."""
+        with self._reset_lock:
+            return self._resets_written - self._resets_answered
+
+    def forget_resets(self) -> None:
+        """Expect no banner for the resets written so far (a new connection, a machine that is silent)."""
+        with self._reset_lock:
+            self._resets_answered = self._resets_written
+
+    async def settle_resets(self, timeout_s: float | None = None) -> bool:
+        """Wait until every reset written has had its banner; True if it had, False when ``timeout_s``
+        (default :attr:`reset_timeout_s`) ran out first (then they are forgotten, and logged)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.reset_timeout_s if timeout_s is None else timeout_s)
+        while self.resets_under_way > 0:
+            if self.closed_error is not None:
+                raise self.closed_error
+            self._banner_seen.clear()
+            if self.resets_under_way <= 0:
+                break
+            try:
+                await asyncio.wait_for(self._banner_seen.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.warning("%s: %d reset(s) written got no banner in time; sending on (a ctrl-X that "
+                            "came while Grbl was still resetting is ignored by it)", self.transport.name,
+                            self.resets_under_way)
+                self.forget_resets()
+                return False
+        return True
+
     # -- sending ----------------------------------------------------------------------------------
     async def send(self, line: str) -> asyncio.Future[Answer]:
         """Write ``line`` + ``\\n`` and return the future of its answer (not awaited here).
 
-        The FIFO entry is queued before the bytes leave, so an answer can never overtake its entry.
+        A reset still under way is waited for first (a line written into it would be flushed). The FIFO
+        entry is queued before the bytes leave, so an answer can never overtake its entry.
         """
         if self.closed_error is not None:
             raise self.closed_error
+        if self.resets_under_way > 0:
+            await self.settle_resets()
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(line, future))
         try:
@@ -177,6 +240,8 @@ class GrblChannel:
         """Write several lines in one write (they must already fit Grbl's receive buffer)."""
         if self.closed_error is not None:
             raise self.closed_error
+        if self.resets_under_way > 0:
+            await self.settle_resets()
         loop = asyncio.get_running_loop()
         entries = [_Pending(line, loop.create_future()) for line in lines]
         self._pending.extend(entries)
@@ -202,8 +267,12 @@ class GrblChannel:
                                  ) from None
 
     def realtime(self, data: bytes) -> bool:
-        """Write a realtime byte at once (any thread); False if the port is not open."""
-        return self.transport.write_realtime(data)
+        """Write a realtime byte at once (any thread); False if the port is not open. A ctrl-X written is
+        counted: the lines sent next wait for its banner."""
+        written = self.transport.write_realtime(data)
+        if written and RESET in data:
+            self.note_reset_written()
+        return written
 
     def received_tail(self) -> bytes:
         """The last lines received, for error messages ("received ...")."""

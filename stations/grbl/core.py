@@ -61,7 +61,8 @@ class GrblCore(Station):
                                        on_link=self._on_link, latch=self.estop_latch,
                                        clock=clock)
         self.channel = GrblChannel(self.transport, on_status=self._on_status, on_alarm=self._on_alarm,
-                                   on_message=self._on_message, on_banner=self._on_banner)
+                                   on_message=self._on_message, on_banner=self._on_banner,
+                                   reset_timeout_s=config.timeouts.connect_s)
         self.poller = StatusPoller(self.channel.realtime, rate_hz=self.poll_hz,
                                    status_timeout_s=config.timeouts.status_s, port=config.id)
         self.poller.on_dead = self._on_status_lost
@@ -178,8 +179,9 @@ class GrblCore(Station):
                                   "station to use it")
 
     def _on_banner(self, line: GrblLine) -> None:
-        if self.poller.is_paused or not self._idle_ish():
-            return  # our own reset (stop, check mode, wake) or the handshake, or a program reports it
+        if self.poller.is_paused or not self._idle_ish() or self.channel.banner_answered_reset:
+            # our own reset (stop, check mode, wake, the E-stop's), the handshake, or a program reports it
+            return
         self.bus.publish(EventKind.ALARM, self.id, code="RESET", severity=str(Severity.ERROR),
                          text=f"station {self.id!r} on {self.transport.port}: the machine reset itself while "
                               "idle (a power dip, a noisy reset line, a USB adapter toggling DTR): its modal "

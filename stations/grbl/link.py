@@ -183,6 +183,7 @@ class GrblLink(GrblMotion):
                 # not come (and no "is this a Grbl?" guess: it was one a moment ago)
                 self.channel.realtime(FEED_HOLD)
                 self.channel.realtime(RESET)
+                self.channel.forget_resets()
                 log.warning("%s on %s: closing a machine that does not answer: feed hold and reset sent, "
                             "not confirmed; the machine may still be moving: use the E-stop", self.id,
                             self.transport.port)

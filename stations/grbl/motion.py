@@ -77,11 +77,15 @@ class GrblMotion(GrblCore):
     async def _soft_reset(self) -> None:
         self.poller.unsilence()  # a reset is what ends the silence after a limit alarm
         with self.poller.paused():
+            # a reset already under way (the E-stop's) is answered first: its banner, coming late, would
+            # otherwise be taken for this one's, and this one's would then flush the next line sent
+            await self.channel.settle_resets(self.config.timeouts.connect_s)
             self.channel.banner.clear()
             self.channel.realtime(RESET)
             self.channel.fail_pending(StationFault(self.id, "reset", "soft reset flushed the line",
                                                    recovery="run the step again"))
             await self._wait_banner(self.config.timeouts.connect_s)
+            await self.channel.settle_resets(self.config.timeouts.connect_s)
 
     async def reset(self) -> None:
         """Soft reset, then ``$X`` when the alarm allows it; after alarms 1, 3, 6–9 re-home first."""
@@ -103,7 +107,11 @@ class GrblMotion(GrblCore):
         """Feed hold then soft reset, written at once (synchronous, any thread)."""
         if not self.transport.connected and self.state in (StationState.OFFLINE, StationState.CONNECTING):
             log.warning("%s: E-stop while not connected: the station opens latched", self.id)
-        if not (self.transport.write_realtime(FEED_HOLD) & self.transport.write_realtime(RESET)):
+        held = self.transport.write_realtime(FEED_HOLD)
+        reset = self.transport.write_realtime(RESET)
+        if reset:
+            self.channel.note_reset_written()  # the lines sent next wait for its banner
+        if not (held and reset):
             log.critical("%s: E-stop bytes did not reach the machine: cut its power", self.id)
 
     def passes_when_latched(self, data: bytes, realtime: bool) -> bool:

@@ -213,6 +213,7 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
             # it does not answer '?': send the stop bytes, but no banner will prove they arrived
             self.channel.realtime(FEED_HOLD)
             self.channel.realtime(RESET)
+            self.channel.forget_resets()  # no banner is expected from a machine that does not answer
             self.channel.fail_pending(StationFault(self.id, "reset", "stopped after the machine went quiet",
                                                    recovery="check the machine"))
             return False
