@@ -55,7 +55,10 @@ def read_dxf(path: str | Path, outline_layer: str = "OUTLINE", holes_layer: str 
         raise _fail(p, "no such file", hint="check the path of the DXF file")
     try:
         doc = ezdxf.readfile(str(p))
-    except (OSError, ezdxf.DXFError) as exc:
+    except (OSError, ezdxf.DXFError, ValueError, IndexError, KeyError, TypeError, ArithmeticError,
+            RecursionError) as exc:
+        # ezdxf's tag loader raises plain ValueError/IndexError on a damaged file (a number that is not
+        # one, a group code without its value): for the user it is the same "cannot read this file"
         raise _fail(p, f"not a DXF file ezdxf can read ({exc})",
                     hint="export the drawing from CAD as DXF (R12 or later)") from None
     out = Imported(unit_mm=_unit(p, doc, units))

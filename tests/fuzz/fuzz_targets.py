@@ -30,6 +30,7 @@ from ruamel.yaml import YAML
 
 from microfactory.cell import Cell, load_cell
 from microfactory.drawing import parse_drawing
+from microfactory.dxf import drawing_yaml, read_dxf
 from microfactory.errors import MicrofactoryError
 from microfactory.gcode import MachineLimits, lex_line, precheck
 from microfactory.recipe.validate import validate_recipe
@@ -130,6 +131,31 @@ def yaml_documents(seed_file: Path) -> st.SearchStrategy[str]:
     return st.one_of(mutated_text(seed), replaced_value(_plain(seed)), st.text(max_size=200))
 
 
+# -- DXF ---------------------------------------------------------------------------------------------
+def seed_dxf() -> str:
+    """A small valid part as DXF text (R12, the smallest header): a rounded rectangle with two holes."""
+    import ezdxf
+
+    doc = ezdxf.new("R12", units=4)
+    msp = doc.modelspace()
+    msp.add_polyline2d([(0, 2, 0, 0, 0.414), (2, 0), (38, 0, 0, 0, 0.414), (40, 2), (40, 28), (0, 28)],
+                       format="xyseb", close=True, dxfattribs={"layer": "OUTLINE"})
+    for x in (8, 32):
+        msp.add_circle((x, 14), 2.5, dxfattribs={"layer": "HOLES"})
+    msp.add_line((0, 0), (5, 5), dxfattribs={"layer": "NOTES"})
+    out = io.StringIO()
+    doc.write(out)
+    return out.getvalue()
+
+
+def dxf_documents() -> st.SearchStrategy[str]:
+    """Mutations of a valid DXF (numbers made hostile, group codes and lines dropped or repeated)."""
+    seed = seed_dxf()
+    tokens = ["  0\nCIRCLE\n  8\nHOLES\n", "  0\nSPLINE\n", " 40\n", " 42\n", " 70\n1\n", "  8\nOUTLINE\n",
+              "$INSUNITS\n 70\n", "  0\nEOF\n", "  0\nSECTION\n", "  0\nENDSEC\n"]
+    return st.one_of(mutated_text(seed, tokens=tokens), st.text(max_size=200))
+
+
 # -- G-code ------------------------------------------------------------------------------------------
 _GCODE_LETTERS = [*list("GMXYZIJKRFSTPLNABCDEHOQUVW"), "x", "g", "$", "/", "%", "(", ")", ";"]
 
@@ -207,7 +233,10 @@ def build_targets(ws: Workspace) -> list[Target]:
         parse_build_info,
         parse_offsets,
         parse_status,
+        parse_tool_length,
     )
+    from stations.grbl.machine_state import parse_gc
+    from stations.grbl.settings import GrblSettings
     from stations.wash import scpi
 
     mill = MachineLimits.from_config(ws.cell.station("mill").limits, station="mill")
@@ -242,6 +271,18 @@ def build_targets(ws: Workspace) -> list[Target]:
             _ours(lambda: StatusTracker().update(parse_status(line)))
         _ours(lambda: parse_build_info([parsed]))
         _ours(lambda: parse_offsets([parsed]))
+        _ours(lambda: parse_tool_length([parsed]))
+        _ours(lambda: GrblSettings.parse([parsed]))
+        if parsed.kind is LineKind.GC:
+            _ours(lambda: parse_gc(parsed.payload, {"G54": (0.0, 0.0, 0.0), "G92": (0.0, 0.0, 0.0)}, 0.0))
+
+    def dxf(text: str) -> None:
+        path = ws.write("part.dxf", text)
+        try:
+            imported = read_dxf(path)
+            parse_drawing(drawing_yaml(imported, "part", path.name), "part.yaml")
+        except MicrofactoryError:
+            return
 
     def wash_codec(line: str) -> None:
         for parse in (scpi.parse_error, scpi.parse_identity, scpi.parse_number, scpi.parse_phase):
@@ -251,6 +292,7 @@ def build_targets(ws: Workspace) -> list[Target]:
         Target("cell", yaml_documents(CELL_FILE), cell),
         Target("recipe", yaml_documents(RECIPE_FILE), recipe),
         Target("drawing", yaml_documents(DRAWING_FILE), drawing),
+        Target("dxf", dxf_documents(), dxf),
         Target("gcode_lexer", gcode_programs(), lexer),
         Target("gcode_precheck", gcode_programs(), gcode_precheck),
         Target("grbl_codec", GRBL_ANSWERS, grbl_codec),

@@ -142,3 +142,24 @@ def test_an_imported_drawing_inspects_a_rendered_part(tmp_path: Path) -> None:
     frame = render(Scene.from_drawing(d), OPTICS, Pose(5, -3, 70), [], np.random.default_rng(1))
     result = inspect_image(frame.image, Settings(OPTICS.mm_per_px, d))
     assert result.verdict == "pass", result.reasons
+
+
+@pytest.mark.parametrize("old, new", [("\n 70\n1\n", "\n 70\ninf\n"),   # an integer group: OverflowError
+                                      ("\n 70\n1\n", "\n 70\nx\n"),     # not a number: ValueError
+                                      ("\n 40\n", "\n 40\n\n 40\n")])   # a value missing
+def test_a_damaged_dxf_file_is_a_clear_error_with_exit_2(tmp_path: Path, old: str, new: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """ezdxf raises plain ValueError/OverflowError/IndexError on damaged tags (found by the fuzz suite);
+    the user gets the file's name and what to do, exit code 2, never a traceback."""
+    doc, msp = _doc()
+    msp.add_circle((0, 0), 5, dxfattribs={"layer": "OUTLINE"})  # type: ignore[attr-defined]
+    path = _write(doc, tmp_path / "part.dxf")
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(ConfigError, match="not a DXF file ezdxf can read"):
+        read_dxf(path)
+    out = tmp_path / "part.yaml"
+    assert cli_main(["drawing", "import", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "part.dxf" in err and "Traceback" not in err and not out.exists()
