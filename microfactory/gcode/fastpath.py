@@ -61,8 +61,8 @@ def try_fast_line(checker: _Checker, number: int, raw: str) -> bool:
         feed_mm_min = feed * scale
         if feed_mm_min > limits.max_feed_mm_min + _EPS:
             return False
-    if has_axes and mode == "G1" and feed_mm_min is None:
-        return False  # feed not set: the general path reports it
+    if has_axes and mode == "G1" and (feed_mm_min is None or feed_mm_min <= 0):
+        return False  # feed not set (or F0, which Grbl refuses too): the general path reports it
     start = s.position
     if has_axes:
         target = list(start)

@@ -331,12 +331,16 @@ class _Checker:
                          "(Grbl error 32)")
             return
         if mode in _MOTION_WITH_FEED:
-            if s.feed_mode == "G93" and inverse_time is None:
-                self.problem(column, "feed-not-set", f"{mode} in inverse time mode (G93) needs F on the same "
-                             "line (Grbl error 22)")
+            if s.feed_mode == "G93" and not inverse_time:
+                self.problem(column, "feed-not-set", f"{mode} in inverse time mode (G93) needs F above 0 on "
+                             "the same line (Grbl error 22)")
             elif s.feed_mode == "G94" and s.feed_mm_min is None:
                 self.problem(column, "feed-not-set", f"{mode} move before any feed rate F was set "
                              "(Grbl error 22): add F (mm/min) before the first cutting move")
+            elif s.feed_mode == "G94" and s.feed_mm_min is not None and s.feed_mm_min <= 0:
+                # Grbl refuses a feed move at F0 as an undefined feed rate (error 22); it would not move
+                self.problem(column, "feed-not-set", f"{mode} move at feed rate F0 (Grbl error 22: undefined "
+                             "feed rate): set F above 0 (mm/min) before this move")
         target = self.target(b, scale, absolute_override)
         if target is None:
             return
@@ -345,7 +349,7 @@ class _Checker:
         else:
             pos = s.position  # an axis that does not move was checked when it got there
             self.check_point(tuple(None if t == p else t for t, p in zip(target, pos, strict=True)),  # type: ignore[arg-type]
-                             column, "")
+                             column, "", work_frame=not absolute_override)
             self.linear(target, mode, inverse_time)
         s.position = target
 
@@ -364,7 +368,7 @@ class _Checker:
                          f"it from the machine ($#) and give it in the start state, or set it with {code}.1")
             s.position = (None, None, None)
             return
-        self.check_point(stored, column, f"{code} stored position: ")
+        self.check_point(stored, column, f"{code} stored position: ", work_frame=False)
         self.linear(stored, "G0", None)
         s.position = stored
 
@@ -411,8 +415,13 @@ class _Checker:
             if cur_hi is None or value > cur_hi:
                 hi[i] = value
 
-    def check_point(self, point: MaybeVec, column: int | None, prefix: str) -> None:
-        """Refuse each known coordinate outside the envelope and grow the extents."""
+    def check_point(self, point: MaybeVec, column: int | None, prefix: str, *,
+                    work_frame: bool = True) -> None:
+        """Refuse each known coordinate outside the envelope and grow the extents.
+
+        ``work_frame``: the point was given in work coordinates, so the message names the offsets that
+        moved it (a G92 or tool length left on the machine by an earlier program is the usual surprise).
+        """
         lo, hi, bounds = self.lo, self.hi, self._bounds
         for i in range(3):
             value = point[i]
@@ -421,13 +430,29 @@ class _Checker:
             low, high = bounds[i]
             if value < low - _EPS or value > high + _EPS:
                 axis = AXES[i]
+                frame = self.offsets_note(i) if work_frame else ""
                 self.problem(column, "envelope", f"{prefix}{axis} {value:.3f} mm is outside the envelope "
-                             f"{axis} {_fmt(low)}..{_fmt(high)} mm (machine coordinates)")
+                             f"{axis} {_fmt(low)}..{_fmt(high)} mm (machine coordinates){frame}")
             cur_lo, cur_hi = lo[i], hi[i]
             if cur_lo is None or value < cur_lo:
                 lo[i] = value
             if cur_hi is None or value > cur_hi:
                 hi[i] = value
+
+    def offsets_note(self, axis: int) -> str:
+        """The offsets work→machine in effect on ``axis``, for a refusal: '' when there are none."""
+        s, name = self.s, AXES[axis]
+        parts = [(f"{s.wcs} work offset", s.offsets[s.wcs][axis]), ("G92 offset", s.g92[axis])]
+        if axis == 2:
+            parts.append(("tool length offset (G43.1)", s.tool_length))
+        active = [f"{what} {name}{value:+.3f}" for what, value in parts if abs(value) > _EPS]
+        if not active:
+            return ""
+        note = f"; offsets in effect: {', '.join(active)} mm"
+        if abs(s.g92[axis]) > _EPS:
+            note += (" (set by this program, or left on the machine by an earlier one as its $# reports: "
+                     "a soft reset keeps it; G92.1 clears it)")
+        return note
 
     # --- time -----------------------------------------------------------------------------------
     def _rate(self, mode: str, length: float, inverse_time: float | None) -> float:

@@ -259,3 +259,56 @@ def test_hundred_thousand_lines_check_whole() -> None:
               for i in range(100_000)]
     r = precheck(lines, MILL)
     assert r.ok and len(r.blocks) == 100_002
+
+
+# --- dedicated checks: M7 on a build without mist, F0, G43.1 (issue 10) ---------------------------------
+def test_m7_is_refused_on_a_build_without_mist_coolant() -> None:
+    """A Grbl built without mist (no ``M`` in ``$I``'s [OPT:], the stock default) answers M7 error:20."""
+    no_mist = replace(MILL, mist_coolant=False)
+    r = precheck(HOME + "M3 S1000\nM7\nG0 X10\nM9\n", no_mist)
+    assert [(p.line, p.code, p.column) for p in r.problems] == [(3, "unsupported", 1)]
+    assert "no M in its $I [OPT:]" in r.problems[0].text and "error:20" in r.problems[0].text
+    assert "M8" in r.problems[0].text  # what to do instead
+    assert precheck(HOME + "M8\nM9\n", no_mist).ok  # flood is always compiled in
+    assert precheck(HOME + "M7\nM9\n", MILL).ok  # a build with M in [OPT:]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_feed_move_at_f0_is_refused_as_grbl_does(fast: bool) -> None:
+    """Grbl 1.1 refuses G1/G2/G3 at F0 (error 22, undefined feed rate): it must not pass the pre-check and
+    then stop the program on the machine."""
+    for program in ("G1 X10 F0\n", "F0\nG1 X10\n", "G1 X5 F100\nF0\nX10\n", "G1 F0\nX10\n",
+                    "G2 X10 Y0 I5 F0\n"):
+        problems = precheck(HOME + program, MILL, fast=fast).problems
+        assert [p.code for p in problems] == ["feed-not-set"], program
+        assert "F0" in problems[0].text and "error 22" in problems[0].text
+    assert precheck(HOME + "G0 X10 F0\n", MILL, fast=fast).ok  # a rapid needs no feed
+    assert precheck(HOME + "F0\nG1 X10 F300\n", MILL, fast=fast).ok  # F on the move's own line
+    assert codes(HOME + "G93 G1 X10 F0\n") == [(2, "feed-not-set")]  # inverse time: F above 0 each move
+
+
+def test_g43_1_tool_length_offset_moves_z_and_is_named_in_the_refusal() -> None:
+    """G43.1 Z adds to every Z target (machine Z = work Z + G54 + G92 + TLO); G49 removes it."""
+    r = precheck(HOME + "G43.1 Z-5\nG0 Z0\n", MILL)
+    assert r.ok and r.extents.min[2] == pytest.approx(-5) and r.final_state.tool_length == pytest.approx(-5)
+    r = precheck(HOME + "G43.1 Z-60\nG0 Z0\n", MILL)
+    assert [(p.line, p.code) for p in r.problems] == [(3, "envelope")]
+    assert r.problems[0].text == ("Z -60.000 mm is outside the envelope Z -50..0 mm (machine coordinates); "
+                                  "offsets in effect: tool length offset (G43.1) Z-60.000 mm")
+    assert precheck(HOME + "G43.1 Z-60\nG49\nG0 Z0\n", MILL).ok
+    assert precheck(HOME + "G20 G43.1 Z-1\nG0 Z0\n", MILL).extents.min[2] == pytest.approx(-25.4)
+    assert codes(HOME + "G43.1 Z-60\nG53 G0 Z0\n") == []  # G53 is machine coordinates: no offsets
+    # carried in from the machine ($# [TLO:]): the start state holds it, and the pre-check uses it
+    start = replace(ModalState.initial(MILL, (0.0, 0.0, 0.0)), tool_length=-45.0)
+    assert codes("G0 Z-10\n") == [] and [p.code for p in precheck("G0 Z-10\n", MILL, start=start).problems] \
+        == ["envelope"]
+    assert codes(HOME + "G43.1\n") == [(2, "syntax")]  # needs its Z word
+    assert codes(HOME + "G43.1 X5 Z1\n") == [(2, "syntax")]  # Grbl error 37
+    assert codes(HOME + "G43.1 Z-2 G0 X5\n") == [(2, "conflict")]  # Grbl error 24
+
+
+def test_an_envelope_refusal_names_the_g92_offset_that_moved_the_target() -> None:
+    r = precheck(HOME + "G92 X-60\nG0 X160\n", MILL)
+    [problem] = r.problems
+    assert "X 220.000 mm is outside" in problem.text and "G92 offset X+60.000" in problem.text
+    assert "G92.1 clears it" in problem.text

@@ -108,6 +108,29 @@ def test_refused_program_sends_nothing_to_the_simulator() -> None:
     with_sim(body)
 
 
+@pytest.mark.parametrize("build", ["VL", "VLM"])
+def test_m7_is_refused_before_sending_on_a_build_without_mist(build: str) -> None:
+    """The stock build's [OPT:VL,...] has no M: M7 would answer error:20 mid-program, so the station's
+    pre-check (narrowed to what ``$I`` said on connect) refuses it and nothing is sent; with M it runs."""
+    program = ["G21 G90", "G0 X10 Y10", "M3 S500", "M7", "G1 X20 F900", "M9", "M5"]
+
+    async def body(station: GrblStation, rec: EventRecorder) -> None:
+        sim = station.port.simulator
+        before = gcode_lines(sim)
+        step = StepRequest("gcode", {"program": program, "source": "mist.nc"})
+        if build == "VL":
+            assert any("M7 (mist coolant) is not compiled" in p for p in station.check_step(step))
+            with pytest.raises(SafetyRefusal, match=r"mist\.nc:4: M7 \(mist coolant\).*no M in its \$I"):
+                await station.run_step(step)
+            assert gcode_lines(sim) == before
+        else:
+            assert station.check_step(step) == []
+            assert (await station.run_step(step)).ok
+            assert "M7" in gcode_lines(sim)[len(before):]
+
+    with_sim(body, build_options=build)
+
+
 def test_resume_after_a_fault_sends_the_preamble_then_only_the_remaining_lines() -> None:
     async def body(station: GrblStation, rec: EventRecorder) -> None:
         sim = station.port.simulator
@@ -307,3 +330,30 @@ def test_stations_cli_registers_stream() -> None:
 
     args = build_parser().parse_args(["stream", "--port", "sim", "x.nc"])
     assert args.func is cmd_stream
+
+
+def test_stream_refuses_a_program_that_leaves_the_envelope_only_because_of_the_machines_g92(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 10 point 2: a G92 set earlier stays on the machine (a soft reset keeps it; a board whose port
+    open does not reset it keeps it across runs); ``$#`` reports it and ``stream`` checks from it."""
+    clock = ScaledClock(1.0)
+    options = {"motion": False, "settings": SIM_SETTINGS, "reset_on_open": False}
+    sim = registry.simulator("grbl").start(options, clock)
+    try:
+        setup = tmp_path / "setup.nc"
+        setup.write_text(f"{WORK_ZERO}\nG21 G90 G54\nG0 X0 Y0\nG92 X-60\n")
+        assert cmd_stream(Args(setup, sim.port)) == 0
+        capsys.readouterr()
+        program = tmp_path / "p.nc"
+        program.write_text("G21 G90\nG0 X100 Y10\n")  # machine X -20 without the G92, X +40 with it
+        before = len(gcode_lines(sim))
+        assert cmd_stream(Args(program, sim.port)) == 2
+        err = capsys.readouterr().err
+        assert "program refused, nothing was sent" in err
+        assert "p.nc:2: X 40.000 mm is outside the envelope X -120..0 mm" in err
+        assert "G92 offset X+60.000" in err and "G92.1 clears it" in err
+        assert len(gcode_lines(sim)) == before  # only the $# / $G reads went out
+        program.write_text("G92.1\nG21 G90\nG0 X100 Y10\n")  # the fix the message names
+        assert cmd_stream(Args(program, sim.port)) == 0
+    finally:
+        sim.close()

@@ -33,7 +33,7 @@ def test_a_changed_work_offset_is_written_again_and_line_numbers_are_the_files()
                              machine_offsets={"G54": (0.0, 0.0, 0.0)})
     assert "G10L2P1X10Y0Z0" in [t for _, _, t in sent(checked)]
     assert checked.problems == ["p.nc:3: X 105.000 mm is outside the envelope X 0..100 mm "
-                                "(machine coordinates)"]
+                                "(machine coordinates); offsets in effect: G54 work offset X+10.000 mm"]
 
 
 def test_refused_when_the_line_is_not_in_the_program_or_the_lines_before_fail() -> None:
