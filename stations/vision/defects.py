@@ -110,31 +110,52 @@ def area_defects(image: np.ndarray, outline: Callable[[float], np.ndarray],
     def pts(p: np.ndarray) -> list[np.ndarray]:
         return [np.round((p - shift) * f).astype(np.int32)]
 
-    interior = np.zeros(roi.shape, np.uint8)
-    cv2.fillPoly(interior, pts(outline(-INTERIOR_MARGIN_PX)), 255, cv2.LINE_8, 4)
-    clear = np.zeros(roi.shape, np.uint8)
-    cv2.fillPoly(clear, pts(outer), 255, cv2.LINE_8, 4)
-    cv2.fillPoly(clear, pts(outline(BAND_MARGIN_PX)), 0, cv2.LINE_8, 4)
-    for x, y, r, _ in holes:
-        c = (round((x - x0) * f), round((y - y0) * f))
-        cv2.circle(interior, c, round((r + INTERIOR_MARGIN_PX) * f), 0, -1, cv2.LINE_8, 4)
-        if r > BAND_MARGIN_PX + 1:
-            cv2.circle(clear, c, round((r - BAND_MARGIN_PX) * f), 255, -1, cv2.LINE_8, 4)
+    # Each check thresholds the ROI into one working buffer, then blanks what lies outside its zone by
+    # filling the zone's complement (the ROI's rectangle with the zone as a hole, even-odd): no mask
+    # images, no mask passes over the 3 MP ROI.
+    rh, rw = roi.shape
+    frame_pts = np.array([[-f, -f], [rw * f, -f], [rw * f, rh * f], [-f, rh * f]], np.int32)
     found: list[Defect] = []
     span = bright - dark
-    lit: np.ndarray
+    work = np.empty(roi.shape, np.uint8)
     if local_level:
-        small = cv2.resize(roi, (max(1, roi.shape[1] // 4), max(1, roi.shape[0] // 4)),
-                           interpolation=cv2.INTER_AREA)
-        ref = cv2.resize(cv2.medianBlur(small, 5), (roi.shape[1], roi.shape[0]),
-                         interpolation=cv2.INTER_NEAREST)
-        lit = cv2.threshold(cv2.subtract(roi, ref), limits.crack_contrast * span, 255, cv2.THRESH_BINARY)[1]
+        small = cv2.resize(roi, (max(1, rw // 4), max(1, rh // 4)), interpolation=cv2.INTER_AREA)
+        cv2.resize(cv2.medianBlur(small, 5), (rw, rh), dst=work, interpolation=cv2.INTER_NEAREST)
+        cv2.subtract(roi, work, dst=work)
+        cv2.threshold(work, limits.crack_contrast * span, 255, cv2.THRESH_BINARY, dst=work)
     else:
-        lit = cv2.threshold(roi, dark + limits.crack_contrast * span, 255, cv2.THRESH_BINARY)[1]
-    found += _blobs(cv2.bitwise_and(lit, interior), (x0, y0), "crack", limits.crack_area_mm2, mm_per_px)
-    shade = cv2.threshold(roi, dark + DEBRIS_LEVEL * span, 255, cv2.THRESH_BINARY_INV)[1]
-    found += _blobs(cv2.bitwise_and(shade, clear), (x0, y0), "debris", limits.debris_area_mm2, mm_per_px)
+        cv2.threshold(roi, dark + limits.crack_contrast * span, 255, cv2.THRESH_BINARY, dst=work)
+    # cracks: the interior, 6 px clear of the outline and of every hole
+    cv2.fillPoly(work, [frame_pts, *pts(outline(-INTERIOR_MARGIN_PX))], 0, cv2.LINE_8, 4)
+    centres = [(round((x - x0) * f), round((y - y0) * f)) for x, y, _, _ in holes]
+    for c, (_, _, r, _) in zip(centres, holes, strict=True):
+        cv2.circle(work, c, round((r + INTERIOR_MARGIN_PX) * f), 0, -1, cv2.LINE_8, 4)
+    found += _blobs(work, (x0, y0), "crack", limits.crack_area_mm2, mm_per_px)
+    # debris: the band around the outline (4 px off it, to the band's width) and each hole's inside
+    cv2.threshold(roi, dark + DEBRIS_LEVEL * span, 255, cv2.THRESH_BINARY_INV, dst=work)
+    kept = []
+    for c, (_, _, r, _) in zip(centres, holes, strict=True):
+        if r <= BAND_MARGIN_PX + 1:
+            continue
+        radius = round((r - BAND_MARGIN_PX) * f)
+        bx0, by0 = max(0, (c[0] - radius) // 16 - 1), max(0, (c[1] - radius) // 16 - 1)
+        bx1, by1 = min(rw, (c[0] + radius) // 16 + 2), min(rh, (c[1] + radius) // 16 + 2)
+        if bx1 <= bx0 or by1 <= by0:
+            continue
+        disc = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
+        cv2.circle(disc, (c[0] - bx0 * 16, c[1] - by0 * 16), radius, 255, -1, cv2.LINE_8, 4)
+        kept.append((by0, by1, bx0, bx1, cv2.bitwise_and(work[by0:by1, bx0:bx1], disc)))
+    cv2.fillPoly(work, [frame_pts, *pts(outer)], 0, cv2.LINE_8, 4)
+    cv2.fillPoly(work, pts(outline(BAND_MARGIN_PX)), 0, cv2.LINE_8, 4)
+    for by0, by1, bx0, bx1, inside in kept:
+        sub = work[by0:by1, bx0:bx1]
+        cv2.bitwise_or(sub, inside, dst=sub)
+    found += _blobs(work, (x0, y0), "debris", limits.debris_area_mm2, mm_per_px)
     return found
+
+
+#: 3 × 3 neighbours of a pixel, not the pixel itself: a dilation by it says "some neighbour is set".
+_NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.uint8)
 
 
 def _blobs(mask: np.ndarray, origin: tuple[int, int], cls: str, min_area_mm2: float, s: float
@@ -142,11 +163,10 @@ def _blobs(mask: np.ndarray, origin: tuple[int, int], cls: str, min_area_mm2: fl
     if cv2.countNonZero(mask) == 0:
         return []
     if min_area_mm2 / (s * s) >= 2:  # lone pixels (noise) can never make a blob that large: drop them
-        pairs = cv2.boxFilter(mask, cv2.CV_16U, (3, 3), normalize=False) >= 2 * 255
-        mask = np.where(pairs, mask, 0).astype(np.uint8)
+        mask = cv2.bitwise_and(mask, cv2.dilate(mask, _NEIGHBOURS))
         if cv2.countNonZero(mask) == 0:
             return []
-    bx, by, bw, bh = cv2.boundingRect(cv2.findNonZero(mask))
+    bx, by, bw, bh = cv2.boundingRect(mask)
     sub = mask[by:by + bh, bx:bx + bw]
     n, _, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
     found = []

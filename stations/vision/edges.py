@@ -85,21 +85,26 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
     if n == 0:
         z = np.zeros(0, np.float32)
         return EdgePoints(z, z, z, z.astype(bool), z, z, z)
-    xs = px[:, None] + nx[:, None] * t[None, :]
-    ys = py[:, None] + ny[:, None] * t[None, :]
-    prof = sample(image, xs, ys)
-    m = prof.shape[1]
-    dark = prof[:, :PLATEAU].mean(axis=1)
-    bright = prof[:, -PLATEAU:].mean(axis=1)
+    # sample coordinates in float32 (what cv2.remap takes; 2.4e-4 px resolution at 2448 px), no copies
+    xs = np.multiply(np.asarray(nx, np.float32)[:, None], t[None, :])
+    xs += np.asarray(px, np.float32)[:, None]
+    ys = np.multiply(np.asarray(ny, np.float32)[:, None], t[None, :])
+    ys += np.asarray(py, np.float32)[:, None]
+    raw = cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # n × m, uint8
+    m = raw.shape[1]
+    dark = raw[:, :PLATEAU].sum(axis=1, dtype=np.int32).astype(np.float32) / np.float32(PLATEAU)
+    bright = raw[:, -PLATEAU:].sum(axis=1, dtype=np.int32).astype(np.float32) / np.float32(PLATEAU)
     level = (dark + bright) / 2
-    below = np.count_nonzero(prof < level[:, None], axis=1)
-    j = np.clip(below, 1, m - 1)
-    rows = np.arange(n)
-    p0, p1 = prof[rows, j - 1], prof[rows, j]
+    # integer samples: value < level exactly when value < ceil(level), a uint8 comparison
+    below = np.count_nonzero(raw < np.ceil(level).astype(np.uint8)[:, None], axis=1)
+    j = np.minimum(np.maximum(below, 1), m - 1)
+    flat = raw.ravel()
+    at = np.arange(n) * m + j
+    p0, p1 = flat[at - 1].astype(np.float32), flat[at].astype(np.float32)
     rise = p1 - p0
     ok = (bright - dark >= min_contrast) & (rise > 0) & (below > 0) & (below < m)
     frac = np.where(ok, (level - p0) / np.where(rise > 0, rise, 1), 0.5)
-    off = t[j - 1] + np.clip(frac, 0, 1) * step
+    off = t[j - 1] + np.minimum(np.maximum(frac, 0), 1) * step
     slope = rise / step
     clipped = np.zeros(n, bool)
     clipped_half = np.zeros(n, bool)
@@ -173,6 +178,8 @@ def _clip_fit(prof: np.ndarray, clipped: np.ndarray, t: np.ndarray, e0: np.ndarr
     cannot tell a wider blur from a brighter plateau) unless it is unknown (0), then fitted too.
     ``t`` gives each sample's position along its profile (px; one row per profile, or one row for all).
     Returns (e, A, σ, D) per profile; e in the profile's own coordinate (px)."""
+    if sigma > 0:
+        return _clip_fit_held(prof, clipped, t, e0, d0, b0, sigma)
     w = (~clipped).astype(np.float64)
     y = prof.astype(np.float64)
     tt = t.astype(np.float64) if t.ndim == 2 else t.astype(np.float64)[None, :]
@@ -203,6 +210,53 @@ def _clip_fit(prof: np.ndarray, clipped: np.ndarray, t: np.ndarray, e0: np.ndarr
         if not len(step) or np.abs(step[:, 2]).max() < 1e-3:
             break
     return e, amp, sig, d
+
+
+def _clip_fit_held(prof: np.ndarray, clipped: np.ndarray, t: np.ndarray, e0: np.ndarray, d0: np.ndarray,
+                   b0: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_clip_fit` with σ held: the same Gauss–Newton steps, its 3 × 3 normal equations summed
+    term by term and solved by Cramer's rule for all profiles at once (thousands of profiles on a
+    saturated frame: no N × S × 3 Jacobian, one exponential per sample and step)."""
+    w = (~clipped).astype(np.float64)
+    y = prof.astype(np.float64)
+    tt = t.astype(np.float64) if t.ndim == 2 else t.astype(np.float64)[None, :]
+    e = e0.astype(np.float64).copy()
+    d = d0.astype(np.float64).copy()
+    amp = np.maximum(b0.astype(np.float64) - d, 1.0) * 1.05
+    n = len(e)
+    sig = np.full(n, float(sigma))
+    h00 = w.sum(axis=1) + 1e-6
+    root2pi = math.sqrt(2 * math.pi)
+    for _ in range(8):
+        z = (tt - e[:, None]) / sigma
+        gauss = np.exp(-0.5 * z * z)  # shared by φ and by the erf approximation (its exp(−x²), x = z/√2)
+        phi = gauss / root2pi
+        big = 0.5 * (1 + _erf_from(z / math.sqrt(2.0), gauss))
+        r = y - (d[:, None] + amp[:, None] * big)
+        wb, wp = w * big, w * phi
+        q = -amp / sigma  # the edge column of the Jacobian is q·φ
+        a, b, c = h00, wb.sum(axis=1), q * wp.sum(axis=1)
+        dd, ee = (wb * big).sum(axis=1) + 1e-6, q * (wb * phi).sum(axis=1)
+        ff = q * q * (wp * phi).sum(axis=1) + 1e-6
+        g0, g1, g2 = (w * r).sum(axis=1), (wb * r).sum(axis=1), q * (wp * r).sum(axis=1)
+        co0, co1, co2 = dd * ff - ee * ee, c * ee - b * ff, b * ee - c * dd
+        det = a * co0 + b * co1 + c * co2
+        det = np.where(np.abs(det) > 1e-300, det, 1e-300)
+        s_d = np.clip((co0 * g0 + co1 * g1 + co2 * g2) / det, -50, 50)
+        s_a = np.clip((co1 * g0 + (a * ff - c * c) * g1 + (b * c - a * ee) * g2) / det, -100, 100)
+        s_e = np.clip((co2 * g0 + (b * c - a * ee) * g1 + (a * dd - b * b) * g2) / det, -1, 1)
+        d, amp, e = d + s_d, amp + s_a, e + s_e
+        if not n or np.abs(s_e).max() < 1e-3:
+            break
+    return e, amp, sig, d
+
+
+def _erf_from(x: np.ndarray, gauss: np.ndarray) -> np.ndarray:
+    """:func:`_erf` of ``x`` given ``gauss`` = exp(−x²) already computed."""
+    a = np.abs(x)
+    k = 1.0 / (1.0 + 0.3275911 * a)
+    poly = k * (0.254829592 + k * (-0.284496736 + k * (1.421413741 + k * (-1.453152027 + k * 1.061405429))))
+    return np.sign(x) * (1.0 - poly * gauss)
 
 
 def _solve3(h: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -279,29 +333,70 @@ class Circle:
 
 
 def fit_circle(x: np.ndarray, y: np.ndarray, iterations: int = 3) -> Circle:
-    """Algebraic (Kåsa) fit as the start, then geometric Gauss–Newton on the radial distances."""
-    mx, my = float(x.mean()), float(y.mean())
-    u, v = x.astype(np.float64) - mx, y.astype(np.float64) - my
+    """Algebraic (Kåsa) fit as the start, then geometric Gauss–Newton on the radial distances.
+
+    Both are solved through their 3 × 3 normal equations built from dot products and solved in closed
+    form (no N × 3 design matrix, no LAPACK call: a fit of a few hundred points costs tens of µs)."""
+    u = np.asarray(x, np.float64)
+    v = np.asarray(y, np.float64)
+    n = len(u)
+    if n < 3:
+        raise np.linalg.LinAlgError(f"a circle needs at least 3 points (got {n})")
+    mx, my = float(u.sum()) / n, float(v.sum()) / n
+    u, v = u - mx, v - my
     z = u * u + v * v
-    a = np.stack([u, v, np.ones_like(u)], axis=1)
-    sol = np.linalg.solve(a.T @ a, a.T @ z)
+    su, sv = float(u.sum()), float(v.sum())  # ~0 after centring, kept for exactness
+    sol = solve3((float(u @ u), float(u @ v), su, float(v @ v), sv, float(n)),
+                 (float(u @ z), float(v @ z), float(z.sum())))
     cx, cy = sol[0] / 2, sol[1] / 2
     r = math.sqrt(max(sol[2] + cx * cx + cy * cy, 1e-12))
     for _ in range(iterations):
         dxs, dys = u - cx, v - cy
         d = np.maximum(np.hypot(dxs, dys), 1e-12)
-        a[:, 0], a[:, 1] = dxs / d, dys / d  # residual d - r moves by -(j · step) for a centre step
-        step = np.linalg.solve(a.T @ a, a.T @ (d - r))
+        gx, gy = dxs / d, dys / d  # residual d - r moves by -(j · step) for a centre step
+        res = d - r
+        sx, sy = float(gx.sum()), float(gy.sum())
+        step = solve3((float(gx @ gx), float(gx @ gy), sx, float(gy @ gy), sy, float(n)),
+                      (float(gx @ res), float(gy @ res), float(res.sum())))
         cx, cy, r = cx + step[0], cy + step[1], r + step[2]
-        if abs(step).max() < 1e-6:
+        if max(abs(step[0]), abs(step[1]), abs(step[2])) < 1e-6:
             break
     res = np.hypot(u - cx, v - cy) - r
-    return Circle(float(cx + mx), float(cy + my), float(r), float(np.sqrt((res * res).mean())), len(x))
+    return Circle(cx + mx, cy + my, r, math.sqrt(float(res @ res) / n), n)
+
+
+def solve3(h: tuple[float, float, float, float, float, float], g: tuple[float, float, float]
+           ) -> tuple[float, float, float]:
+    """Solve the symmetric 3 × 3 system (h = a, b, c, d, e, f of [[a b c] [b d e] [c e f]]) · x = g by
+    Cramer's rule; raises :class:`numpy.linalg.LinAlgError` when it is singular."""
+    a, b, c, d, e, f = h
+    co0, co1, co2 = d * f - e * e, c * e - b * f, b * e - c * d
+    det = a * co0 + b * co1 + c * co2
+    scale = max(abs(a), abs(d), abs(f)) ** 3
+    if not math.isfinite(det) or abs(det) <= 1e-14 * scale:
+        raise np.linalg.LinAlgError("singular 3 × 3 system (the points do not determine a circle)")
+    g0, g1, g2 = g
+    x0 = (co0 * g0 + co1 * g1 + co2 * g2) / det
+    x1 = (co1 * g0 + (a * f - c * c) * g1 + (b * c - a * e) * g2) / det
+    x2 = (co2 * g0 + (b * c - a * e) * g1 + (a * d - b * b) * g2) / det
+    return x0, x1, x2
+
+
+def median(values: np.ndarray) -> float:
+    """The median of a 1-D array (what :func:`numpy.median` gives, without its per-call overhead)."""
+    n = len(values)
+    if n == 0:
+        return math.nan
+    k = n // 2
+    if n % 2:
+        return float(np.partition(values, k)[k])
+    part = np.partition(values, (k - 1, k))
+    return (float(part[k - 1]) + float(part[k])) / 2
 
 
 def robust_mask(residual: np.ndarray, floor: float = 0.15, k: float = 5.0) -> np.ndarray:
     """Points to keep: residual within ``k`` robust sigmas (MAD) of zero, never tighter than ``floor`` px."""
-    mad = float(np.median(np.abs(residual - np.median(residual))))
+    mad = median(np.abs(residual - median(residual)))
     return np.abs(residual) <= max(floor, k * 1.4826 * mad)
 
 
