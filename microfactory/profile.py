@@ -107,6 +107,20 @@ class Segment:
         return dist, side, inside
 
 
+@dataclass(frozen=True)
+class SegmentTable:
+    """Per point, its segment's line (a point ``ax, ay`` and the outward normal ``bx, by``) or circle
+    (centre ``ax, ay``, radius ``bx``, ``sign`` +1 when the arc turns counter-clockwise), mm."""
+
+    arc: np.ndarray
+    ax: np.ndarray
+    ay: np.ndarray
+    bx: np.ndarray
+    by: np.ndarray
+    sign: np.ndarray
+    any_arc: bool
+
+
 class Profile:
     """A closed outline (mm), counter-clockwise, from vertices ``(x, y, bulge)``."""
 
@@ -246,16 +260,23 @@ class Profile:
             which = np.where(closer, i, which)
         return signed, which
 
-    def distance_along(self, x: np.ndarray, y: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    def distance_along(self, x: np.ndarray, y: np.ndarray, segment: np.ndarray | SegmentTable) -> np.ndarray:
         """Signed distance (mm, + outside) of each point to the line or circle of its own segment
         ``segment[i]`` — what a fit needs for points known to lie near their segment, far quicker than
-        :meth:`distance`."""
-        table = self._table()
+        :meth:`distance`. A fit that asks again and again for the same points' segments passes the
+        :meth:`segment_table` of ``segment`` instead (looked up once)."""
+        table = segment if isinstance(segment, SegmentTable) else self.segment_table(segment)
+        line = (x - table.ax) * table.bx + (y - table.ay) * table.by  # lines: a point, the outward normal
+        if not table.any_arc:
+            return line
+        circle = table.sign * (np.hypot(x - table.ax, y - table.ay) - table.bx)  # arcs: centre, radius
+        return np.where(table.arc, circle, line)
+
+    def segment_table(self, segment: np.ndarray) -> SegmentTable:
+        """Per point, what :meth:`distance_along` needs of its segment ``segment[i]``."""
         k = np.asarray(segment, np.intp)
-        arc, ax, ay, bx, by, sign = (col[k] for col in table)
-        line = (x - ax) * bx + (y - ay) * by  # lines: (ax, ay) a point, (bx, by) the outward normal
-        circle = sign * (np.hypot(x - ax, y - ay) - bx)  # arcs: (ax, ay) the centre, bx the radius
-        return np.where(arc, circle, line)
+        arc, ax, ay, bx, by, sign = (col[k] for col in self._table())
+        return SegmentTable(arc, ax, ay, bx, by, sign, bool(arc.any()))
 
     def _table(self) -> tuple[np.ndarray, ...]:
         cached = getattr(self, "_table_cache", None)

@@ -92,11 +92,12 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
     ys += np.asarray(py, np.float32)[:, None]
     raw = cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # n × m, uint8
     m = raw.shape[1]
-    dark = raw[:, :PLATEAU].sum(axis=1, dtype=np.int32).astype(np.float32) / np.float32(PLATEAU)
-    bright = raw[:, -PLATEAU:].sum(axis=1, dtype=np.int32).astype(np.float32) / np.float32(PLATEAU)
+    dark = _plateau(raw, range(PLATEAU))
+    bright = _plateau(raw, range(m - PLATEAU, m))
     level = (dark + bright) / 2
     # integer samples: value < level exactly when value < ceil(level), a uint8 comparison
-    below = np.count_nonzero(raw < np.ceil(level).astype(np.uint8)[:, None], axis=1)
+    ceil = np.repeat(np.ceil(level).astype(np.uint8)[:, None], m, axis=1)
+    below = cv2.reduce(cv2.compare(raw, ceil, cv2.CMP_LT), 1, cv2.REDUCE_SUM, dtype=cv2.CV_32S)[:, 0] // 255
     j = np.minimum(np.maximum(below, 1), m - 1)
     flat = raw.ravel()
     at = np.arange(n) * m + j
@@ -143,6 +144,15 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
             clipped_half[rows_c] = ~good | (reach <= 0.25)
     return EdgePoints(px + nx * off, py + ny * off, off, ok, slope, bright - dark, bright, clipped,
                       clipped_half)
+
+
+def _plateau(raw: np.ndarray, cols: range) -> np.ndarray:
+    """Mean (DN, float32) of the uint8 profile samples in columns ``cols``, per profile (exact: sums of
+    a few 8-bit values are exact in float32)."""
+    total = raw[:, cols[0]].astype(np.float32)
+    for c in cols[1:]:
+        total += raw[:, c]
+    return total / np.float32(len(cols))
 
 
 def _pixels(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, px: np.ndarray, py: np.ndarray,

@@ -157,8 +157,7 @@ def _find_missing(image: np.ndarray, fits: list[HoleFit], frame: PartFrame, draw
     if drawing is None:
         return
     s = frame.mm_per_px
-    edge = np.concatenate([np.stack([t.x, t.y], axis=1)[t.ok] for t in traces if not t.closed or
-                           t.name.startswith("outline")]) if traces else np.zeros((0, 2))
+    edge = _edge_points([t for t in traces if not t.closed or t.name.startswith("outline")])
     for hole in drawing.holes:
         x, y = frame.to_px(hole.x, hole.y)
         web = _web(edge, Blob(x, y, hole.d / 2 / s))
@@ -182,11 +181,19 @@ def _add_hole(got: tuple[Any, EdgeTrace], fits: list[HoleFit], owner: dict[str, 
     traces.append(trace)
 
 
+def _edge_points(traces: list[EdgeTrace]) -> np.ndarray:
+    """The traces' valid edge points as a 2 × N array (x row, y row; px)."""
+    if not traces:
+        return np.zeros((2, 0))
+    return np.concatenate([np.stack([t.x[t.ok], t.y[t.ok]]) for t in traces], axis=1)
+
+
 def _web(edge: np.ndarray, blob: Blob) -> float:
-    """Material (px) between a hole candidate's rim and the outline's nearest edge point."""
-    if not len(edge):
+    """Material (px) between a hole candidate's rim and the nearest of ``edge`` (2 × N px) points."""
+    if not edge.shape[1]:
         return math.inf
-    return float(np.sqrt(((edge - (blob.x, blob.y)) ** 2).sum(axis=1).min())) - blob.r
+    dx, dy = edge[0] - blob.x, edge[1] - blob.y
+    return math.sqrt(float((dx * dx + dy * dy).min())) - blob.r
 
 
 def _clock_by_holes(frame: PartFrame, drawing: Drawing, fits: list[HoleFit]) -> PartFrame:
@@ -266,8 +273,7 @@ def _measure(image: np.ndarray, settings: Settings, result: Inspection) -> None:
     fits: list[HoleFit] = []
     owner: dict[str, HoleFit] = {}  # trace name → the hole it traced
     distorted = settings.undistort is not None
-    edge = np.concatenate([np.stack([t.x, t.y], axis=1)[t.ok] for t in traces]) if traces else \
-        np.zeros((0, 2))
+    edge = _edge_points(traces)
     for i, blob in enumerate(coarse.holes):
         got = measure_hole(image, blob, contrast, undistort, f"hole{i}", model, _web(edge, blob))
         if got is not None:

@@ -10,6 +10,7 @@ clipping reaches them (:mod:`stations.vision.edges`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -69,7 +70,8 @@ def locate(image: np.ndarray) -> Coarse:
     """Find the part's outline and hole candidates, or say why the frame is unusable."""
     h, w = image.shape
     small = cv2.resize(image, (w // FACTOR, h // FACTOR), interpolation=cv2.INTER_AREA)
-    lo, hi = np.percentile(small, [2, 98])
+    counts = _histogram(small)
+    lo, hi = _percentile(counts, 2.0), _percentile(counts, 98.0)
     if hi < 60:
         raise ImageProblem(f"the frame is under-exposed (backlight at {hi:.0f} DN of 255)",
                            hint="raise the exposure or the backlight until the background reads ~200")
@@ -106,8 +108,27 @@ def locate(image: np.ndarray) -> Coarse:
             cx, cy = m["m10"] / m["m00"], m["m01"] / m["m00"]
             holes.append(Blob(cx * s + (s - 1) / 2, cy * s + (s - 1) / 2, float(np.sqrt(area / np.pi)) * s))
         child = hierarchy[0][child][0]
-    part_mask = binary > 0
-    dark = float(np.median(small[part_mask])) if part_mask.any() else float(lo)
-    bright = float(np.median(small[~part_mask])) if (~part_mask).any() else float(hi)
+    inside = _histogram(small, binary)
+    outside = counts - inside
+    dark = _percentile(inside, 50.0) if inside.sum() else float(lo)
+    bright = _percentile(outside, 50.0) if outside.sum() else float(hi)
     outer = part[:, 0, :].astype(np.float64) * s + (s - 1) / 2
     return Coarse(corners, outer, holes, dark, bright)
+
+
+def _histogram(image: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Counts of each 8-bit value (256, int64) of ``image`` where ``mask`` is set (everywhere if None)."""
+    return cv2.calcHist([image], [0], mask, [256], [0, 256]).ravel().astype(np.int64)
+
+
+def _percentile(counts: np.ndarray, q: float) -> float:
+    """``numpy.percentile`` (linear method) of the values a histogram counts, without sorting them."""
+    n = int(counts.sum())
+    cum = np.cumsum(counts)
+    pos = q / 100.0 * (n - 1)
+    k = math.floor(pos)
+    t = pos - k
+    a = float(np.searchsorted(cum, k, side="right"))  # the k-th smallest value (0-based)
+    b = float(np.searchsorted(cum, min(k + 1, n - 1), side="right"))
+    d = b - a
+    return b - d * (1 - t) if t >= 0.5 else a + d * t

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from microfactory.profile import Profile
-from stations.vision.edges import EdgeModel, EdgePoints, find_edges, robust_mask
+from stations.vision.edges import EdgeModel, EdgePoints, find_edges, median, robust_mask, solve3
 from stations.vision.locate import Coarse, ImageProblem
 from stations.vision.measure import EdgeTrace, PartFrame, Undistort
 
@@ -122,23 +122,38 @@ def _solve(ux: np.ndarray, uy: np.ndarray, nx: np.ndarray, ny: np.ndarray, ok: n
     ox, oy, phi = pose
     keep = ok.copy()
     res = np.zeros(len(ux))
+    table = profile.segment_table(seg)
     for k in range(rounds + 1):
         frame = make_frame(ox, oy, phi, s)
-        res = profile.distance_along(*to_mm(frame, ux, uy), seg) / s
+        res = profile.distance_along(*to_mm(frame, ux, uy), table) / s
         if k == 0:
             keep = ok & (np.abs(res) < reach)
         else:  # about the median: a part drawn a little too large or small still fits, by its middle
-            med = float(np.median(res[keep])) if keep.any() else 0.0
+            med = median(res[keep]) if keep.any() else 0.0
             keep = ok & robust_mask(res - med, floor=0.3)
         if k == rounds or keep.sum() < 12:
             break
-        jac = np.stack([-nx, -ny, -(nx * -(uy - oy) + ny * (ux - ox))], axis=1)[keep]
-        step = np.linalg.lstsq(jac, -res[keep], rcond=None)[0]
+        step = _pose_step(ux[keep] - ox, uy[keep] - oy, nx[keep], ny[keep], res[keep])
         ox, oy, phi = ox + step[0], oy + step[1], phi + step[2]
     if keep.sum() < 12:
         raise ImageProblem("the part's outline does not match the drawing's (too few edge points near it)",
                            hint="check that the drawing is the right one for this part")
     return (ox, oy, phi), res, keep
+
+
+def _pose_step(dx: np.ndarray, dy: np.ndarray, nx: np.ndarray, ny: np.ndarray, res: np.ndarray
+               ) -> tuple[float, float, float]:
+    """The Gauss–Newton step (px, px, rad) of the rigid pose that cancels the residuals ``res`` (px) of
+    points at (dx, dy) px from the frame's origin with normals (nx, ny): least squares through its 3 × 3
+    normal equations (lstsq only when they are singular)."""
+    w = ny * dx - nx * dy  # the rotation's column: how far each point moves along its normal per radian
+    try:
+        return solve3((float(nx @ nx), float(nx @ ny), float(nx @ w), float(ny @ ny), float(ny @ w),
+                       float(w @ w)), (float(nx @ res), float(ny @ res), float(w @ res)))
+    except np.linalg.LinAlgError:
+        jac = np.stack([-nx, -ny, -w], axis=1)
+        got = np.linalg.lstsq(jac, -res, rcond=None)[0]
+        return float(got[0]), float(got[1]), float(got[2])
 
 
 def _edges(image: np.ndarray, profile: Profile, frame: PartFrame, spacing_px: float, half: float, step: float,
@@ -178,7 +193,8 @@ def _traces(profile: Profile, seg: np.ndarray, e: EdgePoints, res: np.ndarray, k
     """One trace per stretch of outline between sharp corners (a closed one when there is no corner)."""
     sharp = set(profile.corners())
     n = len(profile.segments)
-    cuts = [0] + [i for i in range(1, len(seg)) if seg[i] != seg[i - 1] and int(seg[i]) in sharp] + [len(seg)]
+    changes = np.flatnonzero(seg[1:] != seg[:-1]) + 1
+    cuts = [0] + [int(i) for i in changes if int(seg[i]) in sharp] + [len(seg)]
     spans = [np.arange(a, b) for a, b in itertools.pairwise(cuts) if b > a]
     closed = not sharp
     if not closed and len(spans) > 1 and 0 not in sharp and int(seg[0]) == 0 and int(seg[-1]) == n - 1:
