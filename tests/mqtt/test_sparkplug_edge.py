@@ -85,7 +85,8 @@ def test_a_takeover_publishes_the_will_and_the_node_comes_back_with_a_new_bdseq(
             watcher.wait_for(of(MessageType.DDATA, "cut", State="busy"), WAIT_S)
             # another client with the edge node's id: the broker drops the edge node without a goodbye
             intruder = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311,
-                                   client_id=f"microfactory-{broker.options.group}-cell-1")
+                                   client_id=f"microfactory-{broker.options.group}-cell-1",
+                                   reconnect_on_failure=False)  # taken over in turn, it stays away
             intruder.connect("127.0.0.1", broker.port)
             intruder.loop_start()
             will = watcher.wait_for(of(MessageType.NDEATH), WAIT_S)

@@ -114,10 +114,10 @@ def test_the_broker_killed_mid_lot_is_reconnected_and_the_lot_completes(broker: 
     cell, procedure = short_lot()
     controller = Controller(cell, speed=2, db=None)
     engine = EngineThread(controller)
+    watcher = Watcher(broker.options).start()  # subscribed before the births; asks for them on reconnect
     edge = EdgeNode(broker.options, controller.bus, edge_node=cell.cell.id, stations=STATIONS).start()
     working = threading.Event()
     controller.bus.subscribe(lambda e: working.set(), [EventKind.STEP])
-    watcher = Watcher(broker.options).start()  # asks for a rebirth whenever it (re)connects
     try:
         engine.start()
         watcher.wait_for(of(MessageType.DBIRTH, "inspect"), WAIT_S)
@@ -201,3 +201,34 @@ def test_a_lot_runs_to_its_end_with_no_broker_at_all() -> None:
     edge = edges[0]
     assert edge is not None and edge.stats.sessions == 0 and not edge.connected.is_set()
     assert edge.stats.events > 0 and edge.stats.dropped == 0 and sum(edge.stats.published.values()) == 0
+
+
+@pytest.mark.timeout(240)
+def test_a_held_lot_is_seen_held_and_resumed_by_the_subscriber(broker: Broker) -> None:
+    cell, procedure = short_lot()
+    controller = Controller(cell, speed=2, db=None)
+    engine = EngineThread(controller)
+    watcher = Watcher(broker.options, rebirth_on_connect=False).start()  # subscribed before the births
+    edge = EdgeNode(broker.options, controller.bus, edge_node=cell.cell.id, stations=STATIONS).start()
+    working = threading.Event()
+    controller.bus.subscribe(lambda e: working.set(), [EventKind.STEP])
+    try:
+        engine.start()
+        watcher.wait_for(of(MessageType.DBIRTH, "inspect"), WAIT_S)
+        lot = engine.run_lot(procedure, parts=1, lot_id="held")
+        assert working.wait(WAIT_S)
+        engine.submit("hold").result(WAIT_S)  # what an operator or an OPC UA client's Hold does
+        held = watcher.wait_for(of(MessageType.NDATA, **{"Cell/State": "held"}), WAIT_S)
+        assert not lot.done()
+        engine.submit("unhold").result(WAIT_S)
+        mark = watcher.snapshot().index(held)
+        watcher.wait_for(of(MessageType.NDATA, **{"Cell/State": "execute"}), WAIT_S, after=mark)
+        summary = lot.result(WAIT_S * 3)
+    finally:
+        engine.stop()
+        edge.stop()
+        watcher.stop()
+    assert summary.state == "complete"
+    cell_states = [m.metrics["Cell/State"] for m in watcher.snapshot()
+                   if m.kind == MessageType.NDATA and "Cell/State" in m.metrics]
+    assert cell_states[cell_states.index("execute"):][:4] == ["execute", "holding", "held", "unholding"]
