@@ -133,6 +133,10 @@ class CellInfo(_Strict):
     id: str
     name: str = ""
     standby_after_s: float | None = Field(default=None, gt=0, description="idle s before standby")
+    #: The partner (company) that owns the cell; its lots are filed under it in the shop store.
+    partner: str = Field(default="", pattern=r"^([a-z][a-z0-9_-]{0,40})?$")
+    #: The shop store this cell's journal syncs to (``postgresql://...``); empty: none.
+    store: str = Field(default="", pattern=r"^(postgres(ql)?://.*)?$")
 
 
 class Cell(_Strict):

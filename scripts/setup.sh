@@ -9,7 +9,8 @@ APT_PACKAGES=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 lib
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
               libxcb-render-util0 libxcb-image0 xvfb xauth
               poppler-utils  # pdftotext/pdftoppm: the lot-report PDF test reads the PDF back
-              mosquitto)     # the MQTT broker the Sparkplug B tests start on a free localhost port
+              mosquitto      # the MQTT broker the Sparkplug B tests start on a free localhost port
+              postgresql)    # the shop store's tests start their own server (initdb, postgres)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

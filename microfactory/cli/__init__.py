@@ -22,7 +22,8 @@ from microfactory.errors import ConfigError, MicrofactoryError, SafetyRefusal
 CORE_COMMANDS = ("microfactory.cli.bench", "microfactory.cli.validate", "microfactory.cli.run",
                  "microfactory.cli.journal", "microfactory.cli.users", "microfactory.cli.report",
                  "microfactory.cli.resume", "microfactory.cli.drawing", "microfactory.cli.serve",
-                 "microfactory.cli.mqtt_watch")
+                 "microfactory.cli.mqtt_watch",
+                 "microfactory.cli.shop")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -78,7 +78,7 @@ class Table:
 #: Every audited table. ``change`` records (who, when, old, new, reason) also update the replay.
 TABLES = (
     Table("run", "runs", ("run", "run_end"), "lot",
-          ("recipe", "version", "parts", "state", "recipe_sha256", "user", "closed_reason")),
+          ("recipe", "version", "parts", "state", "recipe_sha256", "user", "closed_reason", "partner")),
     Table("part", "parts", ("part",), "part", ("lot", "state", "reworks", "reason", "step", "rework_steps")),
     Table("step", "steps", ("intent", "done"), "key",
           ("part", "step", "station", "firmware", "attempt", "ok", "verdict", "request", "data")),

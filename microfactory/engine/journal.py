@@ -211,13 +211,16 @@ class Journal:
     # -- runs and parts ---------------------------------------------------------------------------
     def begin_run(self, lot: str, *, recipe: str, version: str, cell: str, parts: int,
                   parameters: dict[str, Any], t: float, recipe_sha256: str = "", user: str = "",
-                  recipe_path: str = "", cell_path: str = "") -> None:
+                  recipe_path: str = "", cell_path: str = "", partner: str = "") -> None:
         """Record a new lot. A lot id already in the journal is refused (StateError), never replaced:
-        the first run's record is evidence."""
+        the first run's record is evidence. ``partner`` is the company the lot is run for (the shop
+        store files its records under it; empty: the cell's own)."""
         at = _now()
         record = {"lot": lot, "recipe": recipe, "version": version, "cell": cell, "parts": parts,
                   "parameters": parameters, "t": t, "at": at, "recipe_sha256": recipe_sha256, "user": user,
                   "recipe_path": recipe_path, "cell_path": cell_path}
+        if partner:
+            record["partner"] = partner
 
         def write(db: sqlite3.Connection) -> None:
             row = db.execute("SELECT started_at, state FROM runs WHERE lot = ?", (lot,)).fetchone()
@@ -227,10 +230,10 @@ class Journal:
                                  hint="give a new lot id; an unfinished lot is resumed or closed "
                                       "(microfactory resume --db PATH)")
             db.execute("INSERT INTO runs (lot, recipe, version, cell, parts, parameters, started_s, "
-                       "started_at, recipe_sha256, user, recipe_path, cell_path) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                       "started_at, recipe_sha256, user, recipe_path, cell_path, partner) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (lot, recipe, version, cell, parts, _json(parameters), t, at, recipe_sha256, user,
-                        recipe_path, cell_path))
+                        recipe_path, cell_path, partner or None))
 
         self.audited(write, "run", record)
 
@@ -327,12 +330,12 @@ class Journal:
         """Every lot run, oldest first; ``state`` is None for a run that never ended (killed process)."""
         rows = self._read("SELECT lot, recipe, state, summary, version, cell, parts, started_at, ended_at, "
                           "parameters, recipe_sha256, user, closed_reason, started_s, ended_s, "
-                          "recipe_path, cell_path FROM runs ORDER BY rowid")
+                          "recipe_path, cell_path, partner FROM runs ORDER BY rowid")
         return [{"lot": r[0], "recipe": r[1], "state": r[2], "summary": json.loads(r[3]) if r[3] else None,
                  "version": r[4], "cell": r[5], "parts": r[6], "started_at": r[7], "ended_at": r[8],
                  "parameters": json.loads(r[9]) if r[9] else {}, "recipe_sha256": r[10] or "",
                  "user": r[11] or "", "closed_reason": r[12] or "", "started_s": r[13], "ended_s": r[14],
-                 "recipe_path": r[15] or "", "cell_path": r[16] or ""}
+                 "recipe_path": r[15] or "", "cell_path": r[16] or "", "partner": r[17] or ""}
                 for r in rows]
 
     def run(self, lot: str) -> dict[str, Any]:

@@ -95,6 +95,8 @@ class Engine:
         self._started_s = 0.0
         #: The signed-in user who runs lots (``microfactory.auth``); recorded with each lot.
         self.user = ""
+        #: The partner (company) lots are run for; empty: the cell file's ``partner``.
+        self.partner = ""
 
     # -- loop ownership ---------------------------------------------------------------------------
     def bind_loop(self) -> None:
@@ -370,7 +372,9 @@ class Engine:
                                parts=parts, parameters=dict(procedure.parameters), t=self._started_s,
                                recipe_sha256=file_sha256(procedure.source), user=self.user,
                                recipe_path=procedure.source,
-                               cell_path=str(getattr(self.cell_config, "source", "") or ""))
+                               cell_path=str(getattr(self.cell_config, "source", "") or ""),
+                               partner=self.partner or (self.cell_config.cell.partner if self.cell_config
+                                                        else ""))
         self.bus.publish(EventKind.LOT, "lot", lot=self.lot, phase="started", total=parts, passed=0,
                          scrapped=0, reworked=0, in_flight=0, elapsed_s=0.0, eta_s=None,
                          recipe=procedure.recipe_id)

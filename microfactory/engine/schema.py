@@ -26,17 +26,17 @@ from microfactory.errors import ConfigError
 log = logging.getLogger("microfactory.engine.schema")
 
 APPLICATION_ID = 0x4D464A4C  # "MFJL"
-VERSION = 4
+VERSION = 5
 SQLITE_MAGIC = b"SQLite format 3\x00"
 HINT = "give a journal that `microfactory run --db PATH` wrote"
 
-#: The current schema (version 4), made on a new file.
+#: The current schema (version 5), made on a new file.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     lot TEXT PRIMARY KEY, recipe TEXT NOT NULL, version TEXT NOT NULL, cell TEXT NOT NULL,
     parts INTEGER NOT NULL, parameters TEXT NOT NULL, started_s REAL, started_at TEXT,
     ended_s REAL, ended_at TEXT, state TEXT, summary TEXT,
-    recipe_sha256 TEXT, user TEXT, closed_reason TEXT, recipe_path TEXT, cell_path TEXT);
+    recipe_sha256 TEXT, user TEXT, closed_reason TEXT, recipe_path TEXT, cell_path TEXT, partner TEXT);
 CREATE TABLE IF NOT EXISTS parts (
     part TEXT PRIMARY KEY, lot TEXT NOT NULL, state TEXT NOT NULL, reworks INTEGER NOT NULL DEFAULT 0,
     energy_j REAL NOT NULL DEFAULT 0, updated_s REAL, reason TEXT, step TEXT, rework_steps TEXT);
@@ -100,8 +100,13 @@ def _to_4(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN cell_path TEXT")
 
 
+def _to_5(db: sqlite3.Connection) -> None:
+    """Schema 4 → 5: the partner (company) each lot is run for, which the shop store files it under."""
+    db.execute("ALTER TABLE runs ADD COLUMN partner TEXT")
+
+
 #: Migration from version N to N + 1, keyed by N.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_2, 2: _to_3, 3: _to_4}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _to_2, 2: _to_3, 3: _to_4, 4: _to_5}
 
 
 def _refuse(path: Path, why: str, hint: str = HINT) -> ConfigError:

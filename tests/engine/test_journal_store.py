@@ -183,7 +183,7 @@ def test_an_old_journal_is_read_as_is_and_migrated_only_by_a_write(
     assert digest(db) == before
     with caplog.at_level(logging.WARNING, "microfactory.engine.schema"):
         j = Journal(db)
-    assert "migrating the run journal from schema 1 to 4" in caplog.text
+    assert "migrating the run journal from schema 1 to 5" in caplog.text
     assert j.migrated_from == 1
     j.begin_run("NEW", recipe="watch-plate", version="2", cell="bench", parts=1, parameters={}, t=0.0)
     assert j.verify().intact
