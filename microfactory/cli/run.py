@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,13 @@ def register(subparsers: Any) -> None:
     run.add_argument("--opcua-pki", metavar="DIR",
                      help="the OPC UA server's key and certificate (default: opcua-pki beside the journal)")
     mqtt_options.add_arguments(run)
+    run.add_argument("--store", metavar="URL",
+                     help="the shop store to sync the journal to as the lot runs, "
+                          "postgresql://CELL-LOGIN@HOST/DB "
+                          "(default: the cell file's cell.store; the journal stays the source of truth: a "
+                          "store that is down is caught up later by `microfactory shop sync`)")
+    run.add_argument("--partner", metavar="NAME",
+                     help="the partner the lot is run for (default: the cell file's cell.partner)")
     run.set_defaults(func=handle_run)
 
     sim = subparsers.add_parser("simulate", help="dry-run a lot: time, bottleneck, utilisation",
@@ -150,9 +159,30 @@ def handle_run(args: argparse.Namespace) -> int:
     mqtt = mqtt_options.from_arguments(args)  # first: a bad --mqtt option is refused before anything runs
     cell = load_cell(args.cell)
     procedure = load_recipe(args.recipe, cell=cell, values=_values(args.values))
+    store = args.store or cell.cell.store
+    if store:
+        _check_store(store, cell, args.db)
     return _run_lot(cell, procedure, parts=args.parts, speed=args.speed, db=args.db, as_json=args.json,
                     simulated_operator=False, user=args.user, mqtt=mqtt,
-                    opcua=(args.opcua, pki_folder(args.opcua_pki, args.db)) if args.opcua else None)
+                    opcua=(args.opcua, pki_folder(args.opcua_pki, args.db)) if args.opcua else None,
+                    store=store, partner=args.partner or "")
+
+
+def _check_store(store: str, cell: Cell, db: str) -> None:
+    """A lot synced to the shop store needs a journal file and a cell that names its partner."""
+    from microfactory.shop.store import check_name, is_store_url
+
+    if not is_store_url(store):
+        raise ConfigError.single("--store", f"{store!r} is not a PostgreSQL URL",
+                                 hint="write postgresql://CELL-LOGIN:PASSWORD@HOST/DB")
+    if db == ":memory:":
+        raise ConfigError.single("--db", "a lot synced to the shop store needs a journal file, not :memory:",
+                                 hint="give --db PATH")
+    if not cell.cell.partner:
+        raise ConfigError.single(getattr(cell, "source", "cell"),
+                                 "the cell syncs to a shop store but names no partner (cell.partner)",
+                                 hint="add `partner: NAME` under `cell:`")
+    check_name("partner", cell.cell.partner)
 
 
 def handle_demo(args: argparse.Namespace) -> int:
@@ -178,11 +208,13 @@ def _display_present() -> bool:
 
 def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: float, db: str, as_json: bool,
              simulated_operator: bool, user: str | None = None,
-             opcua: tuple[str, Path] | None = None, mqtt: MqttOptions | None = None) -> int:
+             opcua: tuple[str, Path] | None = None, mqtt: MqttOptions | None = None, store: str = "",
+             partner: str = "") -> int:
     console = Console(stderr=as_json)
     clock = clock_for(cell, speed)
-    main = _lot(cell, procedure, parts, clock, db, console, simulated_operator, user, opcua, mqtt)
-    summary = clock.run(main) if isinstance(clock, VirtualClock) else asyncio.run(main)
+    main = _lot(cell, procedure, parts, clock, db, console, simulated_operator, user, opcua, mqtt, partner)
+    with _shop_sync(store, db, cell):
+        summary = clock.run(main) if isinstance(clock, VirtualClock) else asyncio.run(main)
     if as_json:
         print(json.dumps(summary.as_dict()))
     else:
@@ -190,6 +222,27 @@ def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: floa
             console.line()  # rich's Live leaves its last frame without a newline when output is piped
         console.print(summary_table(summary))
     return EXIT_OK if summary.state == "complete" else EXIT_FAILED
+
+
+@contextlib.contextmanager
+def _shop_sync(store: str, db: str, cell: Cell) -> Iterator[None]:
+    """Ship the journal to the shop store from a thread while the lot runs, and once more at its end."""
+    if not store:
+        yield
+        return
+    from microfactory.shop.sync import CellSync, follow
+
+    sync = CellSync(db, store, cell=cell.cell.id, owner=cell.cell.partner)
+    stop = threading.Event()
+    worker = threading.Thread(target=follow, args=([sync], stop), kwargs={"every_s": 0.5},
+                              name="shop-sync", daemon=True)
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+        sync.close()
 
 
 # -- the live lot ---------------------------------------------------------------------------------
@@ -257,7 +310,8 @@ class AlarmReporter:
 
 async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock, db: str,
                console: Console, simulated_operator: bool, user: str | None = None,
-               opcua: tuple[str, Path] | None = None, mqtt: MqttOptions | None = None) -> LotSummary:
+               opcua: tuple[str, Path] | None = None, mqtt: MqttOptions | None = None,
+               partner: str = "") -> LotSummary:
     controller = Controller(cell, clock=clock, db=db)
     session = authorise_run(controller.journal, procedure, user)
     if session is not None:
@@ -275,6 +329,7 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock
     async with publishing(mqtt, controller.bus, cell_id=cell.cell.id,
                           stations=[s.id for s in cell.stations]), controller:
         engine = controller._engine()
+        engine.partner = partner
         controller.bus.subscribe(AlarmReporter(console, engine).on_event,
                                  [EventKind.ALARM, EventKind.CELL_STATE])
         loop = asyncio.get_running_loop()

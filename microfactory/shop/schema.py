@@ -65,7 +65,8 @@ CREATE TABLE cell_sync (
     last_hash text NOT NULL DEFAULT repeat('0', 64), synced_at timestamptz);
 CREATE TABLE journal_records (
     cell text NOT NULL, seq bigint NOT NULL, partner text NOT NULL REFERENCES partners,
-    what text NOT NULL, body text NOT NULL, hash text NOT NULL, synced_at timestamptz NOT NULL DEFAULT now(),
+    what text NOT NULL, body text NOT NULL, hash text NOT NULL,
+    synced_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (cell, seq));
 CREATE TABLE lots (
     cell text NOT NULL, lot text NOT NULL, partner text NOT NULL REFERENCES partners, recipe text NOT NULL,

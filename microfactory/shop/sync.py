@@ -24,6 +24,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -390,14 +391,18 @@ class _Rows:
 
 
 def follow(syncs: Iterable[CellSync], stop: threading.Event, *, every_s: float = 0.25,
-           on_pass: Callable[[CellSync, bool], None] | None = None) -> None:
-    """Sync each cell every ``every_s`` until ``stop`` is set, then once more; an unreachable store is
-    logged once per outage and retried (the cells keep their journals meanwhile). ``on_pass`` hears each
-    pass (the cell, whether it reached the store)."""
+           on_pass: Callable[[CellSync, bool], None] | None = None, final_retry_s: float = 0.0) -> None:
+    """Sync each cell every ``every_s`` until ``stop`` is set, then once more (retried for up to
+    ``final_retry_s`` while the store is unreachable); an unreachable store is logged once per outage and
+    retried (the cells keep their journals meanwhile). ``on_pass`` hears each pass (the cell, whether it
+    reached the store)."""
     cells = list(syncs)
     down = False
+    deadline: float | None = None
     while True:
         final = stop.is_set()
+        if final and deadline is None:
+            deadline = time.monotonic() + final_retry_s
         for cell in cells:
             try:
                 cell.sync()
@@ -412,6 +417,12 @@ def follow(syncs: Iterable[CellSync], stop: threading.Event, *, every_s: float =
                 down = True
             if on_pass is not None:
                 on_pass(cell, ok)
-        if final:
+        if final and (not down or time.monotonic() >= (deadline or 0.0)):
+            if down:
+                log.warning("the shop store is still unreachable: the journal's last records are not "
+                            "shipped yet; `microfactory shop sync` ships them")
             return
-        stop.wait(every_s)
+        if final:
+            time.sleep(every_s)
+        else:
+            stop.wait(every_s)

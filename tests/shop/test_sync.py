@@ -15,12 +15,12 @@ import psycopg
 import pytest
 
 from microfactory.engine.journal import Journal
+from microfactory.shop.cable import Cable
 from microfactory.shop.localserver import LocalServer
 from microfactory.shop.reading import ShopStore
 from microfactory.shop.store import StoreUnavailable
 from microfactory.shop.sync import CellSync, SyncRefused, follow
 from tests.shop.conftest import Shop, record_lot
-from tests.shop.netcut import Cable
 
 
 @pytest.fixture

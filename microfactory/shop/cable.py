@@ -1,5 +1,5 @@
-"""A TCP cable between a client and the PostgreSQL server that a test can unplug and plug back: unplugged,
-every connection through it is cut and new ones are refused (the network is gone)."""
+"""A TCP cable between clients and the PostgreSQL server that a test (or the benchmark) can unplug and plug
+back in: unplugged, every connection through it is cut and new ones are refused (the network is gone)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class Cable:
     def unplug(self) -> None:
         with self._lock:
             if self._listener is not None:
+                with contextlib.suppress(OSError):  # wakes the thread blocked in accept() (Linux)
+                    self._listener.shutdown(socket.SHUT_RDWR)
                 self._listener.close()
                 self._listener = None
             for s in self._links:
@@ -45,7 +47,11 @@ class Cable:
                 client, _ = listener.accept()
             except OSError:
                 return  # unplugged
-            server = socket.create_connection(self.target)
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:  # the server is down: the client sees its connection closed
+                client.close()
+                continue
             with self._lock:
                 if self._listener is not listener:  # unplugged while this one was connecting
                     client.close()

@@ -1,0 +1,97 @@
+"""``microfactory shop …`` as a user runs it: the administrator sets up two partners and a cell, the cell
+syncs, each partner reads its status and its month; bad input exits 2 with a message that says what to do."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from microfactory.cli import main
+from tests.shop.conftest import Shop, record_lot
+
+
+def url(shop: Shop, user: str, password: str) -> str:
+    return shop.server.dsn(user=user, password=password, dbname=shop.db)
+
+
+def test_two_partners_share_a_cell_from_the_command_line(shop: Shop, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    admin = shop.admin
+    assert main(["shop", "init", "--store", admin]) == 0
+    assert "shop store at schema 1" in capsys.readouterr().out
+    for name in ("acme", "bolt"):
+        monkeypatch.setenv("MICROFACTORY_NEW_PASSWORD", f"{name}-password")
+        assert main(["shop", "partner", "add", name, "--login", f"{shop.db}_{name}", "--store", admin]) == 0
+    monkeypatch.setenv("MICROFACTORY_NEW_PASSWORD", "cell-password")
+    assert main(["shop", "cell", "add", "c1", "--partner", "acme", "--login", f"{shop.db}_c1",
+                 "--store", admin]) == 0
+    assert main(["shop", "cell", "serve", "c1", "--partner", "bolt", "--store", admin]) == 0
+    for station in ("mill", "inspect"):
+        assert main(["shop", "station", "add", "c1", station, "--owner", "acme", "--store", admin]
+                    + (["--pooled"] if station == "mill" else [])) == 0
+    assert "station c1/inspect of acme" in capsys.readouterr().out
+    journal = tmp_path / "c1.sqlite"
+    record_lot(journal, "A1", partner="acme")
+    record_lot(journal, "B1", partner="bolt", parts=1)
+    cell = url(shop, f"{shop.db}_c1", "cell-password")
+    assert main(["shop", "sync", "--db", str(journal), "--store", cell, "--cell", "c1", "--partner",
+                 "acme"]) == 0
+    assert "c1: 19 record(s) shipped" in capsys.readouterr().out
+    assert main(["shop", "verify", "--db", str(journal), "--store", cell, "--cell", "c1",
+                 "--partner", "acme"]) == 0
+    assert "c1: audit chain intact in the store: 19 records" in capsys.readouterr().out
+    acme = url(shop, f"{shop.db}_acme", "acme-password")
+    bolt = url(shop, f"{shop.db}_bolt", "bolt-password")
+    assert main(["shop", "book", "--store", bolt, "--partner", "bolt", "--cell", "c1", "--station", "mill",
+                 "--lot", "B2", "--hours", "2"]) == 0
+    assert main(["shop", "status", "--store", acme, "--partner", "acme", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status["cells"] == ["c1"] and status["queued_bookings"] == 0  # bolt's booking is bolt's
+    assert {(s["station"], s["owner"], s["pooled"]) for s in status["stations"]} == {
+        ("inspect", "acme", False), ("mill", "acme", True)}
+    month = datetime.now(UTC).strftime("%Y-%m")
+    assert main(["shop", "report", "--store", bolt, "--partner", "bolt", "--month", month, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (report["lots"], report["parts"]) == (1, {"passed": 1})
+    assert {r["station"]: r["owner"] for r in report["by_station"]} == {"mill": "acme", "inspect": "acme"}
+    assert report["machine_h"] == pytest.approx((31.0 + 0.5) / 3600, abs=1e-4)
+    assert main(["shop", "report", "--store", acme, "--partner", "acme", "--month", month, "--json"]) == 0
+    mine = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert mine["lots"] == 1 and {r["partner"] for r in mine["lent"]} == {"bolt"}
+    assert main(["shop", "genealogy", "c1/B1-001", "--store", acme, "--partner", "acme"]) == 2
+    assert "no step of part c1/B1-001 is visible to acme" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["shop", "init", "--store", "runs.sqlite"], "is not a PostgreSQL URL"),
+    (["shop", "report", "--store", "postgresql://a@127.0.0.1:1/x", "--partner", "acme", "--month", "2026-13"],
+     "'2026-13' is not a month"),
+    (["shop", "partner", "add", "Big Co", "--store", "postgresql://a@127.0.0.1:1/x"],
+     "is not a valid partner name"),
+])
+def test_bad_input_exits_2_and_says_what_to_do(argv: list[str], message: str,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("MICROFACTORY_NEW_PASSWORD", "long-enough")
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse refuses a bad --store before the handler runs
+        code = int(exc.code or 0)
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_unreachable_store_exits_1_and_the_journal_is_untouched(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = tmp_path / "c1.sqlite"
+    record_lot(journal, "A1")
+    before = journal.read_bytes()
+    assert main(["shop", "sync", "--db", str(journal), "--store", "postgresql://c:p@127.0.0.1:1/shop",
+                 "--cell", "c1", "--partner", "acme"]) == 1
+    err = capsys.readouterr().err
+    assert "the shop store is unreachable" in err and "catches up later" in err
+    assert journal.read_bytes() == before
