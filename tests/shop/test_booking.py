@@ -79,7 +79,7 @@ def test_racing_partners_never_hold_one_station_at_once(pooled: Shop) -> None:
     def work(partner: str) -> None:
         db = pooled.connect(partner)
         done = 0
-        for _ in range(5000):  # a bound, not a timing: each try is one round trip
+        for _ in range(50000):  # a bound, not a timing: each try is one round trip
             if done == per_worker:
                 break
             hold = booking.claim(db, cell="c1", station="mill")
