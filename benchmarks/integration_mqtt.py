@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,52 @@ def mqtt_on(bus: EventBus, *, cell_id: str, stations: list[str]) -> Any:
             sub.report(last=True)
 
 
+def mqtt_on_bench(controller: Any, published_states: Callable[[], list[tuple[int, float]]]
+                  ) -> tuple[Callable[[], None], Callable[[], dict[str, Any]]]:
+    """``integration.py``'s servers-on phase with MQTT: a broker, the cell's edge node on the engine's
+    bus (the real 16-station cell: its drivers' 20 Hz status, the cycled cell states) and a subscriber
+    process. ``published_states()`` is the bench's record of (StateCurrent, time.monotonic()) at each
+    ``cell.state`` publish. Returns (stop, results) with ``mqtt_cell_state_latency_ms`` (a list: bus
+    publish → decoded at the subscriber), the edge node's counters and the subscriber's seq gaps."""
+    from microfactory.engine.packml import PackMLState
+    from microfactory.opcua.model import state_number
+
+    stack = contextlib.ExitStack()
+    port = stack.enter_context(mosquitto())
+    sub = Subscriber(port)
+    stations = [st.id for st in controller.cell.stations]
+    options = MqttOptions(host="127.0.0.1", port=port, group="bench")
+    edge = EdgeNode(options, controller.bus, edge_node=controller.cell.cell.id, stations=stations).start()
+    if not edge.connected.wait(15):
+        raise SystemExit("benchmark: the edge node did not connect")
+    first = len(published_states())
+    started = time.monotonic()
+    report: dict[str, Any] = {}
+    seconds = [0.0]
+
+    def stop() -> None:
+        seconds[0] = time.monotonic() - started
+        edge.stop()
+        report.update(sub.report(last=True))
+        stack.close()
+
+    def results() -> dict[str, Any]:
+        published = [(n, t) for n, t in published_states()[first:] if t >= started]
+        arrived = [(state_number(PackMLState(name)), t) for name, t in report["cell_states"]]
+        arrived = [(n, t) for n, t in arrived if t >= published[0][1]] if published else []
+        return {"mqtt_cell_state_latency_ms": [(a - p) * 1000 for (_, a), (_, p) in
+                                               zip(arrived, published, strict=False)],
+                "mqtt_cell_state_changes_published": len(published),
+                "mqtt_cell_state_changes_seen": len(arrived),
+                "mqtt_cell_state_every_change_in_order": [n for n, _ in arrived] == [n for n, _ in published],
+                "mqtt_bus_events": edge.stats.events, "mqtt_bus_events_per_s": edge.stats.events / seconds[0],
+                "mqtt_messages_published": sum(edge.stats.published.values()),
+                "mqtt_messages_seen": report["messages"], "mqtt_seq_gaps": report["seq_gaps"],
+                "mqtt_dropped_in_bench": edge.stats.dropped}
+
+    return stop, results
+
+
 def subscriber(port: int) -> None:
     """The subscriber process (a SCADA is another machine): decode, note arrival (``time.monotonic``,
     system-wide, so comparable with the publisher's stamps), report as JSON when stdin says so."""
@@ -106,10 +153,26 @@ def subscriber(port: int) -> None:
     flood = {"seen": 0, "last": 0.0}
     lock = threading.Lock()
 
+    cell_states: list[tuple[str, float]] = []  # NDATA Cell/State as it arrives
+    seqs: dict[str, list[int]] = {}  # per edge node: every seq since its last NBIRTH
+    gaps = [0]
+    total = [0]
+
     def on_message(message: Message) -> None:
+        now = time.monotonic()
+        with lock:
+            total[0] += 1
+            node = message.topic.edge_node
+            if message.kind == MessageType.NBIRTH:
+                seqs[node] = []
+            if message.seq is not None and node in seqs:
+                if seqs[node] and message.seq != (seqs[node][-1] + 1) % 256:
+                    gaps[0] += 1
+                seqs[node].append(message.seq)
+            if message.kind == MessageType.NDATA and "Cell/State" in message.metrics:
+                cell_states.append((str(message.metrics["Cell/State"]), now))
         if message.kind != MessageType.DDATA or "Status/n" not in message.metrics:
             return
-        now = time.monotonic()
         with lock:
             if message.topic.device == "flood":
                 flood["seen"] += 1
@@ -128,7 +191,8 @@ def subscriber(port: int) -> None:
         print("ready", flush=True)
         for line in sys.stdin:
             with lock:
-                report = {"latency_ms": latency_ms, "raw_ms": raw_ms,
+                report = {"latency_ms": latency_ms, "raw_ms": raw_ms, "cell_states": cell_states,
+                          "messages": total[0], "seq_gaps": gaps[0],
                           "delivered": len({k for k in keys if k[1] >= 0}),
                           "flood_seen": flood["seen"], "flood_last": flood["last"]}
             print(json.dumps(report), flush=True)
