@@ -27,6 +27,8 @@ INTERIOR_MARGIN_PX = 6
 BAND_MARGIN_PX = 4
 DEBRIS_BAND_MM = 0.4
 DEBRIS_LEVEL = 0.45
+#: Flagged pixels up to which a defect mask is handled as a list of points.
+SPARSE_PIXELS = 20000
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,10 @@ def area_defects(image: np.ndarray, outline: Callable[[float], np.ndarray],
     span = bright - dark
     work = np.empty(roi.shape, np.uint8)
     if local_level:
-        small = cv2.resize(roi, (max(1, rw // 4), max(1, rh // 4)), interpolation=cv2.INTER_AREA)
+        # the part's own level, from 4 × 4 blocks (an exact factor: OpenCV's fast area path; the few
+        # columns and rows past the last whole block take the last block's level)
+        bw4, bh4 = max(1, rw // 4), max(1, rh // 4)
+        small = cv2.resize(roi[:bh4 * 4, :bw4 * 4], (bw4, bh4), interpolation=cv2.INTER_AREA)
         cv2.resize(cv2.medianBlur(small, 5), (rw, rh), dst=work, interpolation=cv2.INTER_NEAREST)
         cv2.subtract(roi, work, dst=work)
         cv2.threshold(work, limits.crack_contrast * span, 255, cv2.THRESH_BINARY, dst=work)
@@ -160,14 +165,27 @@ _NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.uint8)
 
 def _blobs(mask: np.ndarray, origin: tuple[int, int], cls: str, min_area_mm2: float, s: float
            ) -> list[Defect]:
-    if cv2.countNonZero(mask) == 0:
+    count = cv2.countNonZero(mask)
+    if count == 0:
         return []
-    if min_area_mm2 / (s * s) >= 2:  # lone pixels (noise) can never make a blob that large: drop them
-        mask = cv2.bitwise_and(mask, cv2.dilate(mask, _NEIGHBOURS))
-        if cv2.countNonZero(mask) == 0:
-            return []
-    bx, by, bw, bh = cv2.boundingRect(mask)
-    sub = mask[by:by + bh, bx:bx + bw]
+    pairs = min_area_mm2 / (s * s) >= 2  # lone pixels (noise) can never make a blob that large: drop them
+    if count <= SPARSE_PIXELS:  # a few noise pixels: work on their coordinates, not on the 3 MP mask
+        pts = _points(mask)
+        if pairs:
+            pts = pts[_has_neighbour(pts, mask.shape[1])]
+            if not len(pts):
+                return []
+        bx, by = (int(v) for v in pts.min(axis=0))
+        bw, bh = (int(v) - o + 1 for v, o in zip(pts.max(axis=0), (bx, by), strict=True))
+        sub = np.zeros((bh, bw), np.uint8)
+        sub[pts[:, 1] - by, pts[:, 0] - bx] = 255
+    else:
+        if pairs:
+            mask = cv2.bitwise_and(mask, cv2.dilate(mask, _NEIGHBOURS))
+            if cv2.countNonZero(mask) == 0:
+                return []
+        bx, by, bw, bh = cv2.boundingRect(mask)
+        sub = mask[by:by + bh, bx:bx + bw]
     n, _, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
     found = []
     for i in range(1, n):
@@ -175,4 +193,27 @@ def _blobs(mask: np.ndarray, origin: tuple[int, int], cls: str, min_area_mm2: fl
         if area * s * s >= min_area_mm2:
             found.append(Defect(cls, (x + bx + origin[0], y + by + origin[1], w, h), area * s * s, "mm2",
                                 "part" if cls == "crack" else "backlight"))
+    return found
+
+
+def _points(mask: np.ndarray) -> np.ndarray:
+    """The set pixels of a sparse mask (k × 2: x, y; row by row), from the rows that hold any
+    (cv2.findNonZero visits every pixel one by one: 2 ms on a 3 MP mask)."""
+    rows = np.flatnonzero(mask.max(axis=1))
+    ri, xi = np.nonzero(mask[rows])
+    return np.stack([xi, rows[ri]], axis=1).astype(np.int64)
+
+
+def _has_neighbour(pts: np.ndarray, width: int) -> np.ndarray:
+    """Which of the pixels ``pts`` (k × 2: x, y) have another of them among their 8 neighbours."""
+    row = width + 2
+    keys = np.sort((pts[:, 1] + 1) * row + pts[:, 0] + 1)
+    own = (pts[:, 1] + 1) * row + pts[:, 0] + 1
+    found = np.zeros(len(pts), bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dx or dy:
+                q = own + dy * row + dx
+                at = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+                found |= keys[at] == q
     return found

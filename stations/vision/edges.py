@@ -113,7 +113,7 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
     near = np.flatnonzero(((bright >= CLIP_DN - 2) | (dark <= 2)) & ok)
     if len(near):
         # the raw pixels of 15 samples about each crossing: the transition and a little of each side
-        cols = np.clip(j[near][:, None] + np.arange(-8, 7)[None, :], 0, m - 1)
+        cols = _clamp(j[near][:, None] + np.arange(-8, 7)[None, :], 0, m - 1)
         wx, wy = np.take_along_axis(xs[near], cols, 1), np.take_along_axis(ys[near], cols, 1)
         vals, tt = _pixels(image, wx, wy, px[near], py[near], nx[near], ny[near])
         clip = (vals >= CLIP_DN) | (vals <= 0)
@@ -146,6 +146,11 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
                       clipped_half)
 
 
+def _clamp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``numpy.clip`` for scalar bounds without its per-call overhead (NaN stays NaN)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 def _plateau(raw: np.ndarray, cols: range) -> np.ndarray:
     """Mean (DN, float32) of the uint8 profile samples in columns ``cols``, per profile (exact: sums of
     a few 8-bit values are exact in float32)."""
@@ -160,8 +165,8 @@ def _pixels(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, px: np.ndarray, p
     """The pixels nearest each profile sample, as they are (no interpolation mixes a clipped pixel into
     its neighbours), and their exact positions along the normal (px)."""
     h, w = image.shape
-    ix = np.clip(np.rint(xs).astype(np.intp), 0, w - 1)
-    iy = np.clip(np.rint(ys).astype(np.intp), 0, h - 1)
+    ix = _clamp(np.rint(xs).astype(np.intp), 0, w - 1)
+    iy = _clamp(np.rint(ys).astype(np.intp), 0, h - 1)
     tt = (ix - px[:, None]) * nx[:, None] + (iy - py[:, None]) * ny[:, None]
     return image[iy, ix].astype(np.float64), tt
 
@@ -252,9 +257,9 @@ def _clip_fit_held(prof: np.ndarray, clipped: np.ndarray, t: np.ndarray, e0: np.
         co0, co1, co2 = dd * ff - ee * ee, c * ee - b * ff, b * ee - c * dd
         det = a * co0 + b * co1 + c * co2
         det = np.where(np.abs(det) > 1e-300, det, 1e-300)
-        s_d = np.clip((co0 * g0 + co1 * g1 + co2 * g2) / det, -50, 50)
-        s_a = np.clip((co1 * g0 + (a * ff - c * c) * g1 + (b * c - a * ee) * g2) / det, -100, 100)
-        s_e = np.clip((co2 * g0 + (b * c - a * ee) * g1 + (a * dd - b * b) * g2) / det, -1, 1)
+        s_d = _clamp((co0 * g0 + co1 * g1 + co2 * g2) / det, -50, 50)
+        s_a = _clamp((co1 * g0 + (a * ff - c * c) * g1 + (b * c - a * ee) * g2) / det, -100, 100)
+        s_e = _clamp((co2 * g0 + (b * c - a * ee) * g1 + (a * dd - b * b) * g2) / det, -1, 1)
         d, amp, e = d + s_d, amp + s_a, e + s_e
         if not n or np.abs(s_e).max() < 1e-3:
             break

@@ -30,6 +30,8 @@ from stations.vision.measure import EdgeTrace, PartFrame, Undistort
 CORNER_MARGIN_PX = 12.0
 HALF_LENGTH_PX = 6.0
 STEP_PX = 0.5
+#: Pose step (px, at the farthest edge point) below which the fit has converged.
+CONVERGED_PX = 1e-6
 
 
 @dataclass
@@ -123,6 +125,7 @@ def _solve(ux: np.ndarray, uy: np.ndarray, nx: np.ndarray, ny: np.ndarray, ok: n
     keep = ok.copy()
     res = np.zeros(len(ux))
     table = profile.segment_table(seg)
+    converged = False
     for k in range(rounds + 1):
         frame = make_frame(ox, oy, phi, s)
         res = profile.distance_along(*to_mm(frame, ux, uy), table) / s
@@ -131,10 +134,14 @@ def _solve(ux: np.ndarray, uy: np.ndarray, nx: np.ndarray, ny: np.ndarray, ok: n
         else:  # about the median: a part drawn a little too large or small still fits, by its middle
             med = median(res[keep]) if keep.any() else 0.0
             keep = ok & robust_mask(res - med, floor=0.3)
-        if k == rounds or keep.sum() < 12:
+        if k == rounds or converged or keep.sum() < 12:
             break
-        step = _pose_step(ux[keep] - ox, uy[keep] - oy, nx[keep], ny[keep], res[keep])
+        dx, dy = ux[keep] - ox, uy[keep] - oy
+        step = _pose_step(dx, dy, nx[keep], ny[keep], res[keep])
         ox, oy, phi = ox + step[0], oy + step[1], phi + step[2]
+        # a step that moves no edge point by a millionth of a pixel: the next rounds would not either
+        reach_px = math.sqrt(float((dx * dx + dy * dy).max()))
+        converged = k > 0 and max(abs(step[0]), abs(step[1]), abs(step[2]) * reach_px) < CONVERGED_PX
     if keep.sum() < 12:
         raise ImageProblem("the part's outline does not match the drawing's (too few edge points near it)",
                            hint="check that the drawing is the right one for this part")
