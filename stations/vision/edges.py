@@ -92,8 +92,8 @@ def find_edges(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray
     ys += np.asarray(py, np.float32)[:, None]
     raw = cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # n × m, uint8
     m = raw.shape[1]
-    dark = _plateau(raw, range(PLATEAU))
-    bright = _plateau(raw, range(m - PLATEAU, m))
+    dark = _plateau(raw, range(min(PLATEAU, m)))
+    bright = _plateau(raw, range(max(0, m - PLATEAU), m))
     level = (dark + bright) / 2
     # integer samples: value < level exactly when value < ceil(level), a uint8 comparison
     ceil = np.repeat(np.ceil(level).astype(np.uint8)[:, None], m, axis=1)

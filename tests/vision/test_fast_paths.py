@@ -89,3 +89,52 @@ def test_sparse_and_dense_blob_paths_agree(monkeypatch: pytest.MonkeyPatch, min_
             lone[::3, ::3] = 255
             monkeypatch.setattr(defects, "SPARSE_PIXELS", 10 ** 9)
             assert defects._blobs(lone, (0, 0), "crack", min_area_mm2, 0.01) == []
+
+
+def _crossings_the_plain_way(image: np.ndarray, px: np.ndarray, py: np.ndarray, nx: np.ndarray,
+                             ny: np.ndarray, half: float, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Half-level crossings with float profiles, numpy means and counts (what find_edges computes)."""
+    import cv2
+
+    t = np.arange(-half, half + step / 2, step, dtype=np.float32)
+    # float32 sample positions, as find_edges makes them (what cv2.remap takes)
+    xs = nx.astype(np.float32)[:, None] * t[None, :] + px.astype(np.float32)[:, None]
+    ys = ny.astype(np.float32)[:, None] * t[None, :] + py.astype(np.float32)[:, None]
+    prof = cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float64)
+    m = prof.shape[1]
+    dark, bright = prof[:, :3].mean(axis=1), prof[:, -3:].mean(axis=1)
+    level = (dark + bright) / 2
+    below = np.count_nonzero(prof < level[:, None], axis=1)
+    j = np.clip(below, 1, m - 1)
+    rows = np.arange(len(px))
+    p0, p1 = prof[rows, j - 1], prof[rows, j]
+    ok = (p1 > p0) & (below > 0) & (below < m)
+    off = t[j - 1] + np.clip((level - p0) / np.where(p1 > p0, p1 - p0, 1), 0, 1) * step
+    return np.where(ok, off, np.nan), ok
+
+
+def test_edge_crossings_on_8_bit_samples_are_the_float_ones() -> None:
+    """find_edges searches the crossing on the raw 8-bit samples (value < level exactly when value <
+    ceil(level)); the result is the float computation's, on noisy blurred edges at any angle."""
+    import cv2
+
+    from stations.vision.edges import find_edges
+
+    rng = np.random.default_rng(16)
+    yy, xx = np.mgrid[0:400, 0:400].astype(np.float64)
+    for _ in range(6):
+        angle = rng.uniform(0, 2 * math.pi)
+        nx0, ny0 = math.cos(angle), math.sin(angle)
+        dist = (xx - 200) * nx0 + (yy - 200) * ny0 + rng.uniform(-1, 1)
+        edge = 30 + 180 / (1 + np.exp(-dist / 0.6))  # dark below the line, bright above
+        image = np.clip(edge + rng.normal(0, 2.0, edge.shape), 0, 255).astype(np.uint8)
+        image = cv2.GaussianBlur(image, (0, 0), 0.5)
+        s = rng.uniform(-150, 150, 400)
+        px, py = 200 - ny0 * s + rng.uniform(-2, 2, 400), 200 + nx0 * s + rng.uniform(-2, 2, 400)
+        nx, ny = np.full(400, nx0), np.full(400, ny0)
+        for half, step in ((6.0, 0.5), (14.0, 1.0), (2.0, 0.5)):
+            got = find_edges(image, px, py, nx, ny, half, step, 20.0)
+            want, ok = _crossings_the_plain_way(image, px, py, nx, ny, half, step)
+            assert np.array_equal(got.ok, ok & (got.contrast >= 20.0))
+            assert np.allclose(got.offset[got.ok], want[got.ok], atol=1e-5)
+            assert got.ok.mean() > 0.9
