@@ -4,6 +4,8 @@ syncs, each partner reads its status and its month; bad input exits 2 with a mes
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -95,3 +97,53 @@ def test_an_unreachable_store_exits_1_and_the_journal_is_untouched(
     err = capsys.readouterr().err
     assert "the shop store is unreachable" in err and "catches up later" in err
     assert journal.read_bytes() == before
+
+
+def test_run_with_a_store_ships_the_lot_as_it_runs(shop: Shop, tmp_path: Path) -> None:
+    """``run`` on the simulated bench with ``cell.store`` set: the lot (here stopped safely at its first
+    operator prompt: no operator terminal in a test) is in the store when ``run`` returns, for its partner."""
+    shop.partner("acme")
+    shop.partner("bolt")
+    cell_url = shop.cell("sim-bench", "acme")
+    from microfactory.shop import store
+
+    store.serve(shop.admin, "sim-bench", "bolt")
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "recipes" / "cells" / "sim.yaml").read_text()
+    cell_file = tmp_path / "bench.yaml"
+    cell_file.write_text(text.replace("  id: sim-bench\n", f"  id: sim-bench\n  partner: acme\n"
+                                                           f"  store: {cell_url}\n", 1))
+    journal = tmp_path / "bench.sqlite"
+    run = subprocess.run([str(Path(sys.executable).parent / "microfactory"), "run",
+                          str(root / "recipes" / "watch-plate-rework.yaml"), "--cell", str(cell_file), "--db",
+                          str(journal), "--parts", "2", "--speed", "max", "--partner", "bolt", "--json"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 1, run.stderr  # stopped: nobody at the terminal to load a blank
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    bolt = shop.connect("bolt")
+    assert bolt.execute("SELECT lot, state FROM lots").fetchall() == [(summary["lot"], "stopped")]
+    bolt.close()
+    db = shop.connect("acme", login="cell:sim-bench")
+    from microfactory.engine.journal import Journal
+    from microfactory.shop.verify import verify_cell
+
+    remote = verify_cell(db, "sim-bench")
+    db.close()
+    local = Journal.open_existing(journal)
+    mine = local.verify()
+    local.close()
+    assert remote.intact and (remote.records, remote.last_hash) == (mine.records, mine.last_hash)
+
+
+def test_run_refuses_a_store_it_cannot_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[2]
+    recipe = str(root / "recipes" / "watch-plate-rework.yaml")
+    cell = str(root / "recipes" / "cells" / "sim.yaml")
+    assert main(["run", recipe, "--cell", cell, "--db", ":memory:", "--store", "postgresql://c@h/db"]) == 2
+    assert "needs a journal file, not :memory:" in capsys.readouterr().err
+    assert main(["run", recipe, "--cell", cell, "--db", str(tmp_path / "j.sqlite"),
+                 "--store", "postgresql://c@h/db"]) == 2
+    assert "names no partner (cell.partner)" in capsys.readouterr().err
+    assert main(["run", recipe, "--cell", cell, "--store", "mysql://c@h/db"]) == 2
+    assert "is not a PostgreSQL URL" in capsys.readouterr().err
+    assert not (tmp_path / "j.sqlite").exists()
