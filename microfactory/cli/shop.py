@@ -22,7 +22,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from microfactory.errors import ConfigError
+from microfactory.errors import ConfigError, StateError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -88,6 +88,15 @@ def register(subparsers: Any) -> None:
     b.add_argument("--station", required=True)
     b.add_argument("--lot", default="")
     b.add_argument("--hours", type=float, default=0.0)
+    cl = command("claim", "take your next booking of a station and hold it (prints the booking and lease)",
+                 _claim)
+    cl.add_argument("--cell", required=True)
+    cl.add_argument("--station", required=True)
+    cl.add_argument("--lease-s", type=float, default=120.0, help="the lease (s); renew with claim --renew")
+    cl.add_argument("--renew", type=int, metavar="BOOKING", help="extend the lease of this held booking")
+    rl = command("release", "free a held station and close its booking", _release)
+    rl.add_argument("booking", type=int, metavar="BOOKING")
+    rl.add_argument("--interrupted", action="store_true", help="the work stopped before it was done")
     g = command("genealogy", "a part's steps across cells, as far as you may see them", _genealogy)
     g.add_argument("part", metavar="PART", help="the part's shop id, CELL/PART (where it was born)")
     g.add_argument("--json", action="store_true")
@@ -256,6 +265,39 @@ def _book(args: argparse.Namespace) -> int:
     with _connect(args) as db:
         number = book(db, cell=args.cell, station=args.station, lot=args.lot, hours=args.hours)
     print(f"booking {number}: {args.cell}/{args.station} queued for {args.partner}")
+    return EXIT_OK
+
+
+def _claim(args: argparse.Namespace) -> int:
+    from microfactory.shop import booking
+
+    with _connect(args) as db:
+        if args.renew is not None:
+            hold = booking.renew(db, booking.held(db, args.renew), lease_s=args.lease_s)
+        else:
+            got = booking.claim(db, cell=args.cell, station=args.station, lease_s=args.lease_s)
+            if got is None:
+                print(f"{args.cell}/{args.station}: nothing claimed (no booking of yours queued, or the "
+                      "station is held by another until its lease ends)")
+                return EXIT_FAILED
+            hold = got
+    print(f"booking {hold.booking}: {hold.cell}/{hold.station} held by {hold.partner} until "
+          f"{hold.lease_until.isoformat(timespec='seconds')}")
+    return EXIT_OK
+
+
+def _release(args: argparse.Namespace) -> int:
+    from microfactory.shop import booking
+
+    with _connect(args) as db:
+        try:
+            hold = booking.held(db, args.booking)
+        except StateError as exc:  # a booking that is not held by this partner: bad input
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        state = booking.BookingState.INTERRUPTED if args.interrupted else booking.BookingState.DONE
+        booking.release(db, hold, state=state)
+    print(f"booking {hold.booking}: {hold.cell}/{hold.station} released ({state.value})")
     return EXIT_OK
 
 

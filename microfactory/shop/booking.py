@@ -127,6 +127,20 @@ def release(db: psycopg.Connection, hold: Claim, *, state: BookingState = Bookin
                    (state.value, hold.booking))
 
 
+def held(db: psycopg.Connection, booking: int) -> Claim:
+    """The connected partner's hold of ``booking`` (StateError when it holds none: released, expired and
+    taken, or another partner's)."""
+    row = db.execute("SELECT h.booking, h.cell, h.station, h.partner, b.lot, h.lease_until "
+                     "FROM station_holds h JOIN bookings b ON b.id = h.booking "
+                     "WHERE h.booking = %s AND h.partner = shop_partner()", (booking,)).fetchone()
+    if not db.autocommit:
+        db.rollback()
+    if row is None:
+        raise StateError(f"booking {booking} holds no station for this partner (released, or its lease "
+                         "expired)", hint="microfactory shop status shows who holds each station")
+    return Claim(int(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), row[5])
+
+
 def recover(db: psycopg.Connection) -> list[int]:
     """After a crash: the connected partner's running bookings whose hold is gone (expired and cleared,
     or expired now) become ``interrupted``, their held time ending at the lease's end. Returns their ids."""

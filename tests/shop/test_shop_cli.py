@@ -50,6 +50,16 @@ def test_two_partners_share_a_cell_from_the_command_line(shop: Shop, tmp_path: P
     bolt = url(shop, f"{shop.db}_bolt", "bolt-password")
     assert main(["shop", "book", "--store", bolt, "--partner", "bolt", "--cell", "c1", "--station", "mill",
                  "--lot", "B2", "--hours", "2"]) == 0
+    assert main(["shop", "claim", "--store", bolt, "--partner", "bolt", "--cell", "c1", "--station",
+                 "mill"]) == 0
+    assert "booking 1: c1/mill held by bolt until" in capsys.readouterr().out
+    assert main(["shop", "status", "--store", acme, "--partner", "acme", "--json"]) == 0
+    held = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {s["station"]: s["held_by"] for s in held["stations"]} == {"mill": "bolt", "inspect": None}
+    assert main(["shop", "release", "1", "--store", acme, "--partner", "acme"]) == 2  # not acme's hold
+    assert "booking 1 holds no station for this partner" in capsys.readouterr().err
+    assert main(["shop", "release", "1", "--store", bolt, "--partner", "bolt"]) == 0
+    assert "booking 1: c1/mill released (done)" in capsys.readouterr().out
     assert main(["shop", "status", "--store", acme, "--partner", "acme", "--json"]) == 0
     status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert status["cells"] == ["c1"] and status["queued_bookings"] == 0  # bolt's booking is bolt's
