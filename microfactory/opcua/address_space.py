@@ -44,6 +44,8 @@ class PackMLNodes:
     node: Node
     variables: dict[str, Node] = field(default_factory=dict)
     types: dict[str, ua.VariantType] = field(default_factory=dict)
+    #: The last value written to each variable (the server writes only changes).
+    written: dict[str, Any] = field(default_factory=dict)
 
     def __getitem__(self, path: str) -> Node:
         return self.variables[path]

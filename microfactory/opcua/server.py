@@ -397,6 +397,11 @@ def _stop_reason(reason: Any) -> str:
 
 
 async def _write(server: Server, nodes: PackMLNodes, path: str, value: Any) -> None:
+    """Write ``value`` when it differs from the last one written: a subscriber gets one notification per
+    change, and an unchanged tag costs the process (and its GIL) nothing."""
+    if path in nodes.written and nodes.written[path] == value:
+        return
+    nodes.written[path] = value
     await server.write_attribute_value(nodes[path].nodeid, ua.DataValue(ua.Variant(value, nodes.types[path])))
 
 
