@@ -99,8 +99,12 @@ class AuditTrail:
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
+        #: The client address of the session being activated (set around activation, on the server's
+        #: one loop thread), so the user manager's refusals name it too.
+        self.peer = ""
 
     def refused(self, reason: str, *, user: str = "", peer: str = "") -> None:
+        peer = peer or self.peer
         log.warning("OPC UA session refused (%s) user=%r peer=%s", reason, user, peer or "?")
         self.journal.audited(lambda db: None, "opcua_refused",
                              {"reason": reason, "user": user, "peer": peer, "at": _iso()})
@@ -149,16 +153,17 @@ class SignedSession(InternalSession):
     trail: AuditTrail
 
     def activate_session(self, params: Any, peer_certificate: Any) -> Any:
-        if not peer_certificate:  # b'' on a SecurityPolicy None channel
-            token = params.UserIdentityToken
-            user = getattr(token, "UserName", "") or ""
-            self.trail.refused("unsigned connection (the endpoint is Basic256Sha256 SignAndEncrypt only)",
-                               user=str(user), peer=self._peer())
-            raise ua.uaerrors.BadSecurityModeRejected
-        return super().activate_session(params, peer_certificate)
-
-    def _peer(self) -> str:
-        return str(getattr(self, "peer", "") or "")
+        self.trail.peer = str(self.name)  # an external session's name is the client's address
+        try:
+            if not peer_certificate:  # b'' on a SecurityPolicy None channel
+                token = params.UserIdentityToken
+                user = getattr(token, "UserName", "") or ""
+                self.trail.refused("unsigned connection (the endpoint is Basic256Sha256 SignAndEncrypt "
+                                   "only)", user=str(user))
+                raise ua.uaerrors.BadSecurityModeRejected
+            return super().activate_session(params, peer_certificate)
+        finally:
+            self.trail.peer = ""
 
 
 def guard_sessions(iserver: Any, trail: AuditTrail) -> None:

@@ -177,6 +177,7 @@ def test_a_wrong_password_is_refused_and_audited(served: Served) -> None:
     run(main())
     refused = served.audit("opcua_refused")
     assert [r["user"] for r in refused] == ["olga"] and "wrong password" in str(refused[0]["reason"])
+    assert "127.0.0.1" in str(refused[0]["peer"])  # where the attempt came from
     assert [r["user"] for r in served.audit("signin_failed")] == ["olga"]  # counts towards the lock-out
     assert served.controller.journal.verify().problems == []
 
@@ -212,4 +213,5 @@ def test_an_unsigned_connection_is_refused_and_audited(served: Served) -> None:
     refused = served.audit("opcua_refused")
     assert [(r["user"], str(r["reason"]).split(" (")[0]) for r in refused] == [
         ("olga", "unsigned connection")]
+    assert "127.0.0.1" in str(refused[0]["peer"])
     assert served.audit("signin_failed") == []  # refused before any password check
