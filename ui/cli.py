@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opcua-pki", metavar="DIR",
                    help="the OPC UA server's key and certificate (default: opcua-pki beside the journal)")
     mqtt_options.add_arguments(p)
+    p.add_argument("--opcua-trust", metavar="DIR", help="accept only the OPC UA client certificates in DIR")
     p.set_defaults(func=cmd_gui)
 
 
@@ -129,7 +130,7 @@ def _opcua(window: Any, args: argparse.Namespace) -> Any:
     from microfactory.opcua.server import CellServer
 
     server = CellServer(window.controller, window.engine, endpoint=args.opcua,
-                        certificates=pki_folder(args.opcua_pki, args.db or "."))
+                        certificates=pki_folder(args.opcua_pki, args.db or "."), trusted=args.opcua_trust)
 
     def start() -> None:
         try:

@@ -87,6 +87,8 @@ def register(subparsers: Any) -> None:
                           "store that is down is caught up later by `microfactory shop sync`)")
     run.add_argument("--partner", metavar="NAME",
                      help="the partner the lot is run for (default: the cell file's cell.partner)")
+    run.add_argument("--opcua-trust", metavar="DIR",
+                     help="accept only the OPC UA client certificates in DIR")
     run.set_defaults(func=handle_run)
 
     sim = subparsers.add_parser("simulate", help="dry-run a lot: time, bottleneck, utilisation",
@@ -164,7 +166,8 @@ def handle_run(args: argparse.Namespace) -> int:
         _check_store(store, cell, args.db)
     return _run_lot(cell, procedure, parts=args.parts, speed=args.speed, db=args.db, as_json=args.json,
                     simulated_operator=False, user=args.user, mqtt=mqtt,
-                    opcua=(args.opcua, pki_folder(args.opcua_pki, args.db)) if args.opcua else None,
+                    opcua=(args.opcua, pki_folder(args.opcua_pki, args.db), args.opcua_trust)
+                    if args.opcua else None,
                     store=store, partner=args.partner or "")
 
 
@@ -208,8 +211,8 @@ def _display_present() -> bool:
 
 def _run_lot(cell: Cell, procedure: Procedure, *, parts: int | None, speed: float, db: str, as_json: bool,
              simulated_operator: bool, user: str | None = None,
-             opcua: tuple[str, Path] | None = None, mqtt: MqttOptions | None = None, store: str = "",
-             partner: str = "") -> int:
+             opcua: tuple[str, Path, str | None] | None = None, mqtt: MqttOptions | None = None,
+             store: str = "", partner: str = "") -> int:
     console = Console(stderr=as_json)
     clock = clock_for(cell, speed)
     main = _lot(cell, procedure, parts, clock, db, console, simulated_operator, user, opcua, mqtt, partner)
@@ -310,7 +313,7 @@ class AlarmReporter:
 
 async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock, db: str,
                console: Console, simulated_operator: bool, user: str | None = None,
-               opcua: tuple[str, Path] | None = None, mqtt: MqttOptions | None = None,
+               opcua: tuple[str, Path, str | None] | None = None, mqtt: MqttOptions | None = None,
                partner: str = "") -> LotSummary:
     controller = Controller(cell, clock=clock, db=db)
     session = authorise_run(controller.journal, procedure, user)
@@ -362,13 +365,14 @@ async def _lot(cell: Cell, procedure: Procedure, parts: int | None, clock: Clock
     return summary
 
 
-async def _serve_opcua(controller: Controller, opcua: tuple[str, Path], console: Console) -> Any:
+async def _serve_opcua(controller: Controller, opcua: tuple[str, Path, str | None], console: Console) -> Any:
     """The OPC UA server of the running cell (``--opcua``), started off the engine's loop."""
     from microfactory.opcua.server import CellServer, LoopCommands
 
     loop = asyncio.get_running_loop()
-    endpoint, pki = opcua
-    server = CellServer(controller, LoopCommands(controller, loop), endpoint=endpoint, certificates=pki)
+    endpoint, pki, trusted = opcua
+    server = CellServer(controller, LoopCommands(controller, loop), endpoint=endpoint, certificates=pki,
+                        trusted=trusted)
     await loop.run_in_executor(None, server.start)
     console.print(f"OPC UA: serving cell {server.cell_id} on {endpoint} (certificate {server.certificate})")
     return server

@@ -57,6 +57,9 @@ def register(subparsers: Any) -> None:
                        metavar="URL", help="where to listen (default: %(default)s)")
     opcua.add_argument("--pki", metavar="DIR", help="the server's key and certificate (made on first use; "
                                                     "default: opcua-pki beside the journal)")
+    opcua.add_argument("--trust", metavar="DIR", help="accept only the client certificates in DIR (DER or "
+                                                      "PEM files; default: any client that completes the "
+                                                      "SignAndEncrypt handshake may try a password)")
     opcua.add_argument("--recipe", metavar="RECIPE", help="the recipe a client's Start runs a lot of")
     opcua.add_argument("--parts", type=part_count, default=None, metavar="N",
                        help="parts per lot started by a client (default: the recipe's lot size)")
@@ -75,6 +78,9 @@ def handle_serve_opcua(args: argparse.Namespace) -> int:
     from microfactory.opcua.server import CellServer
 
     cell = load_cell(args.cell)
+    if args.trust and not Path(args.trust).is_dir():
+        raise ConfigError.single(args.trust, "--trust names no folder",
+                                 hint="give a folder holding the client certificates to accept")
     if not Path(args.db).exists():
         raise ConfigError.single(args.db, "no such journal: the OPC UA server's users live in it",
                                  hint=f"make it with a first admin: microfactory users init --db {args.db}")
@@ -93,7 +99,8 @@ def handle_serve_opcua(args: argparse.Namespace) -> int:
     thread.start()
     start_lot = (lambda: thread.run_lot(procedure, parts=args.parts)) if procedure is not None else None
     server = CellServer(controller, thread, endpoint=args.endpoint,
-                        certificates=pki_folder(args.pki, args.db), start_lot=start_lot)
+                        certificates=pki_folder(args.pki, args.db), start_lot=start_lot,
+                        trusted=args.trust)
     done = threading.Event()
     try:
         server.start()

@@ -9,24 +9,29 @@ Rules (what an OT security review of a cell controller expects):
   locked users refused); a user whose password must change first is refused until it is changed;
 - roles that may run lots (operator, engineer) may call the PackML commands; the other roles (quality,
   admin) may browse, read and subscribe, never command;
-- a session over an unsigned channel, an anonymous or unknown token, a wrong password: the session is
-  refused with a Bad status and an ``opcua_refused`` record (who, why, from where) is chained into the
-  journal's audit trail. Wrong passwords of known users also count towards their lock-out
-  (``signin_failed`` records, as at any other sign-in).
+- with a trust list (``serve opcua --trust DIR``) only the client certificates in it may open a session;
+- a session over an unsigned channel, an untrusted client certificate, an anonymous or unknown token,
+  a wrong password: the session is refused with a Bad status and an ``opcua_refused`` record (who,
+  why, from where) is chained into the journal's audit trail. Wrong passwords of known users also
+  count towards their lock-out (``signin_failed`` records, as at any other sign-in).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from asyncua import ua
+from asyncua.common.utils import ServiceError
 from asyncua.crypto import cert_gen
 from asyncua.crypto.permission_rules import SimpleRoleRuleset, User, UserRole
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.internal_session import InternalSession
 from asyncua.server.user_managers import UserManager
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -142,6 +147,31 @@ class CellRules(SimpleRoleRuleset):
         return action_type in _READ_ONLY or (user.may_command and action_type in _COMMANDING)
 
 
+def client_validator(folder: Path, trail: AuditTrail) -> Callable[[Any, Any], Awaitable[None]]:
+    """Accept only client certificates found in ``folder`` (DER or PEM files; asyncua's TrustStore),
+    valid now, naming the client's application URI and made for a client; audit each refusal."""
+    store = TrustStore([folder], [])
+    options = (CertificateValidatorOptions.TIME_RANGE | CertificateValidatorOptions.URI
+               | CertificateValidatorOptions.EXT_KEY_USAGE | CertificateValidatorOptions.TRUSTED
+               | CertificateValidatorOptions.PEER_CLIENT)
+    validator = CertificateValidator(options, store)
+    loaded = [False]
+
+    async def validate(certificate: Any, application: Any) -> None:
+        if not loaded[0]:
+            await store.load_trust()
+            loaded[0] = True
+        try:
+            await validator.validate(certificate, application)
+        except ServiceError as exc:
+            name = ua.StatusCode(ua.UInt32(exc.code)).name
+            trail.refused(f"client certificate refused ({name}): {certificate.subject.rfc4514_string()}, "
+                          f"application {application.ApplicationUri}")
+            raise
+
+    return validate
+
+
 class SignedSession(InternalSession):
     """An asyncua session that refuses to activate over a channel that is not signed and encrypted.
 
@@ -151,6 +181,13 @@ class SignedSession(InternalSession):
     """
 
     trail: AuditTrail
+
+    async def create_session(self, params: Any, sockname: Any = None) -> Any:
+        self.trail.peer = str(self.name)
+        try:
+            return await super().create_session(params, sockname=sockname)
+        finally:
+            self.trail.peer = ""
 
     def activate_session(self, params: Any, peer_certificate: Any) -> Any:
         self.trail.peer = str(self.name)  # an external session's name is the client's address

@@ -77,17 +77,22 @@ LotStarter = Callable[[], concurrent.futures.Future[Any]]
 class CellServer:
     """The PackML view of ``controller``'s cell at ``endpoint``; off until :meth:`start`.
 
-    ``certificates`` is the folder of the server's key and certificate (made on first use). Users come
+    ``certificates`` is the folder of the server's key and certificate (made on first use); ``trusted``
+    a folder of the client certificates allowed (without it any client that completes the
+    SignAndEncrypt handshake may try a user name and password). Users come
     from ``controller.journal``: a journal without users is refused (no anonymous access, ever).
     """
 
     def __init__(self, controller: Any, commands: CellCommands, *, endpoint: str = DEFAULT_ENDPOINT,
-                 certificates: str | Path = "opcua-pki", start_lot: LotStarter | None = None) -> None:
+                 certificates: str | Path = "opcua-pki", start_lot: LotStarter | None = None,
+                 trusted: str | Path | None = None) -> None:
         self.controller = controller
         self.commands = commands
         self.endpoint = endpoint
         self.certificates = Path(certificates)
         self.start_lot = start_lot
+        #: Client certificates allowed (a folder of DER/PEM files); None: any that completes the handshake.
+        self.trusted = Path(trusted) if trusted is not None else None
         self.cell_id = controller.cell.cell.id
         self.trail = security.AuditTrail(controller.journal)
         #: The server's certificate (DER), made on first use: what a client's operator trusts.
@@ -190,6 +195,11 @@ class CellServer:
                                    permission_ruleset=security.CellRules())
         server.set_identity_tokens([ua.UserNameIdentityToken])
         security.guard_sessions(server.iserver, self.trail)
+        if self.trusted is not None:
+            if not self.trusted.is_dir():
+                raise MicrofactoryError(f"the trust list {self.trusted} is not a folder",
+                                        hint="give a folder of the client certificates to accept")
+            server.set_certificate_validator(security.client_validator(self.trusted, self.trail))
         space = AddressSpace(server, await server.register_namespace(model.PACKML_NAMESPACE),
                              await server.register_namespace(model.CELL_NAMESPACE))
         root = await space.root()

@@ -67,18 +67,20 @@ class Served:
     client_cert: Path
     db: Path
 
-    def client(self, user: str = OPERATOR, password: str = OPERATOR_PW) -> Client:
+    def client(self, user: str = OPERATOR, password: str = OPERATOR_PW, *, url: str = "") -> Client:
         """A client with a user name and password and no security (``connect`` adds it)."""
-        client = Client(self.url, timeout=10)
+        client = Client(url or self.url, timeout=10)
         client.set_user(user)
         client.set_password(password)
         client.application_uri = "urn:microfactory:test-client"
         return client
 
-    async def connect(self, user: str = OPERATOR, password: str = OPERATOR_PW) -> Client:
-        client = self.client(user, password)
-        await client.set_security(SecurityPolicyBasic256Sha256, str(self.client_cert), str(self.client_key),
-                                  mode=ua.MessageSecurityMode.SignAndEncrypt)
+    async def connect(self, user: str = OPERATOR, password: str = OPERATOR_PW, *, url: str = "",
+                      key: Path | None = None, cert: Path | None = None) -> Client:
+        """A signed-in client over SignAndEncrypt (the test's client certificate unless given)."""
+        client = self.client(user, password, url=url)
+        await client.set_security(SecurityPolicyBasic256Sha256, str(cert or self.client_cert),
+                                  str(key or self.client_key), mode=ua.MessageSecurityMode.SignAndEncrypt)
         await client.connect()
         return client
 

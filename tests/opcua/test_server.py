@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from asyncua import Client, Node, ua
-from conftest import QUALITY, QUALITY_PW, Served
+from asyncua.crypto import cert_gen
+from conftest import QUALITY, QUALITY_PW, Served, free_port
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from microfactory.engine.packml import PackMLState
 from microfactory.events import EventKind
 from microfactory.opcua import model
+from microfactory.opcua.server import CellServer
 
 T = TypeVar("T")
 PK = model.PACKML_NAMESPACE
@@ -215,3 +220,34 @@ def test_an_unsigned_connection_is_refused_and_audited(served: Served) -> None:
         ("olga", "unsigned connection")]
     assert "127.0.0.1" in str(refused[0]["peer"])
     assert served.audit("signin_failed") == []  # refused before any password check
+
+
+def test_with_a_trust_list_only_its_client_certificates_may_connect(served: Served, tmp_path: Path) -> None:
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    shutil.copy(served.client_cert, trusted / "plant-client.der")
+    stranger_key, stranger_cert = tmp_path / "stranger-key.pem", tmp_path / "stranger-cert.der"
+    asyncio.run(cert_gen.setup_self_signed_certificate(
+        stranger_key, stranger_cert, "urn:microfactory:test-client", "localhost",
+        [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "not on the list"}))
+    url = f"opc.tcp://127.0.0.1:{free_port()}"
+    second = CellServer(served.controller, served.thread, endpoint=url, certificates=tmp_path / "pki",
+                        trusted=trusted)
+    second.start()
+    try:
+        async def main() -> None:
+            client = await served.connect(url=url)  # the trusted certificate
+            try:
+                assert await (await child(await packml(client, served), client, "Status",
+                                          "StateCurrent")).read_value() == 4
+            finally:
+                await client.disconnect()
+            with pytest.raises(ua.uaerrors.BadCertificateUntrusted):
+                await served.connect(url=url, key=stranger_key, cert=stranger_cert)
+
+        run(main())
+    finally:
+        second.stop()
+    refused = served.audit("opcua_refused")
+    assert len(refused) == 1 and "BadCertificateUntrusted" in str(refused[0]["reason"])
+    assert "not on the list" in str(refused[0]["reason"]) and "127.0.0.1" in str(refused[0]["peer"])
