@@ -173,12 +173,18 @@ class CellServer:
                         self.cell_id, self.endpoint)
             feed = asyncio.create_task(self._feed(server), name="opcua-feed")
             refresh = asyncio.create_task(self._refresh(server), name="opcua-refresh")
+            stop: asyncio.Task[Any] = asyncio.create_task(self._stop.wait(), name="opcua-stop")
             try:
-                await self._stop.wait()
-            finally:
+                await asyncio.wait({feed, refresh, stop}, return_when=asyncio.FIRST_COMPLETED)
                 for task in (feed, refresh):
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        # stale values would tell a plant system something untrue: close instead
+                        log.critical("OPC UA server of cell %s closes: its %s failed", self.cell_id,
+                                     task.get_name(), exc_info=task.exception())
+            finally:
+                for task in (feed, refresh, stop):
                     task.cancel()
-                await asyncio.gather(feed, refresh, return_exceptions=True)
+                await asyncio.gather(feed, refresh, stop, return_exceptions=True)
 
     async def _build(self) -> Server:
         app_uri = f"urn:microfactory:opcua:{self.cell_id}"
@@ -351,7 +357,7 @@ class CellServer:
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             changed.cancel()
-        if lot.done() and lot.exception() is not None:
+        if lot.done() and not lot.cancelled() and lot.exception() is not None:
             exc = lot.exception()
             code = ua.StatusCodes.BadInvalidState if isinstance(exc, MicrofactoryError) else \
                 ua.StatusCodes.BadUnexpectedError

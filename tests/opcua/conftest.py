@@ -33,7 +33,9 @@ RECIPE = REPO / "benchmarks" / "throughput-plate.yaml"
 VALUES = json.loads((REPO / "benchmarks" / "short-lot-values.json").read_text())
 OPERATOR, OPERATOR_PW = "olga", "operator-pass-1"
 QUALITY, QUALITY_PW = "quinn", "quality-pass-1"
-PARTS = 2
+PARTS = 3
+#: Slow enough that a client sees Execute and holds it before the lot ends (about 5 s of wall time).
+SPEED = 4.0
 
 
 def free_port() -> int:
@@ -105,7 +107,7 @@ def served(tmp_path: Path, pki: tuple[Path, Path]) -> Iterator[Served]:
     make_users(db)
     cell = load_cell(CELL)
     procedure = dataclasses.replace(load_recipe(RECIPE, cell=cell, values=VALUES), parts_in_flight=2)
-    controller = Controller(cell, speed=20, db=db)
+    controller = Controller(cell, speed=SPEED, db=db)
     recorder = EventRecorder(controller.bus, [EventKind.CELL_STATE])
     controller.sign_in(OPERATOR, OPERATOR_PW)  # who runs the lots a client starts (serve --user)
     thread = EngineThread(controller)
