@@ -1,6 +1,6 @@
 """The operator app on the simulated cell: a lot updates the tiles, E-stop stops every station, the
-recipe editor refuses out-of-bounds values, prompts are answered, a fault shows and recovers, and the
-GUI thread never stalls."""
+recipe editor refuses out-of-bounds values, prompts are answered, a fault shows and recovers. (How long
+the GUI thread stalls is a figure: benchmarks/gui_responsiveness.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "watch-plate-rework.yaml"
 
 
-def test_a_lot_updates_the_tiles_and_the_gui_stays_responsive(window, qtbot, heartbeat) -> None:  # type: ignore[no-untyped-def]
+def test_a_lot_updates_the_tiles(window, qtbot) -> None:  # type: ignore[no-untyped-def]
     seen: set[str] = set()
     window.bridge.engine_event.connect(
         lambda e, _t: seen.add(f"{e.source}:{e.get('state')}") if e.kind == "station.state" else None)
@@ -30,7 +30,6 @@ def test_a_lot_updates_the_tiles_and_the_gui_stays_responsive(window, qtbot, hea
     assert any(s.startswith("wash:busy") for s in seen), seen
     assert "last:" in tiles["inspect"].part.text() or "part:" in tiles["inspect"].part.text()
     assert "good" in window.overview.counts.text()
-    assert heartbeat and max(heartbeat[5:]) < 500, max(heartbeat[5:])
 
 
 def test_estop_stops_every_station(window, qtbot) -> None:  # type: ignore[no-untyped-def]
