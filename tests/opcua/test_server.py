@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import pytest
 from asyncua import Client, Node, ua
 from asyncua.crypto import cert_gen
-from conftest import QUALITY, QUALITY_PW, Served, free_port
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from opcua_support import QUALITY, QUALITY_PW, Served, free_port
 
 from microfactory.engine.packml import PackMLState
 from microfactory.events import EventKind
