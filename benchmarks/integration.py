@@ -10,7 +10,11 @@ the engine's own loop measures its longest stall (how late the heartbeat wakes).
 1. **servers off** — the baseline;
 2. **servers on** — the OPC UA server (:mod:`microfactory.opcua`, SignAndEncrypt, a signed-in user) with
    an asyncua client in a child process subscribed to ``Status.StateCurrent`` (10 ms publishing
-   interval, queue 1000), and every other plant server that exists (:func:`mqtt_on`).
+   interval, queue 1000), and the MQTT Sparkplug B edge node on a real mosquitto with a decoding
+   subscriber process (:func:`mqtt_on`; skipped, and its figures null, without mosquitto).
+
+The MQTT figures (``mqtt_event_latency_ms_p99``, ``events_per_s`` with 16 stations at 20 Hz status)
+are ``integration_mqtt.py``'s, run after the rounds in the same process.
 
 ``opcua_state_latency_ms_p99``: from the engine publishing ``cell.state`` (in the engine thread) to the
 client's data-change notification (``time.monotonic`` is system-wide; goal ≤ 100); every change must
@@ -227,11 +231,20 @@ def opcua_client(url: str, folder: Path, cell_id: str) -> None:
 
 
 def mqtt_on(bench: Bench, folder: Path) -> ServerRun | None:
-    """The MQTT Sparkplug B publisher and a subscriber (``mqtt_event_latency_ms_p99``, ``events_per_s``).
+    """The MQTT Sparkplug B edge node of the cell on a real mosquitto, with a subscriber process decoding
+    everything (``integration_mqtt.mqtt_on``), for the engine's stall with both servers on. Its own
+    figures (``mqtt_event_latency_ms_p99``, ``events_per_s``) come from ``integration_mqtt.mqtt_figures``
+    after the rounds. None when mosquitto is not installed (the figures are then null)."""
+    import shutil
 
-    None until the MQTT publisher exists (issue 15 point 2): its helper fills this in.
-    """
-    return None
+    import integration_mqtt
+
+    if not (shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").is_file()):
+        return None
+    context = integration_mqtt.mqtt_on(bench.controller.bus, cell_id=bench.controller.cell.cell.id,
+                                       stations=list(bench.controller.stations))
+    context.__enter__()
+    return (lambda: context.__exit__(None, None, None)), dict
 
 
 def make_journal(path: Path) -> None:
@@ -267,12 +280,15 @@ def main() -> None:
     thread = EngineThread(controller)
     off, on = Phase(), Phase()
     raw: list[dict[str, Any]] = []
+    mqtt_ran = False
     try:
         thread.start(timeout_s=120)
         bench = Bench(controller, thread)
         for _ in range(args.rounds):  # off and on interleaved: the machine's load drifts
             off.add(bench.run_phase(args.seconds))
-            servers = [run for run in (opcua_on(bench, folder), mqtt_on(bench, folder)) if run is not None]
+            opcua, mqtt = opcua_on(bench, folder), mqtt_on(bench, folder)
+            mqtt_ran = mqtt is not None
+            servers = [run for run in (opcua, mqtt) if run is not None]
             on.add(bench.run_phase(args.seconds))
             for stop, _ in servers:
                 stop()
@@ -282,8 +298,14 @@ def main() -> None:
         if child.stdin is not None:
             child.stdin.close()
         child.wait(30)
+    servers_named = ["opcua", "mqtt"] if mqtt_ran else ["opcua"]
+    figures = merge(raw)
+    if mqtt_ran:
+        import integration_mqtt
+
+        figures.update(integration_mqtt.mqtt_figures(args.seconds))
     print(json.dumps({"stations": args.stations, "status_hz": 20, "speed": args.speed, "rounds": args.rounds,
-                      "seconds_per_phase": args.seconds, **merge(raw),
+                      "seconds_per_phase": args.seconds, "servers": servers_named, **figures,
                       "engine_max_stall_ms": on.summary()["max_stall_ms"],
                       "engine_max_stall_ms_servers_off": off.summary()["max_stall_ms"],
                       "engine_stall_increase_ms": round(on.summary()["max_stall_ms"]

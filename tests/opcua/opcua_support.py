@@ -1,4 +1,5 @@
-"""Shared helpers of the OPC UA tests: a real cell (the simulators behind ptys, the production drivers) served over OPC UA on localhost.
+"""Shared helpers of the OPC UA tests: a real cell (the simulators behind ptys, the production
+drivers) served over OPC UA on localhost.
 
 ``served`` starts the short-lot cell in an EngineThread, a journal with an operator and a quality
 reviewer, and the CellServer on a free port; tests connect with asyncua's own client over
