@@ -2,8 +2,10 @@
 
 The journal names the lot's recipe and cell files; ``--recipe``/``--cell`` override them (the recipe must
 still be the file the lot started with: same id, version and sha256). Steps that were in flight are
-decided by their interrupt policy; machining asks the operator (rework or scrap) on the terminal, or
-takes ``--decide rework|scrap`` in scripts. ``--close --reason R`` ends the lot without resuming. Once the
+decided by their interrupt policy; machining asks the operator (rework, scrap, or continue from the
+first line that may not have run, where the station journaled how far its program got) on the terminal,
+or takes ``--decide rework|scrap|continue`` in scripts. ``--close --reason R`` ends the lot without
+resuming. Once the
 journal has users, a decision or a close needs ``--user`` with the role (engineer or quality decide
 interrupted steps; quality closes lots). Exit 0 when the lot completed (or was closed), 1 when it stopped
 or aborted, 2 for bad input (no open lot, another recipe).
@@ -40,8 +42,9 @@ def register(subparsers: Any) -> None:
                         help="simulated stations only")
     parser.add_argument(
         "--decide",
-        choices=("rework", "scrap"),
-        help="the answer for interrupted machining when nobody is at the terminal",
+        choices=("rework", "scrap", "continue"),
+        help="the answer for interrupted machining when nobody is at the terminal (continue: from the "
+        "first line that may not have run, where the station journaled how far it got; else refused)",
     )
     parser.add_argument("--close", action="store_true", help="end the lot without resuming (needs --reason)")
     parser.add_argument("--reason", default="", help="why the lot is closed")
@@ -93,14 +96,23 @@ def _resume(args: argparse.Namespace, run: dict[str, Any], recipe: str, cell_pat
 
     def ask(item: resume.Interrupted) -> str:
         if args.decide:
+            if args.decide not in item.choices:
+                raise ConfigError.single(
+                    args.db,
+                    f"--decide {args.decide} for part {item.record.part}: step {item.record.step!r} "
+                    "journaled no line to continue from",
+                    hint=f"give --decide {' or '.join(item.choices)}",
+                )
+            if args.decide == resume.Decision.CONTINUE:
+                print(f"part {item.record.part}: {item.continue_text()}", file=sys.stderr)
             return str(args.decide)
         print(item.question(), file=sys.stderr)
-        answer = input("rework / scrap: ").strip().lower() if sys.stdin.isatty() else ""
-        if answer not in ("rework", "scrap"):
+        answer = input(" / ".join(item.choices) + ": ").strip().lower() if sys.stdin.isatty() else ""
+        if answer not in item.choices:
             raise ConfigError.single(
                 args.db,
                 f"no decision for part {item.record.part} (got {answer!r})",
-                hint="answer rework or scrap, or give --decide",
+                hint=f"answer {' or '.join(item.choices)}, or give --decide",
             )
         return answer
 

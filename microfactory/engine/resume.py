@@ -12,9 +12,11 @@ recorded state, where it goes next and its reworks per step; every step intent a
    runs it again from its start (a new attempt of the same visit), ``scrap`` scraps the part, ``ask``
    asks a person — ``rework`` (run it again) or ``scrap``. A step in flight is never re-run silently:
    each decision closes the intent as ``interrupted`` with the decision, who took it and why, in the
-   audit trail. Continuing a machining program from the interrupted line is not offered: the journal
-   does not know which line the machine reached (Grbl reports none); ``microfactory stream
-   --from-line N`` does it by hand once a person has read the line off the machine;
+   audit trail. Where the station journaled how far its program got (a Grbl station's checkpoints,
+   :mod:`stations.grbl.checkpoint`: the first line that may not have run, the last that may have), a
+   person may also choose ``continue``: the step runs again from that line, after a preamble that
+   restores the modal state the lines before it leave (as ``stream --from-line`` does). No line is
+   skipped; the lines the checkpoint says may have run run again, and the question says which;
 4. asks each station where it is (its state and status) and records it with the resume;
 5. runs the rest of the lot (:meth:`Engine.continue_lot`); its end closes the lot's run record.
 
@@ -55,6 +57,7 @@ DEFAULTS: dict[StepKind, InterruptPolicy] = {
 class Decision(StrEnum):
     RERUN = "rerun"  # the policy said: run it again
     REWORK = "rework"  # a person said: run it again
+    CONTINUE = "continue"  # a person said: run the program on from the first line that may not have run
     SCRAP = "scrap"  # the policy or a person said: scrap the part
     CLOSED = "closed"  # the lot was closed without resuming
 
@@ -66,18 +69,49 @@ class Interrupted:
     record: StepRecord
     kind: StepKind
     policy: InterruptPolicy
+    #: the station's last journaled checkpoint of its program (None: it journaled none)
+    checkpoint: dict[str, Any] | None = None
 
     @property
     def visit(self) -> int:
         return int(self.record.key.split("/")[-2])
 
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """What a person may answer."""
+        base = (Decision.REWORK.value, Decision.SCRAP.value)
+        return (*base, Decision.CONTINUE.value) if self.continue_line is not None else base
+
+    @property
+    def continue_line(self) -> int | None:
+        """The program line ``continue`` starts at: the first one that may not have run."""
+        point = self.checkpoint
+        return int(point["resume_line"]) if point and point.get("resume_line") else None
+
+    def continue_text(self) -> str:
+        """What ``continue`` does, in the shop's words (also journaled with the decision)."""
+        point = self.checkpoint or {}
+        first, last = self.continue_line, int(point.get("may_have_run_to") or 0)
+        where = f"{point.get('program') or 'the program'}"
+        if first is None:
+            return ""
+        text = (f"continue {where} from line {first} (every line before it ran"
+                f"{', the machine reported the stop there' if point.get('stopped') else ''}")
+        if last >= first:
+            text += (f"; lines {first} to {last} may already have run and will run again: "
+                     "check the part first")
+        return text + "; the modal state the earlier lines leave is restored first)"
+
     def question(self) -> str:
         r = self.record
-        return (
+        text = (
             f"Part {r.part} was in step {r.step!r} on {r.station or 'the bench'} (attempt {r.attempt + 1}) "
             "when the process stopped; the step may be half done. Rework (run the step again from its "
             "start) or scrap the part?"
         )
+        if self.continue_line is not None:
+            text = text[: -len(" or scrap the part?")] + f", scrap the part, or {self.continue_text()}?"
+        return text
 
 
 @dataclass
@@ -146,8 +180,10 @@ def plan(journal: Journal, procedure: Procedure, lot: str | None = None) -> Resu
         visits[(s.part, s.step)] = max(visits.get((s.part, s.step), 0), visit)
         attempts[(s.part, s.step, visit)] = max(attempts.get((s.part, s.step, visit), -1), s.attempt)
     kinds = {st.id: st for st in procedure.steps}
+    points = checkpoints(journal, [s.key for s in steps if s.done_s is None])
     interrupted = [
-        Interrupted(s, kinds[s.step].kind, kinds[s.step].on_interrupt or DEFAULTS[kinds[s.step].kind])
+        Interrupted(s, kinds[s.step].kind, kinds[s.step].on_interrupt or DEFAULTS[kinds[s.step].kind],
+                    points.get(s.key))
         for s in steps
         if s.done_s is None
     ]
@@ -161,6 +197,19 @@ def plan(journal: Journal, procedure: Procedure, lot: str | None = None) -> Resu
         interrupted,
         _unrouted(journal, run["lot"], steps),
     )
+
+
+def checkpoints(journal: Journal, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The last journaled program checkpoint (audit record ``progress``) of each step key given."""
+    wanted = set(keys)
+    out: dict[str, dict[str, Any]] = {}
+    if not wanted:
+        return out
+    for (body,) in journal.execute("SELECT body FROM audit WHERE what = 'progress' ORDER BY seq"):
+        record = json.loads(body)
+        if record.get("key") in wanted:
+            out[record["key"]] = record
+    return out
 
 
 def _unrouted(journal: Journal, lot: str, steps: list[StepRecord]) -> dict[str, StepRecord]:
@@ -197,12 +246,16 @@ def decide(
             decision = Decision.SCRAP
         else:
             answer = ask(item)
-            if answer not in (Decision.REWORK, Decision.SCRAP):
+            if answer not in item.choices:
                 raise StateError(
-                    f"answer {answer!r} for part {item.record.part}: rework or scrap",
-                    hint="answer rework or scrap",
+                    f"answer {answer!r} for part {item.record.part}: {' or '.join(item.choices)}",
+                    hint=f"answer {', '.join(item.choices)}",
                 )
             decision = Decision(answer)
+        extra: dict[str, Any] = {}
+        if decision == Decision.CONTINUE:
+            extra = {"continue_from": item.continue_line, "what": item.continue_text(),
+                     "may_have_run_to": (item.checkpoint or {}).get("may_have_run_to")}
         journal.done(
             item.record.key,
             ok=False,
@@ -214,6 +267,7 @@ def decide(
                 "by": by,
                 "policy": item.policy.value,
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                **extra,
             },
         )
         out[item.record.key] = decision
@@ -221,10 +275,12 @@ def decide(
 
 
 def scheduler_for(
-    the_plan: ResumePlan, procedure: Procedure, decisions: Mapping[str, Decision], journal: Journal
+    the_plan: ResumePlan, procedure: Procedure, decisions: Mapping[str, Decision], journal: Journal,
+    continue_from: dict[tuple[str, str, int], int] | None = None,
 ) -> tuple[Scheduler, dict[tuple[str, str, int], int]]:
     """The lot's parts where the journal left them, after the decisions; and the first attempt of each
-    visit to re-run. Parts scrapped by a decision are recorded here (with the reason)."""
+    visit to re-run. Parts scrapped by a decision are recorded here (with the reason). A visit that
+    continues from a line is put in ``continue_from`` (part, step, visit) → line."""
     sched = Scheduler(procedure, the_plan.parts, lot=the_plan.lot)
     for part in sched.parts:
         pos = the_plan.positions.get(part.id)
@@ -260,6 +316,8 @@ def scheduler_for(
                 )
             continue
         visit = item.visit
+        if decision == Decision.CONTINUE and continue_from is not None and item.continue_line is not None:
+            continue_from[(part.id, item.record.step, visit)] = item.continue_line
         resumed[(part.id, item.record.step, visit)] = (
             the_plan.attempts[(part.id, item.record.step, visit)] + 1
         )
@@ -348,7 +406,8 @@ async def resume(engine: Engine, procedure: Procedure, *, lot: str | None = None
     journal.audited(lambda db: None, "resume", {"lot": the_plan.lot, "by": by, "stations": where,
                                                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
                                                 "decisions": {k: d.value for k, d in decisions.items()}})
-    sched, resumed = scheduler_for(the_plan, procedure, decisions, journal)
+    lines: dict[tuple[str, str, int], int] = {}
+    sched, resumed = scheduler_for(the_plan, procedure, decisions, journal, lines)
     energy = {pid: float(pos["energy_j"]) for pid, pos in the_plan.positions.items()}
     return await engine.continue_lot(procedure, sched, lot=the_plan.lot, part_energy_j=energy,
-                                     visits=the_plan.visits, resumed=resumed)
+                                     visits=the_plan.visits, resumed=resumed, continue_from=lines)

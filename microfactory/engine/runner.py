@@ -334,10 +334,12 @@ class Engine:
 
     async def continue_lot(self, procedure: Procedure, scheduler: Scheduler, *, lot: str,
                            part_energy_j: Mapping[str, float], visits: dict[tuple[str, str], int],
-                           resumed: dict[tuple[str, str, int], int]) -> LotSummary:
+                           resumed: dict[tuple[str, str, int], int],
+                           continue_from: dict[tuple[str, str, int], int] | None = None) -> LotSummary:
         """Run the rest of a journaled lot after a crash (:mod:`microfactory.engine.resume` builds the
         arguments): ``scheduler`` holds the parts where the journal left them, ``visits`` the visits
-        already made per (part, step), ``resumed`` the first attempt of each re-run interrupted visit.
+        already made per (part, step), ``resumed`` the first attempt of each re-run interrupted visit,
+        ``continue_from`` the program line of each interrupted machining visit that continues.
         No new run record: the lot's record stays the first one; it gets its end when the lot ends."""
         self.bind_loop()
         if self.machine.state != S.IDLE:
@@ -349,7 +351,7 @@ class Engine:
         self.meter.part_j.update(part_energy_j)
         self.hold_reasons.clear()
         self.steps.reset()
-        self.steps.restore(visits, resumed)
+        self.steps.restore(visits, resumed, continue_from)
         self.bus.publish(EventKind.LOT, "lot", lot=lot, phase="started", total=len(scheduler.parts),
                          passed=scheduler.count(PartState.PASSED),
                          scrapped=scheduler.count(PartState.SCRAPPED),

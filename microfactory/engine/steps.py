@@ -24,7 +24,7 @@ from microfactory.engine.parts import Visit
 from microfactory.engine.prompts import WITHDRAWN
 from microfactory.engine.scheduler import Dispatch, Outcome
 from microfactory.errors import MicrofactoryError, StationFault
-from microfactory.events import EventKind, Severity
+from microfactory.events import Event, EventKind, Severity
 from microfactory.procedure import DONE, SCRAP, FaultAction, Step, StepKind
 from microfactory.station import Station, StationState, StepRequest, StepResult
 from microfactory.watchdog import Watchdog, WatchdogExpired
@@ -37,6 +37,10 @@ S = PackMLState
 HELDISH = frozenset({S.HOLDING, S.HELD, S.UNHOLDING})
 LEAVING = frozenset({S.STOPPING, S.STOPPED, S.ABORTING, S.ABORTED, S.CLEARING})
 RETRY = "retry"
+#: What a station's progress checkpoint carries (a Grbl station: ``stations.grbl.checkpoint``): the
+#: program, answers so far of how many lines, the first source line that may not have run, the last
+#: that may have, and whether it was written at a stop.
+CHECKPOINT_FIELDS = ("program", "done", "total", "resume_line", "may_have_run_to", "stopped")
 
 
 class StepServer:
@@ -49,6 +53,9 @@ class StepServer:
         #: (part, step, visit) → first attempt number, for a step resumed after a crash (the attempts
         #: before it are in the journal and their keys are never reused).
         self.resumed: dict[tuple[str, str, int], int] = {}
+        #: (part, step, visit) → the program line an interrupted machining step continues from (the
+        #: operator chose "continue" on resume): the first attempt gets ``resume_from``
+        self.continue_from: dict[tuple[str, str, int], int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._waking: dict[str, asyncio.Task[None]] = {}
         self._sleeping: dict[str, asyncio.Task[None]] = {}  # standby being entered, awaited by wake()
@@ -62,11 +69,14 @@ class StepServer:
         for sid in self.e.stations:
             self._arm_standby(sid)
 
-    def restore(self, visits: dict[tuple[str, str], int], resumed: dict[tuple[str, str, int], int]) -> None:
-        """Continue a journaled lot: visits already made per (part, step), and where interrupted visits
-        resume their attempts (:mod:`microfactory.engine.resume`)."""
+    def restore(self, visits: dict[tuple[str, str], int], resumed: dict[tuple[str, str, int], int],
+                continue_from: dict[tuple[str, str, int], int] | None = None) -> None:
+        """Continue a journaled lot: visits already made per (part, step), where interrupted visits
+        resume their attempts, and the program line those that continue start at
+        (:mod:`microfactory.engine.resume`)."""
         self._visits.update(visits)
         self.resumed.update(resumed)
+        self.continue_from.update(continue_from or {})
 
     # -- one step ---------------------------------------------------------------------------------
     async def serve(self, d: Dispatch) -> None:
@@ -80,9 +90,12 @@ class StepServer:
         station = e.stations.get(step.station) if step.station else None
         try:
             attempt = self.resumed.pop((part.id, step.id, visit), 0)
+            line = self.continue_from.pop((part.id, step.id, visit), None)
             while True:
                 key = f"{e.lot}/{part.id}/{step.id}/{visit}/{attempt}"
-                result = await self._attempt(d, key, attempt)
+                result = await self._attempt(d, key, attempt,
+                                             {"resume_from": line} if line is not None else None)
+                line = None  # a retry after a fault runs the whole program again
                 if result is None:
                     break
                 if result.ok:
@@ -129,12 +142,16 @@ class StepServer:
             self.e.bus.publish(EventKind.ALARM, station.id, code="RESET_FAILED", text=str(exc),
                                severity=Severity.ERROR, recovery=exc.hint or "check the station")
 
-    async def _attempt(self, d: Dispatch, key: str, attempt: int) -> StepResult | None:
-        """One try; None when the step was withdrawn (stop/abort under a prompt or a held station)."""
+    async def _attempt(self, d: Dispatch, key: str, attempt: int,
+                       extra: dict[str, Any] | None = None) -> StepResult | None:
+        """One try (``extra`` parameters on top of the step's); None when the step was withdrawn
+        (stop/abort under a prompt or a held station)."""
         e, part, step = self.e, d.part, d.step
         station = e.stations.get(step.station) if step.station else None
         source = step.station or "cell"
         request = replace(step.request, part=part.id, key=key)
+        if extra:
+            request = replace(request, params={**dict(request.params), **extra})
         e.journal.intent(key, lot=e.lot, part=part.id, step=step.id, station=step.station,
                          firmware=station.firmware if station else "", attempt=attempt,
                          request={"action": request.action, "params": dict(request.params)}, t=e.clock.now())
@@ -196,9 +213,21 @@ class StepServer:
             return "stop" if choice == WITHDRAWN and "stop" in choices else choice
 
         station.ask_operator = ask
+        key = request.key
+
+        def checkpoint(event: Event) -> None:
+            # how far a program got (first line that may not have run, last that may have), journaled
+            # with synchronous=FULL so a resume after a kill can continue from there (engine.resume)
+            if event.source == sid and event.data.get("checkpoint") and key:
+                e.journal.audited(lambda db: None, "progress",
+                                  {"key": key, "station": sid, "t": round(event.t, 3),
+                                   **{k: event.data.get(k) for k in CHECKPOINT_FIELDS}})
+
+        watch = e.bus.subscribe(checkpoint, [EventKind.STATION_PROGRESS])
         try:
             result = await self._watched(station, station.execute(request), step)
         finally:
+            watch.cancel()
             station.ask_operator = None
             e.serving.pop(sid, None)
             e.power(sid, PowerState.IDLE)

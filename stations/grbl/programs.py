@@ -22,6 +22,7 @@ from microfactory.errors import (
 from microfactory.events import EventKind, Severity
 from microfactory.station import StepRequest
 from microfactory.watchdog import Watchdog, WatchdogExpired
+from stations.grbl import checkpoint
 from stations.grbl.channel import RESET, ResetBeforeAnswer
 from stations.grbl.codec import StatusReport
 from stations.grbl.codes import describe_alarm, describe_error
@@ -91,6 +92,9 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         last_t = [0.0]
 
         def progress(done: int, total: int, remaining_s: float | None) -> None:
+            if done % checkpoint.CHECKPOINT_LINES == 0:
+                self._checkpoint(checkpoint.running(lines, done, planner_blocks=blocks,
+                                                    rx_bytes=self.build.rx_bytes))
             # one event per line would cost the streamer host time on long programs: publish every
             # ``progress_every`` lines, or (0) at most ~10 per second; the first and last always
             if done not in (1, total):
@@ -107,6 +111,8 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
 
         unexpected = len(self.channel.unexpected)
         self.last_stream = None
+        blocks = self.build.planner_blocks or checkpoint.STOCK_PLANNER_BLOCKS
+        self._checkpoint(checkpoint.running(lines, 0, planner_blocks=blocks, rx_bytes=self.build.rx_bytes))
         try:
             try:
                 result = await streamer.stream(lines, estimate_s=estimate_s, progress=progress)
@@ -127,23 +133,24 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
                 exc.result = result
                 result.doubtful = 1
                 raise await self._interrupted(exc, lines, port) from None
-        except StationFault:
+        except MicrofactoryError:  # StationFault, CommunicationError and the rest
             self._fault_state()
-            raise
-        except CommunicationError:
-            self._fault_state()
-            raise
-        except MicrofactoryError:
-            self._fault_state()
+            if self.last_stream is not None:
+                self._checkpoint(checkpoint.at_stop(lines, self.last_stream.confirmed, self.last_stream.sent))
             raise
         if self.stopped_program or self.estopped:  # the Idle came from the stop's reset (state: its own)
             why = "emergency stop" if self.estopped else "stop"
+            self._checkpoint(checkpoint.at_stop(lines, result.confirmed, result.sent))
             raise StationFault(self.id, "ESTOP" if self.estopped else "STOPPED",
                                f"the program was cut short by a {why} ({result.acknowledged} of "
                                f"{len(lines)} lines accepted, motion after the stop not run)",
                                recovery="check the part and the machine; run the step again or scrap")
         self.state_machine.trigger_safely("finish")
         return result
+
+    def _checkpoint(self, point: checkpoint.Checkpoint) -> None:
+        """Publish how far the program got (the engine journals it: see :mod:`stations.grbl.checkpoint`)."""
+        self.bus.publish(EventKind.STATION_PROGRESS, self.id, remaining_s=None, **point.fields())
 
     def _streamer(self, mode: StreamMode, stop_on_error: bool) -> Streamer:
         timeouts = self.config.timeouts
