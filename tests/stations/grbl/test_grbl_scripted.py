@@ -157,7 +157,10 @@ def test_program_is_streamed_block_by_block_with_progress(every: int) -> None:
 
         rec = run_with(peer, body, config(progress_every=every))
         peer.verify()
-    progress = rec.of_kind(EventKind.STATION_PROGRESS)
+    events = rec.of_kind(EventKind.STATION_PROGRESS)
+    progress = [e for e in events if not e.get("checkpoint")]
+    checkpoints = [e for e in events if e.get("checkpoint")]  # for the journal: where a resume may start
+    assert [(c.get("done"), c.get("resume_line")) for c in checkpoints] == [(0, 1)]
     done = [e.get("done") for e in progress]
     if every == 1:
         assert done == list(range(1, len(SENT) + 1))
