@@ -3,7 +3,8 @@
 A controller killed mid-program cannot say afterwards which lines Grbl ran: lines answered ``ok`` are in
 its 15-block planner (or already done), lines written and not answered are in its 128-byte receive
 buffer, and a board that resets when the port is opened again (DTR) throws both away. So every
-:data:`CHECKPOINT_LINES` answers (and at the start, and at every stop) the station publishes a
+:data:`CHECKPOINT_LINES` answers (and at every stop; a program killed before its first checkpoint can
+be reworked from its start, which is all a checkpoint at line 1 would offer) the station publishes a
 *checkpoint* on its progress event, which the engine journals (``synchronous=FULL``):
 
 - ``resume_line`` — the first source line that may not have run: the lines answered so far, less every

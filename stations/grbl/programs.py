@@ -92,7 +92,7 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
         last_t = [0.0]
 
         def progress(done: int, total: int, remaining_s: float | None) -> None:
-            if done % checkpoint.CHECKPOINT_LINES == 0:
+            if done % checkpoint.CHECKPOINT_LINES == 0 and done < total:
                 self._checkpoint(checkpoint.running(lines, done, planner_blocks=blocks,
                                                     rx_bytes=self.build.rx_bytes))
             # one event per line would cost the streamer host time on long programs: publish every
@@ -111,8 +111,9 @@ class GrblPrograms(GrblPrecheck, GrblMotion):
 
         unexpected = len(self.channel.unexpected)
         self.last_stream = None
+        # no checkpoint at the start: "from line 1" is what rework already offers, and each one is a
+        # journal commit (an fsync) on the loop
         blocks = self.build.planner_blocks or checkpoint.STOCK_PLANNER_BLOCKS
-        self._checkpoint(checkpoint.running(lines, 0, planner_blocks=blocks, rx_bytes=self.build.rx_bytes))
         try:
             try:
                 result = await streamer.stream(lines, estimate_s=estimate_s, progress=progress)

@@ -160,7 +160,7 @@ def test_program_is_streamed_block_by_block_with_progress(every: int) -> None:
     events = rec.of_kind(EventKind.STATION_PROGRESS)
     progress = [e for e in events if not e.get("checkpoint")]
     checkpoints = [e for e in events if e.get("checkpoint")]  # for the journal: where a resume may start
-    assert [(c.get("done"), c.get("resume_line")) for c in checkpoints] == [(0, 1)]
+    assert checkpoints == []  # one every 50 answers and at a stop: a short clean program costs none
     done = [e.get("done") for e in progress]
     if every == 1:
         assert done == list(range(1, len(SENT) + 1))
