@@ -17,6 +17,7 @@ Usage: ``python benchmarks/simulation.py [--speed 20] [--demo-parts 1]``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import math
@@ -49,6 +50,22 @@ def run(cell: Any, procedure: Any, parts: int, pace: float) -> LotRun:
 
         async with Controller(cell, db=None) as ctl:
             ctl.bus.subscribe(on_event)
+            tasks: set[asyncio.Task[None]] = set()
+
+            async def operator(data: dict[str, Any]) -> None:
+                # the demo's simulated operator: a manual step is done after its expected time
+                step = procedure.step(data["step"]) if data.get("step") else None
+                await clock.sleep(step.duration_s if step else 0.0)
+                if any(p.id == data["id"] for p in ctl.prompts):
+                    ctl.answer(data["id"], "done")
+
+            def on_prompt(e: Event) -> None:
+                if e.data.get("reason") == "manual":
+                    task = asyncio.get_running_loop().create_task(operator(dict(e.data)))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+
+            ctl.bus.subscribe(on_prompt, [EventKind.PROMPT])
             t0 = time.perf_counter()
             summary = await ctl.run_lot(procedure, parts=parts, lot_id="sim")
             wall = time.perf_counter() - t0
