@@ -89,6 +89,7 @@ class GrblChannel:
         self.unexpected: list[str] = []  # answers that came with no line waiting: a desync
         self.on_unexpected: Callable[[str], None] | None = None
         self.closed_error: CommunicationError | None = None
+        self.on_send: Callable[[], None] | None = None  # a line is about to go (the poller speeds up)
 
     # -- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -228,6 +229,8 @@ class GrblChannel:
             await self.settle_resets()
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(line, future))
+        if self.on_send is not None:
+            self.on_send()
         try:
             await self.transport.write_line(line)
         except BaseException:
@@ -245,6 +248,8 @@ class GrblChannel:
         loop = asyncio.get_running_loop()
         entries = [_Pending(line, loop.create_future()) for line in lines]
         self._pending.extend(entries)
+        if self.on_send is not None:
+            self.on_send()
         try:
             await self.transport.write("".join(f"{line}\n" for line in lines).encode("ascii"))
         except BaseException:
@@ -268,7 +273,10 @@ class GrblChannel:
 
     def realtime(self, data: bytes) -> bool:
         """Write a realtime byte at once (any thread); False if the port is not open. A ctrl-X written is
-        counted: the lines sent next wait for its banner."""
+        counted: the lines sent next wait for its banner. Anything but a status request (a hold, a resume,
+        an override, a reset) speeds the poller up like a line."""
+        if data != b"?" and self.on_send is not None:
+            self.on_send()
         written = self.transport.write_realtime(data)
         if written and RESET in data:
             self.note_reset_written()

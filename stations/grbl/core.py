@@ -64,7 +64,10 @@ class GrblCore(Station):
                                    on_message=self._on_message, on_banner=self._on_banner,
                                    reset_timeout_s=config.timeouts.connect_s)
         self.poller = StatusPoller(self.channel.realtime, rate_hz=self.poll_hz,
-                                   status_timeout_s=config.timeouts.status_s, port=config.id)
+                                   status_timeout_s=config.timeouts.status_s, port=config.id,
+                                   idle_rate_hz=min(opts.idle_poll_hz, self.poll_hz),
+                                   busy=lambda: self.channel.in_flight > 0)
+        self.channel.on_send = self.poller.activity
         self.poller.on_dead = self._on_status_lost
         self.poller.on_revived = self._on_status_back
         self.tracker = StatusTracker()

@@ -15,7 +15,11 @@ class GrblOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    poll_hz: float = Field(default=10.0, ge=5, le=20, description="status reports per second (Hz)")
+    poll_hz: float = Field(default=10.0, ge=5, le=20, description="status reports per second (Hz) while "
+                           "the machine runs, jogs, homes or holds, or lines wait for their answer")
+    idle_poll_hz: float = Field(default=1.0, ge=0.2, le=20,
+                                description="status reports per second (Hz) while the machine is at rest "
+                                "(Idle, Sleep, Alarm) and nothing was sent for 1 s; at most poll_hz")
     send_response: bool = Field(default=False, description="stream send-response, not character counting")
     stop_on_error: bool = Field(default=True, description="stop streaming at the first error:N")
     reset_on_connect: bool = Field(default=True, description="soft reset on connect for a fresh banner")

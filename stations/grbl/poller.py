@@ -1,5 +1,13 @@
 """Status polling: ``?`` at 5–20 Hz, and the difference between "busy moving" and "dead".
 
+The poller asks at ``rate_hz`` while anything is going on — a line waits for its answer, a line went out
+less than :data:`LINGER_S` ago, or the last report is not at rest (``Run``, ``Hold``, ``Jog``, ``Home``,
+``Door``, ``Check``) — and at ``idle_rate_hz`` (default 1 Hz) while the machine is at rest (``Idle``,
+``Sleep``, ``Alarm``) with nothing sent: an idle machine's position does not change, and a machine that
+dies while idle is still found within ``status_timeout_s`` plus one idle period. A line sent wakes the
+poller at once (:meth:`StatusPoller.activity`). In simulation this is what makes idle stations cheap:
+each ``?`` is a round trip through a pty and two threads.
+
 While Grbl moves, an ``ok`` can take as long as a whole segment; that is not a fault as long as the
 machine still answers ``?``. The poller writes ``?`` as a realtime byte at ``rate_hz`` and records when
 the last report came; if no report comes within ``status_timeout_s`` of a ``?``, the machine is dead
@@ -11,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import deque
 from collections.abc import Callable, Iterator
 
@@ -21,17 +30,31 @@ from stations.grbl.codec import StatusReport
 log = logging.getLogger("stations.grbl")
 
 MIN_RATE_HZ, MAX_RATE_HZ = 5.0, 20.0
+MIN_IDLE_RATE_HZ = 0.2
+LINGER_S = 1.0  # s after the last line sent during which the fast rate holds (a jog's report may lag its ok)
+AT_REST = frozenset({"Idle", "Sleep", "Alarm"})
 
 
 class StatusPoller:
     """Polls ``?`` and hands each report to waiters; ``write`` sends one realtime byte."""
 
     def __init__(self, write: Callable[[bytes], bool], *, rate_hz: float = 10.0,
-                 status_timeout_s: float = 1.0, port: str = "") -> None:
+                 status_timeout_s: float = 1.0, port: str = "", idle_rate_hz: float | None = 1.0,
+                 busy: Callable[[], bool] | None = None) -> None:
         if not MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ:
             raise ValueError(f"status poll rate must be {MIN_RATE_HZ:g}..{MAX_RATE_HZ:g} Hz, got {rate_hz:g}")
+        idle_rate_hz = rate_hz if idle_rate_hz is None else idle_rate_hz
+        if not MIN_IDLE_RATE_HZ <= idle_rate_hz <= rate_hz:
+            raise ValueError(f"idle status poll rate must be {MIN_IDLE_RATE_HZ:g}..{rate_hz:g} Hz (the busy "
+                             f"rate), got {idle_rate_hz:g}")
         self._write = write
         self.period_s = 1.0 / rate_hz
+        self.idle_period_s = 1.0 / idle_rate_hz
+        self._busy = busy  # e.g. lines waiting for their answer
+        self._last_activity = -math.inf
+        self._nap: asyncio.Future[None] | None = None
+        self._nap_idle = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.status_timeout_s = status_timeout_s
         self.port = port
         self.last: StatusReport | None = None
@@ -64,7 +87,8 @@ class StatusPoller:
             self.dead.clear()
             self.failure = None
             self.revived.set()
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="grbl-poller")
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name="grbl-poller")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -103,6 +127,50 @@ class StatusPoller:
             self.silenced_by = self.failure = None
             self.dead.clear()
 
+    def activity(self) -> None:
+        """A line or a realtime command went to the machine: poll at the busy rate from now (wakes an idle
+        nap at once). Any thread (a realtime byte may come from the GUI's)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if not here:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._activity)
+            return
+        self._activity()
+
+    def _activity(self) -> None:
+        self._last_activity = loop_time()
+        nap = self._nap
+        if nap is not None and not nap.done() and self._nap_idle:
+            nap.set_result(None)  # an idle nap only: a busy one ends soon enough
+
+    def _period(self) -> float:
+        """The busy period while anything is going on, else the idle one."""
+        if self.idle_period_s <= self.period_s:
+            return self.period_s
+        if self.last is None or self.last.state not in AT_REST or (self._busy is not None and self._busy()):
+            return self.period_s
+        if loop_time() - self._last_activity < LINGER_S:
+            return self.period_s
+        return self.idle_period_s
+
+    async def _sleep(self, seconds: float) -> None:
+        """``asyncio.sleep`` that :meth:`activity` cuts short when it is an idle one."""
+        loop = asyncio.get_running_loop()
+        self._nap_idle = seconds > self.period_s
+        self._nap = nap = loop.create_future()
+        handle = loop.call_later(seconds, _settle, nap)
+        try:
+            await nap
+        finally:
+            handle.cancel()
+            self._nap = None
+
     def ask(self) -> None:
         """Write one ``?`` and note when (for :attr:`last_asked_t`)."""
         if self._write(b"?"):
@@ -140,7 +208,7 @@ class StatusPoller:
             if unanswered_since is None or self.last_t >= unanswered_since:
                 unanswered_since = now
             self.ask()
-            await asyncio.sleep(self.period_s)
+            await self._sleep(self._period())
             if self._paused or self.silenced_by is not None:
                 unanswered_since = None
                 continue
@@ -190,3 +258,8 @@ class StatusPoller:
         count = self.count
         self.ask()
         return await self.wait_for(lambda _s: self.count > count, timeout_s, what="a status report")
+
+
+def _settle(nap: asyncio.Future[None]) -> None:
+    if not nap.done():
+        nap.set_result(None)
