@@ -76,7 +76,8 @@ class StationMachine:
     """The per-station state machine, built with ``transitions`` from :data:`STATION_TRANSITIONS`.
 
     ``queued=True`` so triggers fired from callbacks run in order; every change is published as a
-    ``station.state`` event. Illegal triggers raise ``transitions.MachineError``.
+    ``station.state`` event. Drivers fire through :meth:`trigger_safely`, which reports a refused
+    trigger (log and event) instead of raising ``transitions.MachineError`` mid-driver.
     """
 
     state: StationState
@@ -84,6 +85,8 @@ class StationMachine:
     def __init__(self, station_id: str, bus: EventBus) -> None:
         self.station_id = station_id
         self._bus = bus
+        #: every refused transition (trigger, state it was refused in), oldest first
+        self.refused: list[tuple[str, StationState]] = []
         self.machine = Machine(
             model=self,
             states=list(StationState),
@@ -99,18 +102,41 @@ class StationMachine:
         self._bus.publish(EventKind.STATION_STATE, self.station_id, state=str(self.state),
                           previous=str(self._previous))
 
-    def trigger_safely(self, name: str) -> bool:
+    def trigger_safely(self, name: str, *, cause: str = "") -> bool:
         """Fire ``name`` if it is allowed from the current state; return whether it fired.
 
-        A refusal is never silent: it is logged with the station, the trigger and the state (the
-        callers that only try, such as ``clear`` before ``ready``, check :meth:`may` first or use the
-        result)."""
+        A refusal is never silent: it is logged as a warning and published as a ``log`` event (level
+        ``warning``, ``code`` ``TRANSITION_REFUSED``, with ``trigger``, ``state`` and ``cause``), so every
+        front end shows that the station did not go where its driver meant it to. ``cause`` says what the
+        driver was doing (default: the trigger's name). A caller whose target state may already hold uses
+        :meth:`ensure` or :meth:`to_idle`, which fire nothing (and report nothing) when it does.
+        """
         if not self.may(name):
-            log.info("station %s: transition %r refused in state %s", self.station_id, name, self.state)
+            state = self.state
+            why = cause or f"{name!r} requested"
+            text = (f"station {self.station_id!r}: state change {name!r} refused in state {state} "
+                    f"({why}): the station stays {state}")
+            log.warning("%s", text)
+            self.refused.append((name, state))
+            self._bus.publish(EventKind.LOG, self.station_id, level="warning", code="TRANSITION_REFUSED",
+                              trigger=name, state=str(state), cause=why, text=text)
             return False
         self._previous = self.state
         self.trigger(name)  # type: ignore[attr-defined]
         return True
+
+    def ensure(self, name: str, dest: StationState, *, cause: str = "") -> bool:
+        """Fire ``name`` unless the station is already in ``dest`` (then nothing to do: True)."""
+        if self.state is dest:
+            return True
+        return self.trigger_safely(name, cause=cause)
+
+    def to_idle(self, *, cause: str = "reset") -> bool:
+        """Back to idle from wherever a reset leaves it: ``clear`` from faulted/alarm, ``ready`` from the
+        others; True when idle. Refused (and reported) from a state no reset leaves to idle (offline)."""
+        if self.state in (StationState.FAULTED, StationState.ALARM):
+            return self.trigger_safely("clear", cause=cause)
+        return self.ensure("ready", StationState.IDLE, cause=cause)
 
     def may(self, name: str) -> bool:
         return bool(getattr(self, f"may_{name}")())

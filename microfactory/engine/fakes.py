@@ -144,8 +144,7 @@ class FakeStation(Station):
         self._stopped = False
         self._interrupt.clear()
         self._running.set()
-        if not self.state_machine.trigger_safely("clear"):
-            self.state_machine.trigger_safely("ready")
+        self.state_machine.to_idle(cause="reset")
 
     async def close(self) -> None:
         self.state_machine.trigger_safely("link_down")

@@ -55,7 +55,7 @@ class GrblMotion(GrblCore):
     async def stop(self) -> None:
         """Stop safely: feed hold, wait for the hold to complete (position kept), then soft reset."""
         await self._stop_motion()
-        self.state_machine.trigger_safely("ready")
+        self.state_machine.ensure("ready", StationState.IDLE, cause="stop done")
 
     async def _stop_motion(self) -> None:
         """Feed hold, wait until it holds, soft reset. :attr:`flushed_blocks` is then the number of
@@ -99,8 +99,7 @@ class GrblMotion(GrblCore):
                                    "stays locked", recovery="re-home required: run the home step ($H)")
             await self._query("$X", phase="unlock ($X)")
         self.alarm_code = None
-        self.state_machine.trigger_safely("clear")
-        self.state_machine.trigger_safely("ready")
+        self.state_machine.to_idle(cause="reset done")
 
 
     def send_stop_bytes(self) -> None:

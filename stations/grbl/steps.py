@@ -28,8 +28,8 @@ class GrblMachineSteps(GrblPrograms):
     async def _step_home(self, step: StepRequest) -> dict[str, Any]:
         if self.state not in (StationState.IDLE, StationState.ALARM):
             raise StateError(f"station {self.id!r} is {self.state}: cannot home", hint="stop the step first")
-        self.state_machine.trigger_safely("clear")
-        self.state_machine.trigger_safely("start")
+        self.state_machine.ensure("clear", StationState.IDLE, cause="homing from alarm")
+        self.state_machine.trigger_safely("start", cause="homing ($H)")
         self._waking = True  # a status asked just before $H was parsed still says Alarm: not a new alarm
         try:
             answer = await self.channel.command("$H", timeout_s=self.config.timeouts.step_s,
@@ -48,7 +48,7 @@ class GrblMachineSteps(GrblPrograms):
             log.warning("%s: unlocking after ALARM:%d; position is unknown, re-home", self.id,
                         self.alarm_code)
         await self._query("$X", phase="unlock ($X)")
-        self.state_machine.trigger_safely("clear")
+        self.state_machine.ensure("clear", StationState.IDLE, cause="unlocked ($X)")
         data = {"unlocked": True, "rehome_required": bool(self.alarm_code and needs_rehome(self.alarm_code))}
         self.bus.publish(EventKind.ALARM_CLEARED, self.id, code=f"ALARM:{self.alarm_code}")
         self.alarm_code = None

@@ -215,7 +215,7 @@ class VisionStation(Station):
 
     async def stop(self) -> None:
         """Nothing moves; stopping only returns the station to idle."""
-        self.state_machine.trigger_safely("ready")
+        self.state_machine.ensure("ready", StationState.IDLE, cause="stop")
 
     async def reset(self) -> None:
         """Reopen the camera (after a lost link) and return to idle."""

@@ -468,8 +468,7 @@ class WashStation(Station):
             return
         commands = [self._cmd(scpi.ABORT), self._cmd(scpi.CLS), self._cmd(scpi.STANDBY, False)]
         await self.link.ask([PHASE, STANDBY], commands=commands, what="the queries after the reset")
-        self.state_machine.trigger_safely("clear")
-        self.state_machine.trigger_safely("ready")
+        self.state_machine.to_idle(cause="reset done")
         await self.check_interlocks()
 
     async def standby(self, on: bool) -> None:
