@@ -9,6 +9,7 @@ what it left behind (:func:`left_behind`). Positions are machine mm; offsets mm.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -43,6 +44,14 @@ class MachineState:
         return self.offsets.get("G92", ZERO)
 
 
+def _finite(text: str) -> float:
+    """A number of a report; ``inf``/``nan`` (which Grbl never prints) are noise like any other."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite number: {text!r}")
+    return value
+
+
 def parse_gc(payload: str, offsets: Mapping[str, tuple[float, ...]], tool_length: float, *,
              port: str = "") -> MachineState:
     """``G0 G54 G17 G21 G90 G94 M5 M9 T0 F0 S0`` (the ``[GC:...]`` payload) with the ``$#`` offsets."""
@@ -55,11 +64,11 @@ def parse_gc(payload: str, offsets: Mapping[str, tuple[float, ...]], tool_length
             if word in _MOTION:
                 modal["motion"] = word
             elif word[0] == "F":
-                feed = float(word[1:])
+                feed = _finite(word[1:])
             elif word[0] == "S":
-                speed = float(word[1:])
+                speed = _finite(word[1:])
             elif word[0] == "T":
-                tool = int(float(word[1:]))
+                tool = int(_finite(word[1:]))
             elif word in ("M3", "M4", "M5"):
                 spindle = word
             elif word == "M7":
@@ -70,7 +79,7 @@ def parse_gc(payload: str, offsets: Mapping[str, tuple[float, ...]], tool_length
                 for group, words in _GROUPS.items():
                     if word in words:
                         modal[group] = word
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, OverflowError):
         raise ProtocolError(f"unreadable parser state [GC:{payload}]", port=port,
                             hint="check the cable (noise) or the firmware: $G must report Grbl 1.1 "
                                  "modes") from None
