@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from microfactory.cli import arguments
-from microfactory.cli.serve import opcua_endpoint, pki_folder
+from microfactory.cli.serve import add_opcua_arguments, pki_folder
 from microfactory.errors import MicrofactoryError
 from microfactory.mqtt import options as mqtt_options
 
@@ -42,13 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tab", choices=TAB_NAMES, default="overview", help="tab shown (for screenshots)")
     p.add_argument("--size", type=_size, default=None, metavar="WxH",
                    help="window size in pixels, e.g. 1024x768 (default: fit the screen)")
-    p.add_argument("--opcua", type=opcua_endpoint, metavar="URL",
-                   help="also serve the cell on OPC UA at URL, e.g. opc.tcp://127.0.0.1:4840 (PackML; the "
-                        "journal's users sign in; see docs/opcua.md)")
-    p.add_argument("--opcua-pki", metavar="DIR",
-                   help="the OPC UA server's key and certificate (default: opcua-pki beside the journal)")
+    add_opcua_arguments(p)
     mqtt_options.add_arguments(p)
-    p.add_argument("--opcua-trust", metavar="DIR", help="accept only the OPC UA client certificates in DIR")
     p.set_defaults(func=cmd_gui)
 
 

@@ -38,7 +38,7 @@ from microfactory.access.users import Permission, Session, UserBook
 from microfactory.bounds import MAX_LOT_SIZE
 from microfactory.cell import Cell
 from microfactory.cli.arguments import journal_path, part_count, speed_factor
-from microfactory.cli.serve import opcua_endpoint, pki_folder
+from microfactory.cli.serve import add_opcua_arguments, pki_folder
 from microfactory.cli.signin import signed_in
 from microfactory.clock import Clock
 from microfactory.engine.api import Controller, clock_for, load_cell, load_recipe
@@ -74,11 +74,7 @@ def register(subparsers: Any) -> None:
     run.add_argument("--user", metavar="ID",
                      help="who runs the lot (the password is asked); needed once the journal has users, "
                           "unless MICROFACTORY_TOKEN holds a CI token")
-    run.add_argument("--opcua", type=opcua_endpoint, metavar="URL",
-                     help="also serve the cell on OPC UA at URL, e.g. opc.tcp://127.0.0.1:4840 (PackML; the "
-                          "journal's users sign in; see docs/opcua.md)")
-    run.add_argument("--opcua-pki", metavar="DIR",
-                     help="the OPC UA server's key and certificate (default: opcua-pki beside the journal)")
+    add_opcua_arguments(run)
     mqtt_options.add_arguments(run)
     run.add_argument("--store", metavar="URL",
                      help="the shop store to sync the journal to as the lot runs, "
@@ -87,8 +83,6 @@ def register(subparsers: Any) -> None:
                           "store that is down is caught up later by `microfactory shop sync`)")
     run.add_argument("--partner", metavar="NAME",
                      help="the partner the lot is run for (default: the cell file's cell.partner)")
-    run.add_argument("--opcua-trust", metavar="DIR",
-                     help="accept only the OPC UA client certificates in DIR")
     run.set_defaults(func=handle_run)
 
     sim = subparsers.add_parser("simulate", help="dry-run a lot: time, bottleneck, utilisation",

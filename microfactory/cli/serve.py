@@ -39,6 +39,18 @@ def opcua_endpoint(text: str) -> str:
     return text
 
 
+def add_opcua_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--opcua``, ``--opcua-pki`` and ``--opcua-trust``: the same OPC UA options on ``run`` and ``gui``."""
+    parser.add_argument("--opcua", type=opcua_endpoint, metavar="URL",
+                        help="also serve the cell on OPC UA at URL, e.g. opc.tcp://127.0.0.1:4840 (PackML; "
+                             "the journal's users sign in; see docs/opcua.md)")
+    parser.add_argument("--opcua-pki", metavar="DIR",
+                        help="the OPC UA server's key and certificate "
+                             "(default: opcua-pki beside the journal)")
+    parser.add_argument("--opcua-trust", metavar="DIR",
+                        help="accept only the OPC UA client certificates in DIR")
+
+
 def pki_folder(pki: str | None, db: str) -> Path:
     """Where the server's key and certificate live: ``--pki``, else ``opcua-pki`` beside the journal."""
     return Path(pki) if pki else Path(db).resolve().parent / "opcua-pki"
